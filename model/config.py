@@ -1,0 +1,109 @@
+"""Run configuration: one frozen dataclass per component, composed into `RunConfig`.
+
+There is exactly one way in from a flat mapping (CLI flags, a Ray Tune trial's sampled config,
+a checkpoint): `run_config_from_flat`, which routes each key to its component and rejects
+unknown keys. Every key name is unique across components, so flat dicts stay readable:
+
+    {"corpus": "irc", "hidden_size": 512, "lr": 2e-3, ...}
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from corpora import CorpusConfig
+from model.errors import ConfigError
+from model.lstm import ModelConfig
+
+DECAYS = ("none", "cosine")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 64  # B: parallel streams, each a contiguous slice of the training text
+    seq_len: int = 128  # T: characters per stream per step (truncated BPTT length)
+    lr: float = 2e-3  # Adam learning rate after warm-up
+    weight_decay: float = 0.0  # Adam L2 penalty
+    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
+    warmup_chars: int = 0  # linear learning-rate warm-up, in training characters
+    decay: str = "none"  # learning-rate decay after warm-up: none | cosine (to 10% at the end)
+    max_train_chars: int = 5_000_000  # training budget in characters (targets), over all epochs
+    eval_every_chars: int = 500_000  # report (and evaluate) after every this many characters
+    seed: int = 0  # seeds weights, dropout and sampling; CPU runs repeat exactly
+    device: str = "auto"  # auto (CUDA when available) | cpu | cuda
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "seq_len", "max_train_chars", "eval_every_chars"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+        for name in ("weight_decay", "grad_clip", "warmup_chars"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be non-negative, got {getattr(self, name)}")
+        if self.decay not in DECAYS:
+            raise ConfigError(f"decay must be one of {', '.join(DECAYS)}, got {self.decay!r}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# Flat key -> (component, field). The corpus's `name` is spelled `corpus` in flat form.
+_COMPONENTS = {"corpus": CorpusConfig, "model": ModelConfig, "train": TrainConfig}
+_RENAMED = {("corpus", "name"): "corpus"}
+FLAT_KEYS: dict[str, tuple[str, str]] = {
+    _RENAMED.get((part, f.name), f.name): (part, f.name)
+    for part, cls in _COMPONENTS.items()
+    for f in fields(cls)
+}
+assert len(FLAT_KEYS) == sum(len(fields(c)) for c in _COMPONENTS.values()), "flat keys collide"
+
+
+def _coerce(value: Any, default: Any, key: str) -> Any:
+    """Accept ints for float fields and integral floats for int fields (Tune samples floats)."""
+    if isinstance(default, bool) or value is None:
+        return value
+    if isinstance(default, float) and isinstance(value, int | float):
+        return float(value)
+    if isinstance(default, int) and isinstance(value, float):
+        if not value.is_integer():
+            raise ConfigError(f"{key} must be an integer, got {value}")
+        return int(value)
+    if isinstance(default, int) and not isinstance(value, int):
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    return value
+
+
+def run_config_from_flat(flat: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
+    """Build a `RunConfig` from flat keys over `base` (defaults); unknown keys are an error."""
+    base = base or RunConfig()
+    unknown = sorted(set(flat) - set(FLAT_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+    changes: dict[str, dict[str, Any]] = {part: {} for part in _COMPONENTS}
+    for key, value in flat.items():
+        part, name = FLAT_KEYS[key]
+        changes[part][name] = _coerce(value, getattr(getattr(base, part), name), key)
+    return RunConfig(
+        **{part: replace(getattr(base, part), **changes[part]) for part in _COMPONENTS}
+    )
+
+
+def run_config_to_flat(run: RunConfig) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, (part, name) in FLAT_KEYS.items():
+        flat[key] = asdict(getattr(run, part))[name]
+    return flat
+
+
+def with_vocab_size(run: RunConfig, vocab_size: int) -> RunConfig:
+    """The derived value filled in once the corpus is known."""
+    return replace(run, model=replace(run.model, vocab_size=vocab_size))

@@ -1,0 +1,95 @@
+"""`SearchConfig`: everything one hyperparameter search needs, validated once.
+
+The per-trial training settings that are not searched (corpus, budget, reporting interval,
+seed, device) are a flat base config for `model.config.run_config_from_flat`; every trial
+overlays its sampled hyperparameters on it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from model.errors import ConfigError
+from search.space import SearchSpace
+
+WANDB_MODES = ("offline", "online", "disabled")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    corpus: str = "monte-cristo"  # registered corpus name or path to a UTF-8 file
+    trials: int = 24  # total trials to run, over all resumes
+    max_chars_per_trial: int = 2_000_000  # ASHA max_t: training characters of a full trial
+    grace_chars: int = 125_000  # ASHA grace period: characters before a trial can be stopped
+    reduction_factor: int = 4  # ASHA: keep the best 1/rf at every rung
+    eval_every_chars: int = 0  # report/checkpoint interval; 0 means grace_chars (ASHA's first rung)
+    concurrency: int = 0  # trials at once; 0 means as many as the cluster's CPUs allow
+    cpus_per_trial: float = 1.0  # CPU threads given to each trial (torch.set_num_threads)
+    gpus_per_trial: float = 0.0  # GPUs per trial (fractions share a GPU)
+    time_budget_s: float | None = None  # stop the whole search cleanly after this many seconds
+    seed: int = 0  # seeds the TPE sampler and every trial's training
+    name: str = ""  # search folder under storage; "" derives one from corpus and time
+    storage: str = "runs"  # folder holding every search
+    address: str | None = (
+        None  # existing Ray cluster ("auto", "host:port"); None starts a local Ray
+    )
+    wandb_project: str = "char-rnn-search"  # W&B project of the trial runs
+    wandb_mode: str = "offline"  # offline (default, `wandb sync` later) | online | disabled
+    data_dir: str | None = None  # local corpus folder (else CHARNN_DATA_DIR)
+    max_chars: int | None = None  # corpus prefix length, for equal-length comparisons
+    val_fraction: float = 0.02  # held-out share of the text, taken from its end
+    sample_chars: int = 400  # characters sampled from the best model at the end
+    space: SearchSpace = field(default_factory=SearchSpace)
+
+    def __post_init__(self) -> None:
+        positive = ("trials", "max_chars_per_trial", "grace_chars", "sample_chars")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.reduction_factor < 2:
+            raise ConfigError(f"reduction_factor must be at least 2, got {self.reduction_factor}")
+        if self.grace_chars > self.max_chars_per_trial:
+            raise ConfigError(
+                f"grace_chars ({self.grace_chars}) exceeds "
+                f"max_chars_per_trial ({self.max_chars_per_trial})"
+            )
+        if self.eval_every_chars < 0 or self.concurrency < 0:
+            raise ConfigError("eval_every_chars and concurrency must be non-negative")
+        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
+            raise ConfigError("cpus_per_trial must be positive and gpus_per_trial non-negative")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ConfigError(f"time_budget_s must be positive, got {self.time_budget_s}")
+        if self.wandb_mode not in WANDB_MODES:
+            raise ConfigError(
+                f"wandb_mode must be one of {', '.join(WANDB_MODES)}, got {self.wandb_mode!r}"
+            )
+        if self.name and not _NAME.match(self.name):
+            raise ConfigError(f"name {self.name!r} may hold only letters, digits, '.', '_' and '-'")
+
+    @property
+    def report_every(self) -> int:
+        return self.eval_every_chars or self.grace_chars
+
+    @property
+    def path(self) -> Path:
+        """The search folder: Ray Tune's experiment, the result tables and the best model."""
+        if not self.name:
+            raise ConfigError("search name is not set")
+        return Path(self.storage).resolve() / self.name
+
+    def base_run(self) -> dict[str, Any]:
+        """Flat training settings shared by every trial (see model.config.run_config_from_flat)."""
+        return {
+            "corpus": self.corpus,
+            "data_dir": self.data_dir,
+            "max_chars": self.max_chars,
+            "val_fraction": self.val_fraction,
+            "max_train_chars": self.max_chars_per_trial,
+            "eval_every_chars": self.report_every,
+            "seed": self.seed,
+            "device": "cuda" if self.gpus_per_trial > 0 else "cpu",
+        }

@@ -1,0 +1,181 @@
+"""Result tables of a search: one row per trial, one row per reported iteration.
+
+    runs/NAME/trials.parquet   trial_id, corpus, checksum, hyperparameters, final/best val_bpc,
+                               chars trained, wall time, status, best checkpoint path, ...
+    runs/NAME/curves.parquet   trial_id, iteration, chars_seen, train_bpc, val_bpc, ...
+
+Both are written atomically (temporary file, then rename) with explicit Arrow schemas, so
+pyarrow or pandas alone read them and an interrupted write never leaves half a table.
+Reports (rankings, comparisons) are views computed from these tables.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+STATUSES = ("completed", "stopped", "diverged", "failed", "unfinished")
+HYPERPARAMETERS = ("cell", "num_layers", "hidden_size", "dropout", "seq_len", "lr", "batch_size")
+
+TRIALS_SCHEMA = pa.schema(
+    [
+        ("search", pa.string()),
+        ("trial_id", pa.string()),
+        ("corpus", pa.string()),
+        ("corpus_sha256", pa.string()),
+        ("corpus_chars", pa.int64()),  # characters used (after --max-chars), train + validation
+        ("val_chars", pa.int64()),
+        ("vocab_size", pa.int32()),
+        ("cell", pa.string()),
+        ("num_layers", pa.int32()),
+        ("hidden_size", pa.int32()),
+        ("dropout", pa.float64()),
+        ("seq_len", pa.int32()),
+        ("lr", pa.float64()),
+        ("batch_size", pa.int32()),
+        ("num_params", pa.int64()),
+        ("final_val_bpc", pa.float64()),  # at the trial's last report; null if it never reported
+        ("best_val_bpc", pa.float64()),
+        ("final_train_bpc", pa.float64()),
+        ("chars_trained", pa.int64()),
+        ("iterations", pa.int32()),
+        ("wall_s", pa.float64()),  # training wall time of the trial, over all resumes
+        ("chars_per_s", pa.float64()),  # mean training throughput
+        ("status", pa.string()),  # one of STATUSES
+        ("error", pa.string()),
+        ("best_checkpoint", pa.string()),  # folder holding checkpoint.pt of the trial's best report
+    ]
+)
+
+CURVES_SCHEMA = pa.schema(
+    [
+        ("search", pa.string()),
+        ("trial_id", pa.string()),
+        ("iteration", pa.int32()),
+        ("chars_seen", pa.int64()),
+        ("train_bpc", pa.float64()),
+        ("val_bpc", pa.float64()),
+        ("chars_per_s", pa.float64()),
+        ("elapsed_s", pa.float64()),
+        ("lr", pa.float64()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """What a finished (or stopped) trial left, independent of Ray's result classes."""
+
+    trial_id: str
+    config: dict[str, Any]
+    history: list[dict[str, Any]]  # every reported iteration, in order
+    error: str | None
+    best_checkpoint: str | None
+    finished: bool = True  # False: still pending or running when the search stopped
+
+
+def trial_status(record: TrialRecord, budget: int) -> str:
+    """completed (full budget), stopped (by ASHA), diverged, failed, or unfinished."""
+    if record.error:
+        return "diverged" if "TrialDiverged" in record.error else "failed"
+    chars = record.history[-1]["chars_seen"] if record.history else 0
+    if chars >= budget:
+        return "completed"
+    return "stopped" if record.finished else "unfinished"
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def trial_row(
+    record: TrialRecord, search: str, corpus: dict[str, Any], status: str
+) -> dict[str, Any]:
+    history = record.history
+    last = history[-1] if history else {}
+    val = [h["val_bpc"] for h in history if _finite(h.get("val_bpc")) is not None]
+    wall = float(last.get("elapsed_s", 0.0))
+    chars = int(last.get("chars_seen", 0))
+    row = {
+        "search": search,
+        "trial_id": record.trial_id,
+        "corpus": corpus["name"],
+        "corpus_sha256": corpus["sha256"],
+        "corpus_chars": corpus["n_chars"],
+        "val_chars": corpus["val_chars"],
+        "vocab_size": corpus["vocab_size"],
+        **{name: record.config.get(name) for name in HYPERPARAMETERS},
+        "num_params": last.get("num_params"),
+        "final_val_bpc": _finite(last.get("val_bpc")),
+        "best_val_bpc": min(val) if val else None,
+        "final_train_bpc": _finite(last.get("train_bpc")),
+        "chars_trained": chars,
+        "iterations": len(history),
+        "wall_s": wall,
+        "chars_per_s": chars / wall if wall > 0 else None,
+        "status": status,
+        "error": record.error.strip().splitlines()[-1][:500] if record.error else None,
+        "best_checkpoint": record.best_checkpoint,
+    }
+    return row
+
+
+def curve_rows(record: TrialRecord, search: str) -> Iterable[dict[str, Any]]:
+    for i, h in enumerate(record.history, start=1):
+        yield {
+            "search": search,
+            "trial_id": record.trial_id,
+            "iteration": i,
+            **{
+                name: h.get(name)
+                for name in ("chars_seen", "train_bpc", "val_bpc", "chars_per_s", "elapsed_s", "lr")
+            },
+        }
+
+
+def write_table(rows: list[dict[str, Any]], schema: pa.Schema, path: Path) -> None:
+    """Write `rows` as Parquet atomically."""
+    table = pa.Table.from_pylist(rows, schema=schema)
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
+
+
+def read_trials(search_dir: str | Path) -> pa.Table:
+    return pq.read_table(Path(search_dir) / "trials.parquet")
+
+
+def ranked(trials: pa.Table) -> list[dict[str, Any]]:
+    """Trials best first (lowest best_val_bpc); trials without a value last."""
+    rows = trials.to_pylist()
+    return sorted(rows, key=lambda r: (r["best_val_bpc"] is None, r["best_val_bpc"] or 0.0))
+
+
+def format_ranking(trials: pa.Table, limit: int = 10) -> str:
+    """A short ranked table of trials for the terminal."""
+    header = (
+        f"{'rank':>4} {'trial':<14} {'status':<10} {'best_bpc':>8} {'chars':>10} "
+        f"{'cell':<4} {'L':>1} {'hidden':>6} {'drop':>5} {'seq':>4} {'batch':>5} {'lr':>8}"
+    )
+    lines = [header]
+    for i, r in enumerate(ranked(trials)[:limit], start=1):
+        bpc = f"{r['best_val_bpc']:.4f}" if r["best_val_bpc"] is not None else "-"
+        lines.append(
+            f"{i:>4} {r['trial_id'][:14]:<14} {r['status']:<10} {bpc:>8} {r['chars_trained']:>10,} "
+            f"{r['cell'] or '-':<4} {r['num_layers'] or 0:>1} {r['hidden_size'] or 0:>6} "
+            f"{r['dropout'] or 0:>5.2f} {r['seq_len'] or 0:>4} {r['batch_size'] or 0:>5} "
+            f"{r['lr'] or 0:>8.2e}"
+        )
+    counts = {s: 0 for s in STATUSES}
+    for s in trials.column("status").to_pylist():
+        counts[s] += 1
+    lines.append(
+        f"{trials.num_rows} trials: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    )
+    return "\n".join(lines)
