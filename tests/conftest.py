@@ -7,6 +7,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPORA = ROOT.parent / "shared" / "corpora"
+if DEFAULT_CORPORA.is_dir():  # the project's layout: shared/ beside the checkout, as in CI
+    os.environ.setdefault("CHARNN_DATA_DIR", str(DEFAULT_CORPORA))
 
 
 @pytest.fixture(scope="session")

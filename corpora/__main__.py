@@ -1,0 +1,5 @@
+"""`python -m corpora`: see corpora.cli."""
+
+from corpora.cli import main
+
+raise SystemExit(main())

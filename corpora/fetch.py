@@ -1,0 +1,168 @@
+"""Finding a corpus file: a path, the local data folder, the cache, or a verified download.
+
+    path = resolve_corpus("monte-cristo")   # or a path to any UTF-8 text file
+
+Resolution order: an existing file path -> <data dir>/<filename> (argument, else $CHARNN_DATA_DIR)
+-> <cache dir>/<filename> -> download into the cache. A download runs under a file lock, so many
+processes (Ray workers) sharing a cache download once; the prepared text is checked against the
+registry's sha256 and only then moved into place atomically. A cached file is therefore always
+a verified one, and is never downloaded again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from filelock import FileLock
+from tqdm import tqdm
+
+from corpora.errors import CorpusError
+from corpora.registry import REGISTRY, CorpusSpec
+
+DATA_DIR_ENV = "CHARNN_DATA_DIR"
+DOWNLOAD_TIMEOUT_S = 60.0  # per socket operation, not for the whole download
+_USER_AGENT = "char-rnn-search (corpus fetch)"
+
+
+def default_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/char-rnn-search, else ~/.cache/char-rnn-search."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "char-rnn-search"
+
+
+def data_dir_from_env() -> Path | None:
+    """The local data folder named by $CHARNN_DATA_DIR, if set."""
+    value = os.environ.get(DATA_DIR_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def _checked_data_dir(data_dir: Path | None) -> Path | None:
+    """`data_dir`, else the environment's; CorpusError if one is named but is not a folder."""
+    source = "data folder"
+    if data_dir is None:
+        data_dir, source = data_dir_from_env(), DATA_DIR_ENV
+    if data_dir is None:
+        return None
+    folder = Path(data_dir).expanduser()
+    if not folder.is_dir():
+        raise CorpusError(f"{source} {folder} is not an existing folder")
+    return folder
+
+
+def local_path(spec: CorpusSpec, data_dir: Path | None = None, cache_dir: Path | None = None
+               ) -> Path | None:
+    """Where `spec`'s file is already on disk (data folder first, then cache), else None."""
+    folder = _checked_data_dir(data_dir)
+    candidates = [folder / spec.filename] if folder else []
+    candidates.append((cache_dir or default_cache_dir()) / spec.filename)
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def resolve_corpus(name_or_path: str, data_dir: Path | None = None, cache_dir: Path | None = None,
+                   download: bool = True) -> Path:
+    """Path of a corpus file: an existing file, else a registered name found locally or fetched."""
+    as_path = Path(name_or_path).expanduser()
+    if as_path.is_file():
+        return as_path
+    spec = REGISTRY.get(name_or_path)
+    if spec is None:
+        if as_path.is_dir():
+            raise CorpusError(f"{as_path} is a directory, not a corpus file")
+        names = ", ".join(REGISTRY)
+        raise CorpusError(
+            f"unknown corpus {name_or_path!r}: not a registered name ({names}) nor a file"
+        )
+    found = local_path(spec, data_dir, cache_dir)
+    if found is not None:
+        return found
+    if not download:
+        raise CorpusError(
+            f"corpus {spec.name!r} is not available locally and downloading is off; put "
+            f"{spec.filename} in your data folder ({DATA_DIR_ENV} / --data-dir)"
+        )
+    return fetch(spec, cache_dir or default_cache_dir())
+
+
+def _download(url: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> bytes:
+    """The body at `url` (redirects followed), with a progress bar on a terminal."""
+    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        chunks = []
+        with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
+                  disable=None, leave=False) as bar:  # disable=None: silent when not a tty
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                chunks.append(chunk)
+                bar.update(len(chunk))
+    return b"".join(chunks)
+
+
+def _install(data: bytes, target: Path) -> None:
+    """Write `data` to a temporary file beside `target`, then rename it into place atomically."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _local_hint(spec: CorpusSpec) -> str:
+    return f"put {spec.filename} in your data folder ({DATA_DIR_ENV} / --data-dir) instead"
+
+
+def _download_raw(spec: CorpusSpec) -> bytes:
+    """`spec.url`'s body; CorpusError (one line, with the local-file hint) on any network error."""
+    try:
+        return _download(spec.url)
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+        is_http = isinstance(e, urllib.error.HTTPError)  # str(): "HTTP Error 404: Not Found"
+        reason = e if is_http else getattr(e, "reason", None) or e
+        raise CorpusError(
+            f"could not download corpus {spec.name!r} from {spec.url} ({reason}); "
+            f"you can {_local_hint(spec)}"
+        ) from None
+
+
+def _verified_text(spec: CorpusSpec, raw: bytes) -> bytes:
+    """`spec.prepare(raw)` as UTF-8 bytes; CorpusError naming both checksums on a mismatch."""
+    data = spec.prepare(raw).encode("utf-8")
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != spec.sha256:
+        note = f" {spec.note}" if spec.note else ""
+        raise CorpusError(
+            f"checksum mismatch for corpus {spec.name!r} from {spec.url}: expected {spec.sha256}, "
+            f"got {actual}; nothing was installed.{note} You can {_local_hint(spec)}."
+        )
+    return data
+
+
+def fetch(spec: CorpusSpec, cache_dir: Path) -> Path:
+    """Download, prepare, verify and install `spec` into `cache_dir`; return the file's path.
+
+    A file already in the cache is returned as is (it was verified when installed). Concurrent
+    callers serialise on `<cache_dir>/<filename>.lock`; whoever waited finds the file and returns.
+    """
+    cache_dir = Path(cache_dir)
+    target = cache_dir / spec.filename
+    if target.is_file():
+        return target
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(cache_dir / f"{spec.filename}.lock"):
+            if target.is_file():  # another process installed it while we waited
+                return target
+            _install(_verified_text(spec, _download_raw(spec)), target)
+    except OSError as e:  # cache folder not writable, disk full, ...
+        raise CorpusError(f"cannot write corpus {spec.name!r} into {cache_dir}: {e}") from None
+    return target
