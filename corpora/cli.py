@@ -42,27 +42,43 @@ def corpus_status(spec: CorpusSpec, data_dir: Path | None, cache_dir: Path | Non
         return CorpusStatus(spec.name, f"download: {spec.url}", False, None, None, None, spec.title)
     kind = "cache" if path.parent == cache_dir else "data dir"
     text = read_text(path)
-    return CorpusStatus(spec.name, f"{kind}: {path}", True, path.stat().st_size, len(text),
-                        len(Vocab.from_text(text)), spec.title)
+    return CorpusStatus(
+        spec.name,
+        f"{kind}: {path}",
+        True,
+        path.stat().st_size,
+        len(text),
+        len(Vocab.from_text(text)),
+        spec.title,
+    )
 
 
 def format_table(rows: Sequence[CorpusStatus]) -> str:
     """A plain-text table, one corpus a line, columns padded to width."""
+
     def number(value: int | None) -> str:
         return "-" if value is None else f"{value:,}"
 
     header = ("name", "source", "local", "MB", "chars", "distinct", "title")
     cells = [header] + [
-        (r.name, r.source, "yes" if r.present else "no",
-         "-" if r.n_bytes is None else f"{r.n_bytes / 1e6:.2f}",
-         number(r.n_chars), number(r.n_distinct), r.title)
+        (
+            r.name,
+            r.source,
+            "yes" if r.present else "no",
+            "-" if r.n_bytes is None else f"{r.n_bytes / 1e6:.2f}",
+            number(r.n_chars),
+            number(r.n_distinct),
+            r.title,
+        )
         for r in rows
     ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     right = {3, 4, 5}  # numeric columns
     return "\n".join(
-        "  ".join(c.rjust(w) if i in right else c.ljust(w)
-                  for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+        "  ".join(
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
         for row in cells
     )
 
@@ -70,21 +86,45 @@ def format_table(rows: Sequence[CorpusStatus]) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m corpora", description=__doc__.split("\n")[0])
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
-                        help=f"folder holding prepared corpus files (default: ${DATA_DIR_ENV})")
-    common.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
-                        help=f"download cache (default: {default_cache_dir()})")
+    common.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"folder holding prepared corpus files (default: ${DATA_DIR_ENV})",
+    )
+    common.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"download cache (default: {default_cache_dir()})",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("list", parents=[common], help="show registered corpora and their sources",
-                        description="Show each registered corpus, where it would come from "
-                                    "(data folder, cache or URL) and, if present, its size.")
-    fetch = commands.add_parser("fetch", parents=[common], help="find or download one corpus",
-                                description="Resolve one corpus (downloading it into the cache "
-                                            "if needed) and print its path.")
-    fetch.add_argument("name", metavar="NAME",
-                       help=f"registered name ({', '.join(REGISTRY)}) or path to a text file")
-    fetch.add_argument("--no-download", action="store_true",
-                       help="fail instead of downloading when the corpus is not on disk")
+    commands.add_parser(
+        "list",
+        parents=[common],
+        help="show registered corpora and their sources",
+        description="Show each registered corpus, where it would come from "
+        "(data folder, cache or URL) and, if present, its size.",
+    )
+    fetch = commands.add_parser(
+        "fetch",
+        parents=[common],
+        help="find or download one corpus",
+        description="Resolve one corpus (downloading it into the cache "
+        "if needed) and print its path.",
+    )
+    fetch.add_argument(
+        "name",
+        metavar="NAME",
+        help=f"registered name ({', '.join(REGISTRY)}) or path to a text file",
+    )
+    fetch.add_argument(
+        "--no-download",
+        action="store_true",
+        help="fail instead of downloading when the corpus is not on disk",
+    )
     return parser
 
 
@@ -96,8 +136,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             specs = REGISTRY.values()
             print(format_table([corpus_status(s, args.data_dir, args.cache_dir) for s in specs]))
         else:
-            print(resolve_corpus(args.name, args.data_dir, args.cache_dir,
-                                 download=not args.no_download))
+            print(
+                resolve_corpus(
+                    args.name, args.data_dir, args.cache_dir, download=not args.no_download
+                )
+            )
     except CorpusError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -38,12 +38,14 @@ class CorpusConfig:
         if not isinstance(self.name, str) or not self.name:
             raise CorpusError("corpus name must be a non-empty string")
         if self.max_chars is not None and (
-            isinstance(self.max_chars, bool) or not isinstance(self.max_chars, Integral)
+            isinstance(self.max_chars, bool)
+            or not isinstance(self.max_chars, Integral)
             or self.max_chars <= 0
         ):
             raise CorpusError(f"max_chars must be a positive integer, not {self.max_chars!r}")
         if (
-            isinstance(self.val_fraction, bool) or not isinstance(self.val_fraction, Real)
+            isinstance(self.val_fraction, bool)
+            or not isinstance(self.val_fraction, Real)
             or not 0 < self.val_fraction < 0.5
         ):
             raise CorpusError(f"val_fraction must be in (0, 0.5), not {self.val_fraction!r}")
@@ -84,8 +86,9 @@ def _display_name(name_or_path: str) -> str:
     return path.stem if path.is_file() else name_or_path
 
 
-def load_corpus(config: CorpusConfig, cache_dir: Path | None = None, download: bool = True
-                ) -> Corpus:
+def load_corpus(
+    config: CorpusConfig, cache_dir: Path | None = None, download: bool = True
+) -> Corpus:
     """Resolve, read, encode and split the corpus that `config` names."""
     data_dir = Path(config.data_dir) if config.data_dir else None
     path = resolve_corpus(config.name, data_dir, cache_dir, download)

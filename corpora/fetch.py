@@ -55,8 +55,9 @@ def _checked_data_dir(data_dir: Path | None) -> Path | None:
     return folder
 
 
-def local_path(spec: CorpusSpec, data_dir: Path | None = None, cache_dir: Path | None = None
-               ) -> Path | None:
+def local_path(
+    spec: CorpusSpec, data_dir: Path | None = None, cache_dir: Path | None = None
+) -> Path | None:
     """Where `spec`'s file is already on disk (data folder first, then cache), else None."""
     folder = _checked_data_dir(data_dir)
     candidates = [folder / spec.filename] if folder else []
@@ -64,8 +65,12 @@ def local_path(spec: CorpusSpec, data_dir: Path | None = None, cache_dir: Path |
     return next((path for path in candidates if path.is_file()), None)
 
 
-def resolve_corpus(name_or_path: str, data_dir: Path | None = None, cache_dir: Path | None = None,
-                   download: bool = True) -> Path:
+def resolve_corpus(
+    name_or_path: str,
+    data_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    download: bool = True,
+) -> Path:
     """Path of a corpus file: an existing file, else a registered name found locally or fetched."""
     as_path = Path(name_or_path).expanduser()
     if as_path.is_file():
@@ -95,8 +100,14 @@ def _download(url: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> bytes:
     with urllib.request.urlopen(request, timeout=timeout) as response:
         total = int(response.headers.get("Content-Length") or 0) or None
         chunks = []
-        with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
-                  disable=None, leave=False) as bar:  # disable=None: silent when not a tty
+        with tqdm(
+            total=total,
+            unit="B",
+            unit_scale=True,
+            desc=url.rsplit("/", 1)[-1],
+            disable=None,
+            leave=False,
+        ) as bar:  # disable=None: silent when not a tty
             for chunk in iter(lambda: response.read(1 << 20), b""):
                 chunks.append(chunk)
                 bar.update(len(chunk))

@@ -92,8 +92,9 @@ def prepare_war_and_peace(raw: bytes) -> str:
 _FILE_SEPARATOR = "\n\n"
 
 
-def source_files_from_tar(raw: bytes, prefix: str = "src/", suffixes: tuple[str, ...] = (".c", ".h")
-                          ) -> dict[str, bytes]:
+def source_files_from_tar(
+    raw: bytes, prefix: str = "src/", suffixes: tuple[str, ...] = (".c", ".h")
+) -> dict[str, bytes]:
     """Regular files under `prefix` with one of `suffixes` in a (gzipped) tar of a repository.
 
     Keys are paths relative to the archive's single top folder (GitHub archives wrap the tree in
@@ -139,17 +140,47 @@ def prepare_nginx(raw: bytes) -> str:
 _USLM_SKIP = frozenset({"meta", "toc", "notes", "note", "sourceCredit", "footnote"})
 # Elements printed as one line each (their inline markup flattened).
 _USLM_LINES = frozenset(
-    {"heading", "subheading", "chapeau", "content", "continuation", "p", "proviso",
-     "caption", "th", "td", "column"}
+    {
+        "heading",
+        "subheading",
+        "chapeau",
+        "content",
+        "continuation",
+        "p",
+        "proviso",
+        "caption",
+        "th",
+        "td",
+        "column",
+    }
 )
 # Children that make a line element a container instead (e.g. <content><p/><p/></content>).
 _USLM_BLOCKS = _USLM_LINES | {
-    "num", "table", "thead", "tbody", "tfoot", "tr", "layout", "header", "row", "quotedContent",
-    "list", "listItem", "subsection", "paragraph", "subparagraph", "clause", "subclause", "item",
-    "subitem", "subsubitem", "level",
+    "num",
+    "table",
+    "thead",
+    "tbody",
+    "tfoot",
+    "tr",
+    "layout",
+    "header",
+    "row",
+    "quotedContent",
+    "list",
+    "listItem",
+    "subsection",
+    "paragraph",
+    "subparagraph",
+    "clause",
+    "subclause",
+    "item",
+    "subitem",
+    "subsubitem",
+    "level",
 }
-_SPACE_LIKE = str.maketrans({"\u202f": " ", "\u2000": " ", "\u2001": " ", "\u00ad": None,
-                             "\n": " ", "\r": " ", "\t": " "})
+_SPACE_LIKE = str.maketrans(
+    {"\u202f": " ", "\u2000": " ", "\u2001": " ", "\u00ad": None, "\n": " ", "\r": " ", "\t": " "}
+)
 
 
 def _local(tag: str) -> str:

@@ -56,7 +56,8 @@ def train_trial(config: dict[str, Any], corpus: Corpus, base: dict[str, Any]) ->
             # Raising (rather than reporting NaN) keeps NaN out of ASHA's rung statistics, where
             # it would poison the cutoff, and tells the searcher the trial failed.
             raise TrialDiverged(
-                f"training loss became non-finite after {metrics['chars_seen']} characters"
+                f"training loss diverged (non-finite or far above chance) after "
+                f"{metrics['chars_seen']} characters"
             )
         with tempfile.TemporaryDirectory() as folder:
             save_checkpoint(trainer.checkpoint(), str(Path(folder) / CHECKPOINT_FILE))

@@ -16,6 +16,26 @@ from model.errors import ConfigError
 from search.space import SearchSpace
 
 WANDB_MODES = ("offline", "online", "disabled")
+
+# Named sizes: SearchConfig overrides, plus search-space overrides under "space". Explicit
+# settings win over a preset. "smoke" is what the tests and the README's first command run.
+PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": {  # about a minute on 2 CPU cores: tiny models on a 200k-character slice
+        "trials": 6,
+        "max_chars": 200_000,
+        "max_chars_per_trial": 48_000,
+        "grace_chars": 6_000,
+        "reduction_factor": 2,
+        "space": {"hidden_size": [16, 48], "batch_size": [8, 16], "seq_len": [16, 32]},
+    },
+    "small": {  # tens of minutes on 2 CPU cores
+        "trials": 24,
+        "max_chars_per_trial": 2_000_000,
+        "grace_chars": 125_000,
+        "reduction_factor": 4,
+        "space": {"hidden_size": [64, 512], "batch_size": [32, 64, 128], "seq_len": [32, 256]},
+    },
+}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 

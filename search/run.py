@@ -18,113 +18,96 @@ from typing import Any
 
 from corpora import CorpusError
 from model.errors import ConfigError
-from search.config import WANDB_MODES, SearchConfig
+from search.config import PRESETS, WANDB_MODES, SearchConfig
 from search.results import format_ranking, read_trials
 from search.space import SearchSpace, load_space_file, space_from_mapping
 
 DEFAULTS = SearchConfig()
+CONFIG_FIELDS = {f.name for f in fields(SearchConfig)} - {"space"}
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Flags absent from the command line stay absent (SUPPRESS), so that a --preset can fill them
+    # and SearchConfig's own defaults fill the rest: each default is stated once.
     p = argparse.ArgumentParser(
         prog="python -m search.run",
         description="Search LSTM hyperparameters with Optuna (TPE) and ASHA on Ray Tune.",
+        argument_default=argparse.SUPPRESS,
     )
+    d = DEFAULTS
     add = p.add_argument
     add("--corpus", required=True, help="registered corpus name or path to a UTF-8 text file")
-    add(
-        "--trials",
-        type=int,
-        default=DEFAULTS.trials,
-        help="total number of trials (default %(default)s)",
-    )
+    add("--preset", choices=sorted(PRESETS), help="a named search size; explicit flags override it")
+    add("--trials", type=int, help=f"total number of trials (default {d.trials})")
     add(
         "--max-chars-per-trial",
         type=int,
-        default=DEFAULTS.max_chars_per_trial,
-        help="training characters of a trial ASHA never stops (max_t; default %(default)s)",
+        help=f"characters a trial trains unless ASHA stops it (default {d.max_chars_per_trial})",
     )
     add(
         "--grace-chars",
         type=int,
-        default=DEFAULTS.grace_chars,
-        help="characters every trial trains before ASHA may stop it (default %(default)s)",
+        help=f"characters every trial trains before ASHA may stop it (default {d.grace_chars})",
     )
     add(
         "--reduction-factor",
         type=int,
-        default=DEFAULTS.reduction_factor,
-        help="ASHA keeps the best 1/N of trials at each rung (default %(default)s)",
+        help=f"ASHA keeps the best 1/N of trials at each rung (default {d.reduction_factor})",
     )
     add(
         "--eval-every-chars",
         type=int,
-        default=0,
         help="evaluate, report and checkpoint every this many characters (default: grace chars)",
     )
     add(
         "--concurrency",
         type=int,
-        default=0,
         help="trials running at once (default: as many as the cluster's CPUs allow)",
     )
     add(
         "--cpus-per-trial",
         type=float,
-        default=DEFAULTS.cpus_per_trial,
-        help="CPUs (torch threads) per trial (default %(default)s)",
+        help=f"CPUs (torch threads) per trial (default {d.cpus_per_trial:g})",
     )
     add(
         "--gpus-per-trial",
         type=float,
-        default=DEFAULTS.gpus_per_trial,
-        help="GPUs per trial; fractions share a GPU (default %(default)s)",
+        help=f"GPUs per trial; fractions share a GPU (default {d.gpus_per_trial:g})",
     )
     add(
         "--time-budget",
         type=float,
-        default=None,
+        dest="time_budget_s",
         help="stop the search cleanly after this many seconds",
     )
-    add(
-        "--seed",
-        type=int,
-        default=DEFAULTS.seed,
-        help="sampler and training seed (default %(default)s)",
-    )
-    add(
-        "--name",
-        default="",
-        help="search name (default: CORPUS-DATE-TIME; with --resume: the latest)",
-    )
-    add("--storage", default=DEFAULTS.storage, help="folder holding searches (default %(default)s)")
-    add("--address", default=None, help="address of a running Ray cluster, e.g. auto or HOST:PORT")
+    add("--seed", type=int, help=f"sampler and training seed (default {d.seed})")
+    add("--name", help="search name (default: CORPUS-DATE-TIME; with --resume: the latest)")
+    add("--storage", help=f"folder holding searches (default {d.storage})")
+    add("--address", help="address of a running Ray cluster, e.g. auto or HOST:PORT")
     add(
         "--resume",
         action="store_true",
+        default=False,
         help="continue an interrupted search (same --name, or the latest of this corpus)",
     )
-    add("--wandb-project", default=DEFAULTS.wandb_project, help="W&B project (default %(default)s)")
+    add("--wandb-project", help=f"W&B project (default {d.wandb_project})")
     add(
         "--wandb-mode",
         choices=WANDB_MODES,
-        default=DEFAULTS.wandb_mode,
         help="offline (default; upload later with `wandb sync`), online or disabled",
     )
-    add("--data-dir", default=None, help="local corpus folder (default: $CHARNN_DATA_DIR)")
+    add("--data-dir", help="local corpus folder (default: $CHARNN_DATA_DIR)")
     add(
         "--max-chars",
         type=int,
-        default=None,
         help="use only this many leading characters of the corpus (equal-length comparisons)",
     )
     add(
         "--val-fraction",
         type=float,
-        default=DEFAULTS.val_fraction,
-        help="share of the text, from its end, held out for validation (default %(default)s)",
+        help=f"share of the text, from its end, held out for validation (default {d.val_fraction})",
     )
-    add("--space", default=None, help="YAML or TOML file overriding search ranges")
+    add("--space", dest="space_file", help="YAML or TOML file overriding search ranges")
     add(
         "--range",
         action="append",
@@ -132,19 +115,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FIELD=LOW,HIGH",
         help="override one search range or choice list, e.g. hidden_size=64,512 (repeatable)",
     )
-    add("--cells", default=None, help="recurrent cells to search, e.g. lstm,gru,rnn (default lstm)")
+    add("--cells", help="recurrent cells to search, e.g. lstm,gru,rnn (default lstm)")
     return p
 
 
-def build_space(args: argparse.Namespace) -> SearchSpace:
-    space = load_space_file(args.space) if args.space else SearchSpace()
+def build_space(args: argparse.Namespace, preset: dict[str, Any]) -> SearchSpace:
+    """Ranges: defaults, then the preset's, then a --space file, then --range and --cells."""
+    space = space_from_mapping(preset.get("space", {}))
+    if "space_file" in args:
+        space = load_space_file(args.space_file, space)
     overrides: dict[str, Any] = {}
     for item in args.range:
         field_name, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"--range expects FIELD=VALUES, got {item!r}")
         overrides[field_name.strip()] = value
-    if args.cells:
+    if "cells" in args:
         overrides["cells"] = args.cells
     return space_from_mapping(overrides, space)
 
@@ -178,37 +164,21 @@ def saved_config(path: Path, overrides: dict[str, Any]) -> SearchConfig:
 
 
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
+    storage = getattr(args, "storage", DEFAULTS.storage)
     if args.resume:
-        name = args.name or latest_search(args.storage, args.corpus)
-        path = Path(args.storage).resolve() / name
+        name = getattr(args, "name", "") or latest_search(storage, args.corpus)
+        path = Path(storage).resolve() / name
         if not (path / "search.json").is_file():
-            raise ConfigError(f"no search named {name!r} in {args.storage} to resume")
-        overrides = {"address": args.address, "storage": args.storage}
-        if args.data_dir:
+            raise ConfigError(f"no search named {name!r} in {storage} to resume")
+        overrides = {"address": getattr(args, "address", None), "storage": storage}
+        if "data_dir" in args:
             overrides["data_dir"] = args.data_dir
         return saved_config(path, overrides)
-    return SearchConfig(
-        corpus=args.corpus,
-        trials=args.trials,
-        max_chars_per_trial=args.max_chars_per_trial,
-        grace_chars=args.grace_chars,
-        reduction_factor=args.reduction_factor,
-        eval_every_chars=args.eval_every_chars,
-        concurrency=args.concurrency,
-        cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial,
-        time_budget_s=args.time_budget,
-        seed=args.seed,
-        name=args.name or default_name(args.corpus),
-        storage=args.storage,
-        address=args.address,
-        wandb_project=args.wandb_project,
-        wandb_mode=args.wandb_mode,
-        data_dir=args.data_dir,
-        max_chars=args.max_chars,
-        val_fraction=args.val_fraction,
-        space=build_space(args),
-    )
+    preset = dict(PRESETS[args.preset]) if "preset" in args else {}
+    settings = {k: v for k, v in preset.items() if k != "space"}
+    settings.update({k: v for k, v in vars(args).items() if k in CONFIG_FIELDS})
+    settings.setdefault("name", default_name(args.corpus))
+    return SearchConfig(**settings, space=build_space(args, preset))
 
 
 def main(argv: list[str] | None = None) -> int:

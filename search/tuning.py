@@ -14,7 +14,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -101,6 +105,28 @@ def check_trainable(config: SearchConfig, corpus: Corpus) -> None:
         max(config.space.batch_size),
         config.space.seq_len[1],
     )
+
+
+@contextmanager
+def sigterm_stops_gracefully() -> Iterator[None]:
+    """Inside: SIGTERM ends the search like Ctrl-C, saving Tune's state for --resume.
+
+    Tune catches SIGINT and SIGUSR1 during `fit` and stops cleanly; SIGTERM would otherwise hit
+    Ray's native handler and kill the driver mid-write. Must be entered after `ray.init`.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop_gracefully(*_: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the driver at once
+        signal.raise_signal(signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGTERM, stop_gracefully)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def start_ray(address: str | None) -> bool:
@@ -297,7 +323,8 @@ def run_search(config: SearchConfig, resume: bool = False) -> SearchOutcome:
             )
         else:
             tuner = make_tuner(config, corpus)
-        tuner.fit()
+        with sigterm_stops_gracefully():
+            tuner.fit()
         records = collect_trials(config)
     finally:
         if started_ray:

@@ -118,8 +118,14 @@ RAW = "héllo, wörld — tiny corpus\n".encode()
 def tiny_spec(server: Server, raw: bytes = RAW, sha256: str | None = None) -> CorpusSpec:
     server.payloads["/tiny.raw"] = raw
     expected = hashlib.sha256(shout(raw).encode()).hexdigest()
-    return CorpusSpec(name="tiny", filename="tiny.txt", title="test corpus",
-                      url=f"{server.url}/tiny.raw", sha256=sha256 or expected, prepare=shout)
+    return CorpusSpec(
+        name="tiny",
+        filename="tiny.txt",
+        title="test corpus",
+        url=f"{server.url}/tiny.raw",
+        sha256=sha256 or expected,
+        prepare=shout,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,8 +152,9 @@ def test_registry_checksums_match_real_files(name: str) -> None:
 
 @needs_data
 @pytest.mark.parametrize("name", ["monte-cristo", "war-and-peace"])
-def test_gutenberg_preparation_is_idempotent_on_reference(name: str, server: Server,
-                                                          tmp_path: Path) -> None:
+def test_gutenberg_preparation_is_idempotent_on_reference(
+    name: str, server: Server, tmp_path: Path
+) -> None:
     """Serving the reference file itself: prepare() leaves it unchanged, so fetch verifies."""
     spec = REGISTRY[name]
     server.payloads["/ref"] = (Path(DATA_DIR) / spec.filename).read_bytes()
@@ -252,8 +259,9 @@ def test_concurrent_fetch_in_threads_downloads_once(server: Server, tmp_path: Pa
     spec = tiny_spec(server)
     server.delay_s = 0.3  # keep the first download in flight while the second thread arrives
     results: list[Path] = []
-    threads = [threading.Thread(target=lambda: results.append(fetch(spec, tmp_path)))
-               for _ in range(2)]
+    threads = [
+        threading.Thread(target=lambda: results.append(fetch(spec, tmp_path))) for _ in range(2)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -276,9 +284,16 @@ def test_concurrent_fetch_in_processes_downloads_once(server: Server, tmp_path: 
     server.delay_s = 0.5
     args = [f"{server.url}/p.raw", hashlib.sha256(RAW).hexdigest(), str(tmp_path)]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    children = [subprocess.Popen([sys.executable, "-c", CHILD, *args], env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for _ in range(2)]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outputs = [child.communicate(timeout=30) for child in children]
     assert [child.returncode for child in children] == [0, 0], outputs
     assert [out.strip() for out, _ in outputs] == [str(tmp_path / "tiny.txt")] * 2
@@ -375,8 +390,14 @@ def test_split_ids_by_position() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"max_chars": 0}, {"max_chars": -5}, {"val_fraction": 0.0}, {"val_fraction": 0.5},
-               {"name": ""}]
+    "kwargs",
+    [
+        {"max_chars": 0},
+        {"max_chars": -5},
+        {"val_fraction": 0.0},
+        {"val_fraction": 0.5},
+        {"name": ""},
+    ],
 )
 def test_corpus_config_validation(kwargs: dict[str, object]) -> None:
     with pytest.raises(CorpusError):
@@ -387,8 +408,9 @@ def test_load_corpus_max_chars_prefix(tmp_path: Path) -> None:
     path = tmp_path / "story.txt"
     text = "abcdefghij" * 10 + "ZZZ"
     path.write_text(text, encoding="utf-8")
-    corpus = load_corpus(CorpusConfig(name=str(path), max_chars=100, val_fraction=0.1),
-                         download=False)
+    corpus = load_corpus(
+        CorpusConfig(name=str(path), max_chars=100, val_fraction=0.1), download=False
+    )
     assert (corpus.name, corpus.path, corpus.n_chars) == ("story", str(path), 100)
     assert corpus.sha256 == file_sha256(path)  # of the whole file
     assert "Z" not in corpus.vocab.chars  # vocabulary of the prefix only
@@ -450,14 +472,16 @@ def _tar_gz(files: dict[str, bytes]) -> bytes:
 
 
 def test_prepare_nginx_from_tar() -> None:
-    raw = _tar_gz({
-        "nginx-3f6f78/src/event/x.c": b"x\n",
-        "nginx-3f6f78/src/core/b.c": b"\n/* b */\nint b;\n\n\n",
-        "nginx-3f6f78/src/core/a.h": b"/* a */\r\nint a;",
-        "nginx-3f6f78/src/core/notes.txt": b"not C\n",
-        "nginx-3f6f78/auto/cc.c": b"not under src\n",
-        "nginx-3f6f78/README": b"readme\n",
-    })
+    raw = _tar_gz(
+        {
+            "nginx-3f6f78/src/event/x.c": b"x\n",
+            "nginx-3f6f78/src/core/b.c": b"\n/* b */\nint b;\n\n\n",
+            "nginx-3f6f78/src/core/a.h": b"/* a */\r\nint a;",
+            "nginx-3f6f78/src/core/notes.txt": b"not C\n",
+            "nginx-3f6f78/auto/cc.c": b"not under src\n",
+            "nginx-3f6f78/README": b"readme\n",
+        }
+    )
     # sorted paths; LF; one final newline per file; files separated as in the reference file
     assert prepare_nginx(raw) == "/* a */\nint a;\n\n\n\n/* b */\nint b;\n\n\nx\n"
     with pytest.raises(CorpusError, match="no src"):
@@ -543,8 +567,14 @@ def test_prepare_irc_from_zip() -> None:
 
 def run_cli(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
-    return subprocess.run([sys.executable, "-m", "corpora", *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "corpora", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @needs_data
@@ -558,8 +588,9 @@ def test_cli_list_with_data_dir(tmp_path: Path) -> None:
     assert all(" yes " in line for line in lines[1:])
 
 
-def test_cli_list_without_files_shows_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_list_without_files_shows_urls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("CHARNN_DATA_DIR", raising=False)
     assert main(["list", "--data-dir", str(tmp_path), "--cache-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -567,8 +598,9 @@ def test_cli_list_without_files_shows_urls(tmp_path: Path, monkeypatch: pytest.M
     assert "download: " + REGISTRY["nginx"].url in out
 
 
-def test_cli_fetch_resolves_from_data_dir(tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_fetch_resolves_from_data_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "irc.txt").write_text("tax\n")
     assert main(["fetch", "irc", "--data-dir", str(tmp_path), "--no-download"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "irc.txt")

@@ -1,0 +1,190 @@
+"""Real searches on a local Ray: Optuna suggests, ASHA stops, tables, best model, W&B, resume."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from model.errors import ConfigError
+from model.sample import generate, load_model
+from search.results import CURVES_SCHEMA, TRIALS_SCHEMA
+from search.run import main as run_main
+from search.space import SearchSpace, load_space_file, space_from_mapping
+from search.tuning import run_search
+from tests.conftest import small_search_config, smoke_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_search_runs_every_trial_and_asha_stops_some(searches):
+    config, outcome = searches["monte-cristo"]
+    trials = pq.read_table(config.path / "trials.parquet")
+    assert trials.schema.equals(TRIALS_SCHEMA)
+    assert trials.num_rows == config.trials == outcome.trials
+    statuses = trials.column("status").to_pylist()
+    assert statuses.count("stopped") >= 1, statuses  # ASHA ended some trials early
+    assert statuses.count("completed") >= 1, statuses
+    rows = trials.to_pylist()
+    assert len({r["trial_id"] for r in rows}) == config.trials
+    for row in rows:
+        assert row["corpus"] == "monte-cristo" and row["corpus_chars"] == config.max_chars
+        assert 16 <= row["hidden_size"] <= 48 and row["batch_size"] in (8, 16)
+        assert row["best_val_bpc"] <= row["final_val_bpc"]
+        if row["status"] == "stopped":
+            assert row["chars_trained"] < config.max_chars_per_trial
+        if row["status"] == "completed":
+            assert row["chars_trained"] >= config.max_chars_per_trial
+        assert Path(row["best_checkpoint"], "checkpoint.pt").is_file()
+
+
+def test_curves_hold_every_reported_iteration(searches):
+    config, _ = searches["monte-cristo"]
+    trials = pq.read_table(config.path / "trials.parquet").to_pylist()
+    curves = pq.read_table(config.path / "curves.parquet")
+    assert curves.schema.equals(CURVES_SCHEMA)
+    assert curves.num_rows == sum(t["iterations"] for t in trials)
+    by_trial = {}
+    for row in curves.to_pylist():
+        by_trial.setdefault(row["trial_id"], []).append(row["chars_seen"])
+    for seen in by_trial.values():
+        assert seen == sorted(seen) and seen[0] >= config.report_every
+
+
+def test_best_model_is_kept_and_samples_text(searches):
+    config, outcome = searches["monte-cristo"]
+    trials = pq.read_table(config.path / "trials.parquet").to_pylist()
+    assert outcome.best_val_bpc == min(t["best_val_bpc"] for t in trials)
+    model, vocab = load_model(config.path / "best")
+    text = generate(model, vocab, prime="The ", length=80, seed=1)
+    assert len(text) == 80
+    assert (config.path / "best" / "sample.txt").read_text().strip()
+    assert outcome.sample
+
+
+def test_wandb_offline_runs_are_written(searches):
+    config, _ = searches["monte-cristo"]
+    runs = sorted((config.path / "wandb").glob("offline-run-*"))
+    assert len(runs) == config.trials
+    for run in runs:
+        assert list(run.glob("*.wandb")), f"no run file in {run}"
+    sweep = yaml.safe_load((config.path / "sweep.yaml").read_text())
+    assert sweep["metric"] == {"name": "val_bpc", "goal": "minimize"}
+    assert sweep["parameters"]["hidden_size"]["min"] == 16
+    irc_config, _ = searches["irc"]
+    assert not (irc_config.path / "wandb").exists()  # --wandb-mode disabled
+
+
+def test_diverging_trials_are_recorded_and_the_search_completes(ray_local, corpus_dir, tmp_path):
+    space = {**smoke_settings()["space"], "lr": [50.0, 100.0]}
+    config = small_search_config(
+        tmp_path,
+        "monte-cristo",
+        "diverge",
+        corpus_dir,
+        trials=2,
+        space=space,
+        wandb_mode="disabled",
+    )
+    outcome = run_search(config)
+    trials = pq.read_table(config.path / "trials.parquet").to_pylist()
+    assert outcome.trials == 2 and not outcome.interrupted
+    assert [t["status"] for t in trials] == ["diverged", "diverged"]
+    assert all(t["lr"] >= 50 and "diverged" in t["error"] for t in trials)
+    assert outcome.best_trial is None
+
+
+def test_sigterm_then_resume_reaches_exactly_the_requested_trials(ray_local, corpus_dir, tmp_path):
+    """The driver is a subprocess on the session's Ray; SIGTERM it mid-search, then --resume."""
+    args = [
+        sys.executable,
+        "-m",
+        "search.run",
+        "--corpus",
+        "monte-cristo",
+        "--name",
+        "resumed",
+        "--storage",
+        str(tmp_path),
+        "--data-dir",
+        str(corpus_dir),
+        "--address",
+        ray_local,
+        "--preset",
+        "smoke",
+        "--trials",
+        "5",
+        "--max-chars-per-trial",
+        "96000",
+        "--grace-chars",
+        "12000",
+        "--wandb-mode",
+        "disabled",
+        "--range",
+        "hidden_size=32,64",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.Popen(
+        args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    search_dir = tmp_path / "resumed"
+    deadline = time.monotonic() + 120
+    while not list(search_dir.glob("train_trial_*/checkpoint_*")):  # a trial has reported
+        assert first.poll() is None, first.stdout.read()
+        assert time.monotonic() < deadline, "no trial reported within 120 s"
+        time.sleep(0.2)
+    first.send_signal(signal.SIGTERM)
+    output, _ = first.communicate(timeout=120)
+    assert first.returncode == 130, output
+    interrupted = pq.read_table(search_dir / "trials.parquet").to_pylist()
+    assert any(t["status"] == "unfinished" for t in interrupted), interrupted
+
+    second = subprocess.run(
+        [*args, "--resume"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert second.returncode == 0, second.stdout + second.stderr
+    trials = pq.read_table(search_dir / "trials.parquet").to_pylist()
+    assert len(trials) == 5 and len({t["trial_id"] for t in trials}) == 5
+    assert all(t["status"] in ("completed", "stopped") for t in trials), trials
+    # Every trial that was cut short continued from its checkpoint instead of starting over.
+    curves = pq.read_table(search_dir / "curves.parquet").to_pylist()
+    before = {t["trial_id"]: t["chars_trained"] for t in interrupted}
+    for t in trials:
+        seen = [c["chars_seen"] for c in curves if c["trial_id"] == t["trial_id"]]
+        assert seen == sorted(set(seen)), (t["trial_id"], seen)  # no iteration repeated
+        assert t["chars_trained"] >= before.get(t["trial_id"], 0)
+
+
+def test_space_overrides_from_cli_strings_and_files(tmp_path):
+    space = space_from_mapping({"hidden_size": "128,512", "cells": "lstm,gru"})
+    assert space.hidden_size == (128, 512) and space.cells == ("lstm", "gru")
+    (tmp_path / "space.toml").write_text("lr = [1e-3, 3e-3]\nbatch_size = [32]\n")
+    assert load_space_file(tmp_path / "space.toml").lr == (1e-3, 3e-3)
+    (tmp_path / "space.yaml").write_text("seq_len: [64, 128]\n")
+    assert load_space_file(tmp_path / "space.yaml", SearchSpace()).seq_len == (64, 128)
+    with pytest.raises(ConfigError, match="unknown search-space field"):
+        space_from_mapping({"hiden_size": [1, 2]})
+    with pytest.raises(ConfigError, match="cells"):
+        space_from_mapping({"cells": "lstm,transformer"})
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--corpus", "no-such-corpus"], "unknown corpus"),
+        (["--corpus", "irc", "--trials", "0"], "trials must be at least 1"),
+        (["--corpus", "irc", "--grace-chars", "10", "--max-chars-per-trial", "5"], "grace_chars"),
+        (["--corpus", "irc", "--range", "hidden_size=0,8"], "must start at 1"),
+        (["--corpus", "irc", "--max-chars", "1000"], "too short"),
+        (["--corpus", "irc", "--resume"], "to resume"),
+    ],
+)
+def test_bad_input_is_one_clear_line(argv, message, corpus_dir, tmp_path, capsys):
+    code = run_main([*argv, "--storage", str(tmp_path), "--data-dir", str(corpus_dir)])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1, err
