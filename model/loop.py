@@ -116,6 +116,7 @@ class Trainer:
         self.chars_seen = 0  # training characters (targets) consumed so far
         self.reported_chars = 0  # chars_seen at the last report
         self.elapsed_s = 0.0  # wall time spent in this run, over all resumes
+        self.train_s = 0.0  # of which inside training steps (the rest: evaluation)
         self._window_loss = torch.zeros((), device=self.device)  # summed nats since last report
         self._window_chars = 0
         self._window_train_s = 0.0
@@ -154,6 +155,7 @@ class Trainer:
         self._window_loss += loss.detach() * n
         seconds = time.perf_counter() - started
         self._window_train_s += seconds
+        self.train_s += seconds
         self.elapsed_s += seconds
         return loss_value
 
@@ -192,6 +194,7 @@ class Trainer:
             "chars_seen": self.chars_seen,
             "chars_per_s": self._window_chars / max(self._window_train_s, 1e-9),
             "elapsed_s": self.elapsed_s,
+            "train_s": self.train_s,
             "step": self.step,
             "epoch": self.epoch,
             "lr": self.optimizer.param_groups[0]["lr"],
@@ -225,6 +228,7 @@ class Trainer:
                 "chars_seen": self.chars_seen,
                 "reported_chars": self.reported_chars,
                 "elapsed_s": self.elapsed_s,
+                "train_s": self.train_s,
             },
             "rng": {
                 "torch": torch.get_rng_state(),
@@ -253,6 +257,7 @@ class Trainer:
         trainer.chars_seen = progress["chars_seen"]
         trainer.reported_chars = progress["reported_chars"]
         trainer.elapsed_s = progress["elapsed_s"]
+        trainer.train_s = progress["train_s"]
         torch.set_rng_state(checkpoint["rng"]["torch"])
         if checkpoint["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])

@@ -72,6 +72,27 @@ def generate(
     if not prime:
         raise ConfigError("prime must contain at least one character")
     device = model.head.weight.device
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        # One character at a time is a chain of tiny matrix products: extra threads only add
+        # synchronisation (measured: 600 characters in 0.2 s on 1 thread, 8 s on 2 busy ones).
+        torch.set_num_threads(1)
+    try:
+        return _sample(model, vocab, prime, length, temperature, top_k, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _sample(
+    model: CharLSTM,
+    vocab: Vocab,
+    prime: str,
+    length: int,
+    temperature: float,
+    top_k: int,
+    seed: int,
+) -> str:
+    device = model.head.weight.device
     generator = torch.Generator(device=device).manual_seed(seed)
     ids = torch.as_tensor(vocab.encode(prime), dtype=torch.long, device=device)[None, :]
     logits, state = model(ids, model.init_state(1))

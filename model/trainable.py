@@ -49,7 +49,10 @@ def build_trainer(config: dict[str, Any], corpus: Corpus, base: dict[str, Any]) 
 def train_trial(config: dict[str, Any], corpus: Corpus, base: dict[str, Any]) -> None:
     torch.set_num_threads(assigned_cpus())
     trainer = build_trainer(config, corpus, base)
-    num_params = count_parameters(trainer.model)
+    where = {  # which model and which machine, for the trials table
+        "num_params": count_parameters(trainer.model),
+        "node_id": ray.get_runtime_context().get_node_id(),
+    }
 
     def report(metrics: Metrics) -> None:
         if metrics.pop("diverged"):
@@ -62,7 +65,7 @@ def train_trial(config: dict[str, Any], corpus: Corpus, base: dict[str, Any]) ->
         with tempfile.TemporaryDirectory() as folder:
             save_checkpoint(trainer.checkpoint(), str(Path(folder) / CHECKPOINT_FILE))
             tune.report(
-                {**metrics, "num_params": num_params},
+                {**metrics, **where},
                 checkpoint=tune.Checkpoint.from_directory(folder),
             )
 

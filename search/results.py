@@ -50,6 +50,7 @@ TRIALS_SCHEMA = pa.schema(
         ("status", pa.string()),  # one of STATUSES
         ("error", pa.string()),
         ("best_checkpoint", pa.string()),  # folder holding checkpoint.pt of the trial's best report
+        ("node_id", pa.string()),  # Ray node of the trial's last report
     ]
 )
 
@@ -62,7 +63,8 @@ CURVES_SCHEMA = pa.schema(
         ("train_bpc", pa.float64()),
         ("val_bpc", pa.float64()),
         ("chars_per_s", pa.float64()),
-        ("elapsed_s", pa.float64()),
+        ("elapsed_s", pa.float64()),  # trial wall time so far (training + evaluation)
+        ("train_s", pa.float64()),  # of which inside training steps
         ("lr", pa.float64()),
     ]
 )
@@ -77,7 +79,7 @@ class TrialRecord:
     history: list[dict[str, Any]]  # every reported iteration, in order
     error: str | None
     best_checkpoint: str | None
-    finished: bool = True  # False: still pending or running when the search stopped
+    stopped_early: bool = False  # ASHA stopped it before the full budget
 
 
 def trial_status(record: TrialRecord, budget: int) -> str:
@@ -87,7 +89,7 @@ def trial_status(record: TrialRecord, budget: int) -> str:
     chars = record.history[-1]["chars_seen"] if record.history else 0
     if chars >= budget:
         return "completed"
-    return "stopped" if record.finished else "unfinished"
+    return "stopped" if record.stopped_early else "unfinished"
 
 
 def _finite(value: Any) -> float | None:
@@ -122,6 +124,7 @@ def trial_row(
         "status": status,
         "error": record.error.strip().splitlines()[-1][:500] if record.error else None,
         "best_checkpoint": record.best_checkpoint,
+        "node_id": last.get("node_id"),
     }
     return row
 
@@ -134,7 +137,15 @@ def curve_rows(record: TrialRecord, search: str) -> Iterable[dict[str, Any]]:
             "iteration": i,
             **{
                 name: h.get(name)
-                for name in ("chars_seen", "train_bpc", "val_bpc", "chars_per_s", "elapsed_s", "lr")
+                for name in (
+                    "chars_seen",
+                    "train_bpc",
+                    "val_bpc",
+                    "chars_per_s",
+                    "elapsed_s",
+                    "train_s",
+                    "lr",
+                )
             },
         }
 

@@ -12,6 +12,7 @@ the best trial's best checkpoint is copied to `NAME/best/`, and text is sampled 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -52,6 +53,7 @@ from search.results import (
 from search.space import DefineByRun, wandb_sweep
 
 METRIC, MODE = "val_bpc", "min"
+ASHA_STOPPED = "asha_stopped.txt"  # trial ids ASHA stopped early, one per line
 
 
 class BudgetAwareOptunaSearch(OptunaSearch):
@@ -74,6 +76,55 @@ class BudgetAwareOptunaSearch(OptunaSearch):
         if result and not error and result.get("chars_seen", 0) < self._budget:
             result = None  # no final value: OptunaSearch tells PRUNED
         super().on_trial_complete(trial_id, result=result, error=error)
+
+
+class RecordingASHA(ASHAScheduler):
+    """ASHA that writes down the trials it stops early.
+
+    Tune marks a trial ASHA stopped TERMINATED, like one that finished its budget or one cut
+    short by the time budget; this record is what tells "stopped" from "unfinished".
+    """
+
+    def __init__(self, *args: Any, record: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.record = record
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        action = super().on_trial_result(tune_controller, trial, result)
+        if action == self.STOP and result.get("chars_seen", 0) < self._max_t:
+            with open(self.record, "a", encoding="utf-8") as f:
+                f.write(trial.trial_id + "\n")
+        return action
+
+
+class ProgressLines(tune.Callback):
+    """One line per finished trial, with the running best: the search's progress display."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.best = math.inf
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **_: Any
+    ) -> None:
+        self.best = min(self.best, result.get(METRIC, math.inf))
+
+    def _line(self, trials: list, trial: Any, what: str) -> None:
+        done = 1 + sum(t.status in ("TERMINATED", "ERROR") for t in trials if t is not trial)
+        chars = (trial.last_result or {}).get("chars_seen", 0)
+        value = (trial.last_result or {}).get(METRIC)
+        shown = f"val_bpc {value:.4f}" if value is not None else "no report"
+        print(
+            f"[{done}/{self.total}] trial {trial.trial_id} {what} at {chars:,} chars, {shown}; "
+            f"best so far {self.best:.4f}",
+            flush=True,
+        )
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **_: Any) -> None:
+        self._line(trials, trial, "ended")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **_: Any) -> None:
+        self._line(trials, trial, "failed")
 
 
 @dataclass(frozen=True)
@@ -158,31 +209,34 @@ def make_searcher(config: SearchConfig) -> BudgetAwareOptunaSearch:
     )
 
 
-def make_scheduler(config: SearchConfig) -> ASHAScheduler:
-    return ASHAScheduler(
+def make_scheduler(config: SearchConfig) -> RecordingASHA:
+    return RecordingASHA(
         time_attr="chars_seen",  # training characters: rungs are equal budgets for every trial
         metric=METRIC,
         mode=MODE,
         max_t=config.max_chars_per_trial,
         grace_period=config.grace_chars,
         reduction_factor=config.reduction_factor,
+        record=str(config.path / ASHA_STOPPED),
     )
 
 
 def make_callbacks(config: SearchConfig) -> list[Any]:
+    progress = ProgressLines(config.trials)
     if config.wandb_mode == "disabled":
-        return []
+        return [progress]
     # Ray's callback checks for an API key in the driver unless WANDB_MODE says offline.
     os.environ["WANDB_MODE"] = config.wandb_mode
     # mode and dir reach wandb.init inside each trial's logging actor through these kwargs.
     return [
+        progress,
         WandbLoggerCallback(
             project=config.wandb_project,
             group=config.name,
             mode=config.wandb_mode,
             dir=str(config.path),
             log_config=True,
-        )
+        ),
     ]
 
 
@@ -213,7 +267,7 @@ def make_tuner(config: SearchConfig, corpus: Corpus) -> tune.Tuner:
                 checkpoint_score_order=MODE,
             ),
             failure_config=tune.FailureConfig(max_failures=0),
-            verbose=1,
+            verbose=0,  # ProgressLines prints one line per trial instead of Tune's tables
         ),
     )
 
@@ -221,6 +275,8 @@ def make_tuner(config: SearchConfig, corpus: Corpus) -> tune.Tuner:
 def collect_trials(config: SearchConfig) -> list[TrialRecord]:
     """Every trial of the search folder, read back through Tune's public ExperimentAnalysis."""
     analysis = tune.ExperimentAnalysis(str(config.path), default_metric=METRIC, default_mode=MODE)
+    record = config.path / ASHA_STOPPED
+    stopped = set(record.read_text().split()) if record.exists() else set()
     records = []
     for trial in analysis.trials:
         frame = analysis.trial_dataframes.get(trial.trial_id)
@@ -234,7 +290,7 @@ def collect_trials(config: SearchConfig) -> list[TrialRecord]:
                 history=history,
                 error=str(error or "unknown error") if trial.status == "ERROR" else None,
                 best_checkpoint=best.path if best is not None else None,
-                finished=trial.status in ("TERMINATED", "ERROR"),
+                stopped_early=trial.trial_id in stopped,
             )
         )
     return records
@@ -311,6 +367,8 @@ def run_search(config: SearchConfig, resume: bool = False) -> SearchOutcome:
     if not resume and (path / "search.json").exists():
         raise ConfigError(f"search {config.name!r} already exists in {path.parent}; pass --resume")
     save_search_files(config)
+    # Tune warns whenever checkpoints come faster than one per 5 s; small trials always do.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     started_ray = start_ray(config.address)
     try:
         if resume:
@@ -332,7 +390,8 @@ def run_search(config: SearchConfig, resume: bool = False) -> SearchOutcome:
     write_results(config, corpus, records)
     best, sample = keep_best(config)
     wall_s = time.perf_counter() - started
-    finished = len(records) >= config.trials and all(r.finished for r in records)
+    statuses = [trial_status(r, config.max_chars_per_trial) for r in records]
+    finished = len(records) >= config.trials and "unfinished" not in statuses
     out_of_time = config.time_budget_s is not None and wall_s >= config.time_budget_s
     return SearchOutcome(
         path=path,

@@ -35,6 +35,8 @@ def ray_local():
     """A real local Ray with 2 CPUs for the whole session; stopped at the end, also on failure."""
     import ray
 
+    # Single-node mode binds Ray to 127.0.0.1; otherwise it picks the outward interface.
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     context = ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
     try:
         yield context.address_info["gcs_address"]

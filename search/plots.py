@@ -1,0 +1,157 @@
+"""PNG figures of a corpus comparison, drawn headless (matplotlib's Agg canvas, no pyplot).
+
+    plot_best_curves([Curve("irc", chars, bpc, reference=1.02), ...], out / "curves.png")
+    plot_baselines(rows, out / "baselines.png")          # rows of the predictability table
+    plot_hyperparameters(trials, space, "irc", out / "hparams-irc.png")
+
+Figures are built on `matplotlib.figure.Figure` with an explicit Agg canvas, so no display,
+no global pyplot state and no figure left open; each file is written atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from matplotlib import ticker
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from search.space import SearchSpace
+
+STATUS_COLORS = {
+    "completed": "tab:blue",
+    "stopped": "tab:orange",
+    "unfinished": "tab:gray",
+    "diverged": "tab:red",
+    "failed": "tab:red",
+}
+BASELINE_BARS = (  # (column of the predictability table, legend label)
+    ("unigram_bpc", "unigram entropy"),
+    ("gzip_given_train_bpc", "gzip -9 | train"),
+    ("bz2_given_train_bpc", "bz2 -9 | train"),
+    ("xz_given_train_bpc", "xz -9e | train"),
+    ("best_val_bpc", "best LSTM"),
+)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Validation bpc of one trial against the training characters it had seen."""
+
+    label: str  # legend entry, e.g. the corpus name
+    chars: tuple[int, ...]
+    bpc: tuple[float, ...]
+    reference: float | None = None  # drawn dashed in the same colour: the best compressor
+
+
+def save(figure: Figure, path: Path) -> Path:
+    """Write `figure` as PNG atomically and return `path`."""
+    FigureCanvasAgg(figure)  # headless: attach the Agg canvas explicitly
+    tmp = path.with_name(path.name + ".tmp")
+    figure.savefig(tmp, format="png", dpi=110)
+    tmp.replace(path)
+    return path
+
+
+def plot_best_curves(curves: Sequence[Curve], path: Path) -> Path:
+    """One line per corpus (its best trial); dashed: that corpus's best compressor."""
+    figure = Figure(figsize=(7.5, 4.5), layout="constrained")
+    ax = figure.subplots()
+    for i, curve in enumerate(curves):
+        color = f"C{i % 10}"
+        ax.plot(curve.chars, curve.bpc, marker=".", color=color, label=curve.label)
+        if curve.reference is not None:
+            ax.axhline(curve.reference, color=color, linestyle="--", linewidth=1)
+    ax.xaxis.set_major_formatter(ticker.EngFormatter(sep=""))  # 250k, 2M
+    ax.set_xlabel("training characters")
+    ax.set_ylabel("validation bits per character")
+    ax.set_title("Best trial of each corpus (dashed: best compressor given the training text)")
+    ax.grid(alpha=0.3)
+    if curves:
+        ax.legend()
+    return save(figure, path)
+
+
+def plot_baselines(rows: Sequence[dict[str, Any]], path: Path, label: str = "label") -> Path:
+    """Grouped bars per corpus: unigram entropy, the three compressors, the best model."""
+    figure = Figure(figsize=(max(6.0, 1.8 * len(rows) + 2), 4.5), layout="constrained")
+    ax = figure.subplots()
+    width = 0.8 / len(BASELINE_BARS)
+    for j, (column, legend) in enumerate(BASELINE_BARS):
+        xs = [i + (j - (len(BASELINE_BARS) - 1) / 2) * width for i in range(len(rows))]
+        heights = [row[column] if row[column] is not None else 0.0 for row in rows]
+        hatch = "//" if column == "best_val_bpc" else None
+        bars = ax.bar(xs, heights, width, label=legend, hatch=hatch)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
+    ax.set_xticks(range(len(rows)), [str(row[label]) for row in rows])
+    ax.set_ylabel("validation bits per character")
+    ax.set_title("Best model and baselines per corpus (lower: more predictable)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_ylim(top=ax.get_ylim()[1] * 1.3)  # room for the legend above the bars
+    ax.legend(fontsize="small", ncols=3, loc="upper center")
+    return save(figure, path)
+
+
+def searched_parameters(space: SearchSpace) -> list[tuple[str, str]]:
+    """(parameter, axis scale) for each hyperparameter the space really varies."""
+    params = []
+    if space.num_layers[0] < space.num_layers[1]:
+        params.append(("num_layers", "linear"))
+    if space.hidden_size[0] < space.hidden_size[1]:
+        params.append(("hidden_size", "log"))
+    if space.num_layers[1] > 1 and space.dropout[1] > 0:
+        params.append(("dropout", "linear"))
+    if space.seq_len[0] < space.seq_len[1]:
+        params.append(("seq_len", "log"))
+    if space.lr[0] < space.lr[1]:
+        params.append(("lr", "log"))
+    if len(space.batch_size) > 1:
+        params.append(("batch_size", "category"))
+    if len(space.cells) > 1:
+        params.append(("cell", "category"))
+    return params
+
+
+def plot_hyperparameters(trials: pa.Table, space: SearchSpace, title: str, path: Path) -> Path:
+    """One panel per searched hyperparameter: each trial's best validation bpc against it."""
+    params = searched_parameters(space) or [("lr", "log")]
+    columns = min(3, len(params))
+    rows_n = -(-len(params) // columns)
+    figure = Figure(figsize=(4.0 * columns, 3.2 * rows_n), layout="constrained")
+    axes = figure.subplots(rows_n, columns, squeeze=False).ravel()
+    rows = [r for r in trials.to_pylist() if r["best_val_bpc"] is not None]
+    for ax, (name, scale) in zip(axes, params, strict=False):
+        position: dict[Any, int] = {}
+        if scale == "category":
+            categories = sorted({r[name] for r in rows}, key=lambda v: (str(type(v)), v))
+            position = {c: i for i, c in enumerate(categories)}
+            ax.set_xticks(range(len(categories)), [str(c) for c in categories])
+        for status, color in STATUS_COLORS.items():
+            mine = [r for r in rows if r["status"] == status and r[name] is not None]
+            if not mine:
+                continue
+            xs = [position[r[name]] if scale == "category" else r[name] for r in mine]
+            ax.scatter(xs, [r["best_val_bpc"] for r in mine], color=color, s=22, label=status)
+        if scale == "log":
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        elif name == "num_layers":
+            ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+        ax.set_xlabel(name)
+        ax.set_ylabel("best validation bpc")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(params) :]:
+        ax.set_visible(False)
+    if rows:
+        axes[0].legend(fontsize="small", title="trial status")
+    figure.suptitle(
+        f"{title}: best validation bpc of each trial against its hyperparameters "
+        "(trials ASHA stopped reached theirs on a smaller budget)"
+    )
+    return save(figure, path)

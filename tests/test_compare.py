@@ -1,0 +1,297 @@
+"""The corpus predictability report over the two real small searches of conftest.
+
+Both searches cut their corpus to the same 200,000 characters; the report is built once into a
+temporary folder and every test reads it. Searches of another length are made by copying the
+IRC search's tables and changing its length, not by running a third search.
+"""
+
+import bz2
+import json
+import math
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import search.baselines
+from model.errors import ConfigError
+from search.baselines import cache_key, cached_baselines, compute_baselines, unigram_entropy
+from search.compare import (
+    BASELINES_FILE,
+    DEMO_PRESETS,
+    CompareConfig,
+    asha_rungs,
+    build_parser,
+    build_report,
+    demo_configs,
+    demo_preset,
+    find_searches,
+    load_search_corpus,
+    main,
+    markdown_table,
+    read_search,
+    rung_columns,
+    search_command,
+    threshold_columns,
+)
+from search.importance import param_importances
+from search.run import build_parser as run_parser
+from search.run import config_from_args
+
+ROOT = Path(__file__).resolve().parents[1]
+THRESHOLDS = (4.5, 0.5)  # tiny models reach the first within their budget, never the second
+COLUMNS = [
+    "rank", "corpus", "corpus_chars", "distinct_chars", "corpus_sha256", "text_sha256",
+    "unigram_bpc", "gzip_given_train_bpc", "bz2_given_train_bpc", "xz_given_train_bpc",
+    "gzip_alone_bpc", "bz2_alone_bpc", "xz_alone_bpc", "best_compressor", "best_compressor_bpc",
+    "best_val_bpc", "gain_bpc", "best_trial", "hidden_size", "lr", "batch_size", "seq_len",
+    "trials", "completed", "stopped", "diverged", "importance_note", "sample",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def report(searches, tmp_path_factory):
+    folders = tuple(str(config.path) for config, _ in searches.values())
+    out = tmp_path_factory.mktemp("report")
+    return build_report(CompareConfig(searches=folders, out=str(out), thresholds=THRESHOLDS))
+
+
+@pytest.fixture(scope="module")
+def rows(report):
+    return {r["corpus"]: r for r in report.table.to_pylist()}
+
+
+def copy_search(source: Path, target: Path, **trial_changes) -> Path:
+    """The result tables and settings of `source` (no Tune files, no best model) in `target`."""
+    target.mkdir()
+    for name in ("search.json", "trials.parquet", "curves.parquet"):
+        shutil.copy(source / name, target / name)
+    if trial_changes:
+        trials = pq.read_table(target / "trials.parquet")
+        for column, value in trial_changes.items():
+            i = trials.schema.get_field_index(column)
+            trials = trials.set_column(
+                i, column, pa.array([value] * trials.num_rows, trials.schema.field(i).type)
+            )
+        pq.write_table(trials, target / "trials.parquet")
+    return target
+
+
+def test_one_row_per_search_with_every_column(report, rows, searches):
+    assert report.table.num_rows == 2 and set(rows) == {"irc", "monte-cristo"}
+    assert set(COLUMNS) <= set(report.table.schema.names)
+    assert sorted(r["rank"] for r in rows.values()) == [1, 2]
+    ranking = sorted(rows.values(), key=lambda r: r["rank"])
+    assert ranking[0]["best_val_bpc"] <= ranking[1]["best_val_bpc"]
+    written = pq.read_table(report.out / "predictability.parquet")
+    assert written.equals(report.table)
+    for corpus, (config, outcome) in searches.items():
+        row = rows[corpus]
+        trials = pq.read_table(config.path / "trials.parquet").to_pylist()
+        statuses = Counter(t["status"] for t in trials)
+        assert row["corpus_chars"] == config.max_chars == 200_000
+        assert row["train_chars"] + row["val_chars"] == row["corpus_chars"]
+        assert row["distinct_chars"] == trials[0]["vocab_size"]
+        assert row["corpus_sha256"] == trials[0]["corpus_sha256"]
+        assert row["trials"] == len(trials) == config.trials
+        assert (row["completed"], row["stopped"], row["diverged"]) == (
+            statuses["completed"],
+            statuses["stopped"],
+            statuses["diverged"],
+        )
+        assert row["best_trial"] == outcome.best_trial
+        assert row["best_val_bpc"] == pytest.approx(outcome.best_val_bpc)
+        best = next(t for t in trials if t["trial_id"] == row["best_trial"])
+        assert (row["hidden_size"], row["lr"], row["seq_len"]) == (
+            best["hidden_size"],
+            best["lr"],
+            best["seq_len"],
+        )
+        compressors = [row[f"{c}_given_train_bpc"] for c in ("gzip", "bz2", "xz")]
+        assert row["best_compressor_bpc"] == min(compressors)
+        assert row["gain_bpc"] == pytest.approx(row["best_compressor_bpc"] - row["best_val_bpc"])
+
+
+def test_compressor_figure_recomputed_independently(rows, corpus_dir):
+    """bz2 -9 on the validation text given the training text, from the file's own bytes."""
+    text = (corpus_dir / "irc.txt").read_bytes().decode("utf-8")[:200_000]
+    n_val = round(len(text) * 0.02)
+    train, val = text[:-n_val].encode("utf-8"), text[-n_val:].encode("utf-8")
+    conditional = 8 * (len(bz2.compress(train + val, 9)) - len(bz2.compress(train, 9))) / n_val
+    row = rows["irc"]
+    assert row["val_chars"] == n_val
+    assert row["bz2_given_train_bpc"] == pytest.approx(conditional, rel=1e-12)
+    assert row["bz2_alone_bpc"] == pytest.approx(8 * len(bz2.compress(val, 9)) / n_val)
+    counts = Counter(text[-n_val:])
+    entropy = -sum(k / n_val * math.log2(k / n_val) for k in counts.values())
+    assert row["unigram_bpc"] == pytest.approx(entropy)
+    # Statute is more predictable than a novel for every compressor, as the issue reports.
+    for codec in ("gzip", "bz2", "xz"):
+        assert row[f"{codec}_given_train_bpc"] < rows["monte-cristo"][f"{codec}_given_train_bpc"]
+        assert row[f"{codec}_given_train_bpc"] <= row[f"{codec}_alone_bpc"] + 0.05
+
+
+def test_learning_speed_and_rungs_are_views_of_the_curves(rows, searches):
+    for corpus, (config, _) in searches.items():
+        row = rows[corpus]
+        curves = pq.read_table(config.path / "curves.parquet").to_pylist()
+        best = sorted(
+            (c for c in curves if c["trial_id"] == row["best_trial"]), key=lambda c: c["iteration"]
+        )
+        reached, never = threshold_columns(4.5), threshold_columns(0.5)
+        assert row[never[0]] is None and row[never[1]] is None
+        first = next(c for c in best if c["val_bpc"] <= 4.5)  # the best trial ends near 3.6
+        assert (row[reached[0]], row[reached[1]]) == (first["chars_seen"], first["elapsed_s"])
+        rungs = asha_rungs(config)
+        assert rungs == [6_000, 12_000, 24_000, 48_000]
+        counts = [row[rung_columns(r)[0]] for r in rungs]
+        assert counts == sorted(counts, reverse=True)  # fewer trials at every rung
+        assert counts[0] >= row["completed"] + row["stopped"] and counts[-1] == row["completed"]
+        for r in rungs:
+            _, best_bpc, median = rung_columns(r)
+            assert row["best_val_bpc"] <= row[best_bpc] <= row[median]
+
+
+def test_plots_are_written_and_non_empty(report):
+    pngs = sorted(p for p in report.files if p.suffix == ".png")
+    names = {p.name for p in pngs}
+    assert {"curves.png", "baselines.png"} <= names
+    assert {"hparams-irc-small.png", "hparams-monte-cristo-small.png"} <= names
+    for png in pngs:
+        data = png.read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5_000, png
+
+
+def test_markdown_holds_tables_importance_samples_and_plot_links(report, rows):
+    text = (report.out / "predictability.md").read_text(encoding="utf-8")
+    assert text == report.markdown
+    assert "| rank | corpus" in text and "| ---" in text
+    for corpus, row in rows.items():
+        assert f"| {row['rank']:>4} | {corpus}" in text
+        assert row["sample"] and row["sample"] in text  # the paragraph of its best model
+        assert row["importance_note"]
+    for section in ("## Learning speed", "## Equal budgets", "## Hyperparameter importance"):
+        assert section in text
+    for png in ("curves.png", "baselines.png", "hparams-irc-small.png"):
+        assert f"]({png})" in text and (report.out / png).is_file()
+    assert "| rank | corpus" in report.terminal
+
+
+def test_importance_sums_to_one_and_refuses_too_few_trials(rows, searches):
+    config, _ = searches["irc"]
+    row = rows["irc"]
+    shares = [v for k, v in row.items() if k.startswith("importance_") and isinstance(v, float)]
+    assert row["importance_note"].startswith("PED-ANOVA") and sum(shares) == pytest.approx(1)
+    trials = pq.read_table(config.path / "trials.parquet")
+    few = param_importances(trials.slice(0, 2), config.space)
+    assert not few.values and few.note.startswith("not computed")
+
+
+def test_baselines_are_cached_in_the_search_folder(rows, searches, monkeypatch):
+    config, _ = searches["irc"]
+    cache = config.path / BASELINES_FILE
+    assert cache.is_file() and len(json.loads(cache.read_text())) == 1
+    corpus = load_search_corpus(read_search(config.path))
+    train, val = corpus.vocab.decode(corpus.train_ids), corpus.vocab.decode(corpus.val_ids)
+
+    def never(*_):
+        raise AssertionError("baselines recomputed despite the cache")
+
+    monkeypatch.setattr(search.baselines, "compute_baselines", never)
+    key = cache_key(corpus.sha256, config.max_chars, config.val_fraction)
+    cached = cached_baselines(cache, key, train, val)
+    assert cached.xz_given_train_bpc == rows["irc"]["xz_given_train_bpc"]
+    monkeypatch.undo()
+    assert compute_baselines(train, val) == cached
+    assert unigram_entropy("aabb") == 1.0
+
+
+def test_unequal_lengths_are_refused_unless_allowed(searches, tmp_path, capsys):
+    irc, mc = searches["irc"][0].path, searches["monte-cristo"][0].path
+    short = copy_search(irc, tmp_path / "irc-short", corpus_chars=150_000, val_chars=3_000)
+    settings = json.loads((short / "search.json").read_text())
+    (short / "search.json").write_text(json.dumps({**settings, "max_chars": 150_000}))
+    config = CompareConfig(searches=(str(mc), str(short)), out=str(tmp_path / "out"))
+    with pytest.raises(ConfigError, match=r"unequal corpus lengths.*--allow-unequal"):
+        build_report(config)
+    assert main([str(mc), str(short), "--out", str(tmp_path / "cli")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: searches used unequal corpus lengths")
+    assert not (tmp_path / "cli").exists()
+
+    allowed = build_report(replace(config, allow_unequal=True))
+    assert sorted(allowed.table.column("corpus_chars").to_pylist()) == [150_000, 200_000]
+    assert "Unequal lengths" in allowed.markdown
+    no_model = next(r for r in allowed.table.to_pylist() if r["corpus_chars"] == 150_000)
+    assert no_model["sample"] == "" and no_model["val_chars"] == 3_000
+
+
+def test_a_different_corpus_file_is_refused(searches, tmp_path):
+    changed = copy_search(searches["irc"][0].path, tmp_path / "irc", corpus_sha256="0" * 64)
+    with pytest.raises(ConfigError, match="sha256"):
+        load_search_corpus(read_search(changed))
+
+
+def test_all_finds_the_searches_of_a_storage_folder(searches, tmp_path):
+    folders = {config.path for config, _ in searches.values()}
+    assert folders <= set(find_searches(next(iter(folders)).parent))
+    with pytest.raises(ConfigError, match="no finished searches"):
+        find_searches(tmp_path)
+
+
+def test_demo_searches_are_equal_length_and_valid(tmp_path):
+    args = build_parser().parse_args(["--demo", "--corpora", "irc,nginx", "--trials", "3"])
+    chosen = demo_preset(args)
+    assert chosen.corpora == ("irc", "nginx") and chosen.trials == 3
+    for preset in (chosen, *DEMO_PRESETS.values()):
+        configs = demo_configs(preset, str(tmp_path), "stamp")
+        assert len({c.max_chars for c in configs}) == 1  # one prefix length: equal-length
+        assert len({c.name for c in configs}) == len(configs) == len(preset.corpora)
+        assert all(c.grace_chars <= c.max_chars_per_trial for c in configs)
+
+
+def test_reproduce_command_repeats_the_search_settings(rows, searches):
+    config, _ = searches["irc"]
+    assert rows["irc"]["search_command"] == search_command(config)
+    words = shlex.split(search_command(config))
+    assert words[:3] == ["python", "-m", "search.run"]
+    again = config_from_args(run_parser().parse_args(words[3:]))
+    for name in ("corpus", "max_chars", "val_fraction", "trials", "max_chars_per_trial", "seed"):
+        assert getattr(again, name) == getattr(config, name), name
+    assert again.space == config.space
+
+
+def test_markdown_table_escapes_and_aligns():
+    table = markdown_table(["name", "bpc"], [["a|b", "1.5"], ["c", "–"]])
+    lines = table.splitlines()
+    assert lines[0] == "| name | bpc |" and lines[1] == "| ---- | --: |"
+    assert lines[2] == "| a\\|b | 1.5 |"
+
+
+def test_command_line_writes_the_report_and_refuses_a_bad_path(searches, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    folders = [str(config.path) for config, _ in searches.values()]
+    out = tmp_path / "report"
+    done = subprocess.run(
+        [sys.executable, "-m", "search.compare", *folders, "--out", str(out)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "| rank | corpus" in done.stdout and "irc" in done.stdout
+    assert (out / "predictability.md").is_file() and (out / "predictability.parquet").is_file()
+    bad = subprocess.run(
+        [sys.executable, "-m", "search.compare", str(tmp_path / "no-such-search")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        f"error: search folder not found: {tmp_path / 'no-such-search'}"
+    ]
