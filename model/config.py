@@ -10,7 +10,7 @@ unknown keys. Every key name is unique across components, so flat dicts stay rea
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 from corpora import CorpusConfig
 from model.errors import ConfigError
@@ -67,19 +67,32 @@ FLAT_KEYS: dict[str, tuple[str, str]] = {
 assert len(FLAT_KEYS) == sum(len(fields(c)) for c in _COMPONENTS.values()), "flat keys collide"
 
 
-def _coerce(value: Any, default: Any, key: str) -> Any:
-    """Accept ints for float fields and integral floats for int fields (Tune samples floats)."""
-    if isinstance(default, bool) or value is None:
+def _field_type(cls: type, name: str) -> type:
+    """The declared type of a config field, `X | None` read as X."""
+    hint = get_type_hints(cls)[name]
+    return next((t for t in get_args(hint) if t is not type(None)), hint)
+
+
+def _coerce(value: Any, kind: type, key: str) -> Any:
+    """`value` as the field's type: Tune samples numbers, a sweep agent passes strings.
+
+    Ints are accepted for floats, integral floats for ints, numeric strings for both; anything
+    else is a ConfigError naming the setting.
+    """
+    if value is None or kind not in (int, float):
         return value
-    if isinstance(default, float) and isinstance(value, int | float):
-        return float(value)
-    if isinstance(default, int) and isinstance(value, float):
-        if not value.is_integer():
+    if isinstance(value, str):
+        try:
+            value = float(value)  # exact for every integer a setting can hold (< 2**53)
+        except ValueError:
+            raise ConfigError(f"{key} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{key} must be a number, got {value!r}")
+    if kind is int:
+        if not float(value).is_integer():
             raise ConfigError(f"{key} must be an integer, got {value}")
         return int(value)
-    if isinstance(default, int) and not isinstance(value, int):
-        raise ConfigError(f"{key} must be an integer, got {value!r}")
-    return value
+    return float(value)
 
 
 def run_config_from_flat(flat: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
@@ -91,7 +104,7 @@ def run_config_from_flat(flat: dict[str, Any], base: RunConfig | None = None) ->
     changes: dict[str, dict[str, Any]] = {part: {} for part in _COMPONENTS}
     for key, value in flat.items():
         part, name = FLAT_KEYS[key]
-        changes[part][name] = _coerce(value, getattr(getattr(base, part), name), key)
+        changes[part][name] = _coerce(value, _field_type(_COMPONENTS[part], name), key)
     return RunConfig(
         **{part: replace(getattr(base, part), **changes[part]) for part in _COMPONENTS}
     )

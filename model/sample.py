@@ -51,6 +51,11 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[CharLSTM, Vocab]:
     return model, Vocab(tuple(checkpoint["vocab"]))
 
 
+def default_prime(vocab: Vocab) -> str:
+    """A neutral start: a newline, or the first character of a vocabulary without one."""
+    return "\n" if "\n" in vocab.chars else vocab.chars[0]
+
+
 @torch.no_grad()
 def generate(
     model: CharLSTM,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -87,9 +88,16 @@ def write_metrics(rows: list[Metrics], path: Path) -> None:
 
 
 def train_to_folder(
-    flat: dict[str, Any], out: Path, resume: bool = False, progress: bool = True
+    flat: dict[str, Any],
+    out: Path,
+    resume: bool = False,
+    progress: bool = True,
+    on_report: Callable[[Metrics], None] | None = None,
 ) -> list[Metrics]:
-    """Train (or resume) a run into `out`; returns every report, earlier ones included."""
+    """Train (or resume) a run into `out`; returns every report, earlier ones included.
+
+    `on_report` also receives every report (e.g. a W&B logger of the sweep entry point).
+    """
     latest = out / LATEST
     rows: list[Metrics] = []
     if resume:
@@ -139,6 +147,8 @@ def train_to_folder(
             f"chars {metrics['chars_seen']:>11,}  train_bpc {metrics['train_bpc']:.4f}  "
             f"val_bpc {metrics['val_bpc']:.4f}  {metrics['chars_per_s']:,.0f} chars/s"
         )
+        if on_report is not None:
+            on_report(metrics)
 
     status = fit(trainer, report, on_step=bar.update)
     bar.close()

@@ -38,16 +38,15 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 
-from corpora import Corpus, CorpusConfig, CorpusError, load_corpus
+from corpora import Corpus, CorpusError, load_corpus
 from model.errors import ConfigError
-from model.sample import generate, load_model
+from model.sample import default_prime, generate, load_model
 from search.baselines import Baselines, cache_key, cached_baselines
 from search.config import SearchConfig
 from search.importance import Importance, param_importances
 from search.plots import Curve, plot_baselines, plot_best_curves, plot_hyperparameters
-from search.results import HYPERPARAMETERS, STATUSES, TRIALS_SCHEMA, ranked
+from search.results import HYPERPARAMETERS, STATUSES, TRIALS_SCHEMA, ranked, write_parquet
 from search.run import saved_config
 from search.space import SearchSpace
 
@@ -168,14 +167,7 @@ def check_equal_lengths(searches: Sequence[Search], allow_unequal: bool) -> None
 def load_search_corpus(search: Search) -> Corpus:
     """The corpus exactly as the search trained on it, checked against its trials table."""
     config = search.config
-    corpus = load_corpus(
-        CorpusConfig(
-            name=config.corpus,
-            data_dir=config.data_dir,
-            max_chars=config.max_chars,
-            val_fraction=config.val_fraction,
-        )
-    )
+    corpus = load_corpus(config.corpus_config())
     first = search.trials.slice(0, 1).to_pylist()[0]
     if corpus.sha256 != first["corpus_sha256"]:
         raise ConfigError(
@@ -271,13 +263,9 @@ def best_sample(folder: Path, chars: int, temperature: float, seed: int) -> str:
     if chars == 0 or not (folder / "best" / "best.pt").is_file():
         return ""
     model, vocab = load_model(folder / "best")
-    prime = "\n" if "\n" in vocab.chars else vocab.chars[0]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a step at a time is latency-bound: threads only contend
-    try:
-        return generate(model, vocab, prime=prime, length=chars, temperature=temperature, seed=seed)
-    finally:
-        torch.set_num_threads(threads)
+    return generate(
+        model, vocab, prime=default_prime(vocab), length=chars, temperature=temperature, seed=seed
+    )
 
 
 # -- the predictability table ----------------------------------------------------------------
@@ -709,13 +697,6 @@ def render_markdown(
 def write_text(path: Path, text: str) -> Path:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
-
-
-def write_parquet(table: pa.Table, path: Path) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
     tmp.replace(path)
     return path
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from corpora import CorpusConfig
 from model.errors import ConfigError
 from search.space import SearchSpace
 
@@ -100,6 +101,15 @@ class SearchConfig:
         if not self.name:
             raise ConfigError("search name is not set")
         return Path(self.storage).resolve() / self.name
+
+    def corpus_config(self) -> CorpusConfig:
+        """The corpus (and prefix, and split) every trial of this search trains on."""
+        return CorpusConfig(
+            name=self.corpus,
+            data_dir=self.data_dir,
+            max_chars=self.max_chars,
+            val_fraction=self.val_fraction,
+        )
 
     def base_run(self) -> dict[str, Any]:
         """Flat training settings shared by every trial (see model.config.run_config_from_flat)."""

@@ -150,12 +150,17 @@ def curve_rows(record: TrialRecord, search: str) -> Iterable[dict[str, Any]]:
         }
 
 
-def write_table(rows: list[dict[str, Any]], schema: pa.Schema, path: Path) -> None:
-    """Write `rows` as Parquet atomically."""
-    table = pa.Table.from_pylist(rows, schema=schema)
+def write_parquet(table: pa.Table, path: Path) -> Path:
+    """Write `table` atomically: a temporary file, then a rename."""
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(table, tmp)
     tmp.replace(path)
+    return path
+
+
+def write_table(rows: list[dict[str, Any]], schema: pa.Schema, path: Path) -> None:
+    """Write `rows` as Parquet with `schema`, atomically."""
+    write_parquet(pa.Table.from_pylist(rows, schema=schema), path)
 
 
 def read_trials(search_dir: str | Path) -> pa.Table:

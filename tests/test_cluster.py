@@ -150,3 +150,18 @@ def test_search_spreads_over_two_nodes(two_node_cluster, corpus_dir, tmp_path):
     assert len(trials) == 4
     assert all(t["status"] in ("completed", "stopped") for t in trials), trials
     assert len({t["node_id"] for t in trials}) == 2, "trials should run on both nodes"
+
+
+def test_cluster_yaml_is_a_valid_ray_cluster_config():
+    """cluster.yaml passes the Ray cluster launcher's own schema and installs this project."""
+    import json
+
+    import jsonschema
+    import ray
+    import yaml
+
+    schema_path = Path(ray.__file__).parent / "autoscaler" / "ray-schema.json"
+    config = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    jsonschema.validate(config, json.loads(schema_path.read_text()))
+    assert any("pip install -e ." in c for c in config["setup_commands"])
+    assert config["file_mounts"] == {"~/char-rnn-search": "."}

@@ -367,7 +367,7 @@ def test_vocab_dtype_grows_with_size() -> None:
 
 
 @needs_data
-def test_irc_encodes_whole() -> None:  # its speed is measured by benchmarks/encode.py
+def test_irc_encodes_whole() -> None:  # its speed is measured by benchmarks/bench_encode.py
     text = read_text(Path(DATA_DIR) / "irc.txt")
     vocab = Vocab.from_text(text)
     ids = vocab.encode(text)

@@ -16,6 +16,7 @@ from model.sample import generate, load_model
 from search.results import CURVES_SCHEMA, TRIALS_SCHEMA
 from search.run import main as run_main
 from search.space import SearchSpace, load_space_file, space_from_mapping
+from search.sweep_train import main as sweep_main
 from search.tuning import run_search
 from tests.conftest import small_search_config, smoke_settings
 
@@ -188,3 +189,42 @@ def test_bad_input_is_one_clear_line(argv, message, corpus_dir, tmp_path, capsys
     code = run_main([*argv, "--storage", str(tmp_path), "--data-dir", str(corpus_dir)])
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_wandb_sweep_entry_point_trains_and_logs_offline(
+    searches, corpus_dir, tmp_path, monkeypatch
+):
+    """The command in sweep.yaml runs as W&B's agent would run it, with its ${args} filled in."""
+    config, _ = searches["monte-cristo"]
+    sweep = yaml.safe_load((config.path / "sweep.yaml").read_text())
+    command = sweep["command"]
+    assert command[:3] == ["python", "-m", "search.sweep_train"] and command[-1] == "${args}"
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    args = [*command[3:-1], "--out", str(tmp_path / "sweeps"), "--max-train-chars", "4096",
+            "--hidden_size=16", "--batch_size=8", "--seq_len=16", "--lr=3e-3", "--num_layers=1",
+            "--eval_every_chars=2048"]  # fmt: skip
+    assert sweep_main(args) == 0
+    (run,) = (tmp_path / "wandb").glob("offline-run-*")
+    assert list(run.glob("*.wandb"))
+    (folder,) = (tmp_path / "sweeps").iterdir()
+    assert pq.read_table(folder / "metrics.parquet").num_rows == 2
+    assert sweep_main([*args, "--hiden_size=16"]) == 2
+
+
+def test_optuna_learns_stopped_trials_as_pruned(searches):
+    """What TPE was told: full-budget trials COMPLETE, ASHA-stopped ones PRUNED, none as final."""
+    import optuna
+
+    from search.tuning import BudgetAwareOptunaSearch
+
+    config, _ = searches["monte-cristo"]
+    searcher = BudgetAwareOptunaSearch(metric="val_bpc", mode="min", budget=1)
+    searcher.restore_from_dir(str(config.path))  # Tune's saved searcher state
+    study_trials = searcher._ot_study.trials
+    told = {tid: study_trials[t.number].state for tid, t in searcher._ot_trials.items()}
+    expected = {"completed": optuna.trial.TrialState.COMPLETE,
+                "stopped": optuna.trial.TrialState.PRUNED}  # fmt: skip
+    trials = pq.read_table(config.path / "trials.parquet").to_pylist()
+    for t in trials:
+        assert told[t["trial_id"]] == expected[t["status"]], t

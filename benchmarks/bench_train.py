@@ -1,12 +1,12 @@
 """Benchmark: single-run training throughput and the validation bpc it reaches.
 
-    python benchmarks/train_throughput.py                 # the issue's Monte Cristo command, 5 M chars
-    python benchmarks/train_throughput.py --max-train-chars 500000   # a quick look
+    python benchmarks/bench_train.py       # the issue's Monte Cristo command, 5 M chars
+    python benchmarks/bench_train.py --max-train-chars 500000   # a quick look
 
 Trains exactly what `python -m model.train --corpus monte-cristo --hidden-size 256 --num-layers 2
 --dropout 0.1 --seq-len 128 --batch-size 64 --lr 2e-3 --max-train-chars 5000000` trains (through
 the same library function), prints the figures and writes them to
-benchmarks/results/train_throughput.json.
+benchmarks/results/train.json.
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ def main() -> None:
     wall = time.perf_counter() - started
     last = rows[-1]
     figures = {
-        "command": "python -m model.train " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in flat.items()),
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
+        "command": "python -m model.train "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in flat.items()),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
         "torch": torch.__version__,
         "train_chars": last["chars_seen"],
         "train_chars_per_s": last["chars_seen"] / last["train_s"],
@@ -54,7 +55,7 @@ def main() -> None:
         "curve": [(r["chars_seen"], round(r["val_bpc"], 4)) for r in rows],
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "train_throughput.json").write_text(json.dumps(figures, indent=2) + "\n")
+    (RESULTS / "train.json").write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
 
 

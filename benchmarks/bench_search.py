@@ -1,7 +1,7 @@
 """Benchmark: a whole search on this machine, and how much of it is spent training.
 
-    python benchmarks/search.py                         # 24 trials on monte-cristo, 2 M chars each
-    python benchmarks/search.py --trials 6 --max-chars-per-trial 200000   # a quick look
+    python benchmarks/bench_search.py                         # 24 trials on monte-cristo, 2 M chars each
+    python benchmarks/bench_search.py --trials 6 --max-chars-per-trial 200000   # a quick look
 
 Runs `search.tuning.run_search` (what `python -m search.run` runs; W&B offline) and reports:
 wall time, the best validation bpc, how many trials ASHA stopped at each rung, and the share of
@@ -68,7 +68,7 @@ def main() -> None:
         if t["status"] == "stopped"
     )
     figures = {
-        "command": f"python benchmarks/search.py --trials {args.trials} "
+        "command": f"python benchmarks/bench_search.py --trials {args.trials} "
         f"--max-chars-per-trial {args.max_chars_per_trial} --corpus {args.corpus}",
         "trials": len(trials),
         "statuses": dict(Counter(t["status"] for t in trials)),

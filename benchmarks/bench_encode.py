@@ -1,6 +1,6 @@
 """Benchmark: read, build the vocabulary and encode a corpus (the 10.5 M-char IRC by default).
 
-    python benchmarks/encode.py [--corpus irc] [--repeat 5]
+    python benchmarks/bench_encode.py [--corpus irc] [--repeat 5]
 
 Prints the median and best times and writes them to benchmarks/results/encode.json.
 """

@@ -1,0 +1,66 @@
+"""Entry point for W&B's own sweep controller: one training run per sweep suggestion.
+
+Every search writes `runs/NAME/sweep.yaml`, the same space as a W&B sweep. To explore it with
+W&B's controller instead of Optuna + ASHA:
+
+    wandb sweep runs/NAME/sweep.yaml          # prints a sweep id
+    wandb agent ENTITY/PROJECT/SWEEP_ID       # runs this module with --hidden_size=... --lr=...
+
+The agent passes hyperparameters as `--name=value` (W&B's `${args}`); they go through the same
+validated path as every other run (`model.config.run_config_from_flat`), and every report is
+logged to the sweep's W&B run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from corpora import CorpusError
+from model.config import FLAT_KEYS
+from model.errors import ConfigError
+from model.train import train_to_folder
+
+
+def parse_sweep_args(extra: list[str]) -> dict[str, Any]:
+    """`--hidden_size=128 --lr=2e-3` -> {"hidden_size": "128", "lr": "2e-3"}; unknown keys fail."""
+    flat: dict[str, Any] = {}
+    for item in extra:
+        key, sep, value = item.removeprefix("--").partition("=")
+        if not item.startswith("--") or not sep:
+            raise ConfigError(f"expected --name=value, got {item!r}")
+        if key not in FLAT_KEYS:
+            raise ConfigError(f"unknown setting {key!r}")
+        flat[key] = value  # a string: run_config_from_flat converts it to the field's type
+    return flat
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m search.sweep_train", description=__doc__)
+    parser.add_argument("--corpus", required=True, help="corpus name or path")
+    parser.add_argument("--max-train-chars", type=int, required=True, help="training budget")
+    parser.add_argument("--data-dir", default=None, help="local corpus folder")
+    parser.add_argument("--out", default="runs/sweeps", help="folder for each run's checkpoints")
+    args, extra = parser.parse_known_args(argv)
+    try:
+        flat = {
+            "corpus": args.corpus,
+            "max_train_chars": args.max_train_chars,
+            **({"data_dir": args.data_dir} if args.data_dir else {}),
+            **parse_sweep_args(extra),
+        }
+        import wandb  # only here: the sweep agent's run
+
+        with wandb.init(config=flat) as run:
+            out = Path(args.out) / run.id
+            train_to_folder(flat, out, progress=False, on_report=run.log)
+    except (ConfigError, CorpusError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
