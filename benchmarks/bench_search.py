@@ -1,6 +1,6 @@
 """Benchmark: a whole search on this machine, and how much of it is spent training.
 
-    python benchmarks/bench_search.py                         # 24 trials on monte-cristo, 2 M chars each
+    python benchmarks/bench_search.py         # 24 trials on monte-cristo, 2 M chars each
     python benchmarks/bench_search.py --trials 6 --max-chars-per-trial 200000   # a quick look
 
 Runs `search.tuning.run_search` (what `python -m search.run` runs; W&B offline) and reports:
