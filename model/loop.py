@@ -114,7 +114,6 @@ class Trainer:
         self.epoch = 0  # completed passes over the training text
         self.step = 0
         self.chars_seen = 0  # training characters (targets) consumed so far
-        self.reported_chars = 0  # chars_seen at the last report
         self.elapsed_s = 0.0  # wall time spent in this run, over all resumes
         self.train_s = 0.0  # of which inside training steps (the rest: evaluation)
         self._window_loss = torch.zeros((), device=self.device)  # summed nats since last report
@@ -199,7 +198,6 @@ class Trainer:
             "epoch": self.epoch,
             "lr": self.optimizer.param_groups[0]["lr"],
         }
-        self.reported_chars = self.chars_seen
         self._window_loss.zero_()
         self._window_chars = 0
         self._window_train_s = 0.0
@@ -226,7 +224,6 @@ class Trainer:
                 "epoch": self.epoch,
                 "step": self.step,
                 "chars_seen": self.chars_seen,
-                "reported_chars": self.reported_chars,
                 "elapsed_s": self.elapsed_s,
                 "train_s": self.train_s,
             },
@@ -255,7 +252,6 @@ class Trainer:
         trainer.epoch = progress["epoch"]
         trainer.step = progress["step"]
         trainer.chars_seen = progress["chars_seen"]
-        trainer.reported_chars = progress["reported_chars"]
         trainer.elapsed_s = progress["elapsed_s"]
         trainer.train_s = progress["train_s"]
         torch.set_rng_state(checkpoint["rng"]["torch"])

@@ -26,8 +26,10 @@ from model.lstm import count_parameters
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
-class TrialDiverged(RuntimeError):
-    """The training loss became NaN or infinite; the trial ends and is recorded as diverged."""
+# What a diverged trial reports as val_bpc: worse than any model can be (no text needs more than
+# log2 of all of Unicode, about 20 bits per character), and finite. NaN would never be stopped
+# by ASHA and would poison its rung cutoffs, and Optuna rejects it.
+DIVERGED_BPC = 100.0
 
 
 def assigned_cpus() -> int:
@@ -55,13 +57,9 @@ def train_trial(config: dict[str, Any], corpus: Corpus, base: dict[str, Any]) ->
     }
 
     def report(metrics: Metrics) -> None:
-        if metrics.pop("diverged"):
-            # Raising (rather than reporting NaN) keeps NaN out of ASHA's rung statistics, where
-            # it would poison the cutoff, and tells the searcher the trial failed.
-            raise TrialDiverged(
-                f"training loss diverged (non-finite or far above chance) after "
-                f"{metrics['chars_seen']} characters"
-            )
+        if metrics["diverged"]:  # the last report: fit() returns right after it
+            tune.report({**metrics, "val_bpc": DIVERGED_BPC, **where})
+            return
         with tempfile.TemporaryDirectory() as folder:
             save_checkpoint(trainer.checkpoint(), str(Path(folder) / CHECKPOINT_FILE))
             tune.report(

@@ -796,12 +796,12 @@ class DemoPreset:
 
 DEMO_PRESETS = {
     "quick": DemoPreset(),  # about 2-3 minutes on 2 cores (2 min 13 s measured)
-    "full": DemoPreset(  # roughly 15-20 minutes on 2 cores: 2.6 M characters, 10% validation
+    "full": DemoPreset(  # about 20 minutes on 2 cores: 2.6 M characters, 10% validation
         corpora=("irc", "monte-cristo", "war-and-peace", "nginx"),
         max_chars=2_600_000,
         val_fraction=0.1,
-        trials=12,
-        max_chars_per_trial=1_600_000,
+        trials=16,
+        max_chars_per_trial=3_200_000,
         grace_chars=200_000,
         reduction_factor=2,
         space=SearchSpace(
@@ -919,7 +919,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         choices=sorted(DEMO_PRESETS),
         default="quick",
-        help="quick (default): 2-3 minutes on 2 cores; full: 4 corpora of 2.6 M chars, 15-20 min",
+        help="quick (default): 2-3 min on 2 cores; full: 4 corpora of 2.6 M chars, about 20 min",
     )
     demo.add_argument(
         "--corpora", default=None, help="comma-separated corpora (overrides the preset's)"

@@ -52,6 +52,7 @@ class SearchConfig:
     cpus_per_trial: float = 1.0  # CPU threads given to each trial (torch.set_num_threads)
     gpus_per_trial: float = 0.0  # GPUs per trial (fractions share a GPU)
     time_budget_s: float | None = None  # stop the whole search cleanly after this many seconds
+    max_failures: int = 2  # restarts of a crashed trial (e.g. a lost node), from its checkpoint
     seed: int = 0  # seeds the TPE sampler and every trial's training
     name: str = ""  # search folder under storage; "" derives one from corpus and time
     storage: str = "runs"  # folder holding every search
@@ -78,8 +79,8 @@ class SearchConfig:
                 f"grace_chars ({self.grace_chars}) exceeds "
                 f"max_chars_per_trial ({self.max_chars_per_trial})"
             )
-        if self.eval_every_chars < 0 or self.concurrency < 0:
-            raise ConfigError("eval_every_chars and concurrency must be non-negative")
+        if self.eval_every_chars < 0 or self.concurrency < 0 or self.max_failures < 0:
+            raise ConfigError("eval_every_chars, concurrency and max_failures must be non-negative")
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
             raise ConfigError("cpus_per_trial must be positive and gpus_per_trial non-negative")
         if self.time_budget_s is not None and self.time_budget_s <= 0:

@@ -82,11 +82,29 @@ class TrialRecord:
     stopped_early: bool = False  # ASHA stopped it before the full budget
 
 
+def resumed_history(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The reports on a trial's final line of training.
+
+    A trial restored from a checkpoint older than its last report (Tune's saved state can lag
+    its newest checkpoint by one) reports those characters again; Tune's log keeps both, and the
+    later report, from the run that went on, replaces the earlier ones.
+    """
+    line: list[dict[str, Any]] = []
+    for report in reports:
+        while line and line[-1]["chars_seen"] >= report["chars_seen"]:
+            line.pop()
+        line.append(report)
+    return line
+
+
 def trial_status(record: TrialRecord, budget: int) -> str:
     """completed (full budget), stopped (by ASHA), diverged, failed, or unfinished."""
     if record.error:
-        return "diverged" if "TrialDiverged" in record.error else "failed"
-    chars = record.history[-1]["chars_seen"] if record.history else 0
+        return "failed"
+    last = record.history[-1] if record.history else {}
+    if last.get("diverged"):
+        return "diverged"
+    chars = last.get("chars_seen", 0)
     if chars >= budget:
         return "completed"
     return "stopped" if record.stopped_early else "unfinished"
@@ -96,12 +114,26 @@ def _finite(value: Any) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
+def _val_bpc(report: dict[str, Any]) -> float | None:
+    """A report's validation bpc; none for the report of a diverged trial (a stand-in value)."""
+    return None if report.get("diverged") else _finite(report.get("val_bpc"))
+
+
+def _error(record: TrialRecord, status: str) -> str | None:
+    if record.error:
+        return record.error.strip().splitlines()[-1][:500]
+    if status == "diverged":
+        chars = record.history[-1]["chars_seen"]
+        return f"training loss diverged (non-finite or far above chance) after {chars:,} chars"
+    return None
+
+
 def trial_row(
     record: TrialRecord, search: str, corpus: dict[str, Any], status: str
 ) -> dict[str, Any]:
     history = record.history
     last = history[-1] if history else {}
-    val = [h["val_bpc"] for h in history if _finite(h.get("val_bpc")) is not None]
+    val = [v for v in map(_val_bpc, history) if v is not None]
     wall = float(last.get("elapsed_s", 0.0))
     chars = int(last.get("chars_seen", 0))
     row = {
@@ -114,7 +146,7 @@ def trial_row(
         "vocab_size": corpus["vocab_size"],
         **{name: record.config.get(name) for name in HYPERPARAMETERS},
         "num_params": last.get("num_params"),
-        "final_val_bpc": _finite(last.get("val_bpc")),
+        "final_val_bpc": _val_bpc(last),
         "best_val_bpc": min(val) if val else None,
         "final_train_bpc": _finite(last.get("train_bpc")),
         "chars_trained": chars,
@@ -122,11 +154,14 @@ def trial_row(
         "wall_s": wall,
         "chars_per_s": chars / wall if wall > 0 else None,
         "status": status,
-        "error": record.error.strip().splitlines()[-1][:500] if record.error else None,
+        "error": _error(record, status),
         "best_checkpoint": record.best_checkpoint,
         "node_id": last.get("node_id"),
     }
     return row
+
+
+CURVE_METRICS = ("chars_seen", "train_bpc", "chars_per_s", "elapsed_s", "train_s", "lr")
 
 
 def curve_rows(record: TrialRecord, search: str) -> Iterable[dict[str, Any]]:
@@ -135,18 +170,8 @@ def curve_rows(record: TrialRecord, search: str) -> Iterable[dict[str, Any]]:
             "search": search,
             "trial_id": record.trial_id,
             "iteration": i,
-            **{
-                name: h.get(name)
-                for name in (
-                    "chars_seen",
-                    "train_bpc",
-                    "val_bpc",
-                    "chars_per_s",
-                    "elapsed_s",
-                    "train_s",
-                    "lr",
-                )
-            },
+            **{name: h.get(name) for name in CURVE_METRICS},
+            "val_bpc": _val_bpc(h),
         }
 
 

@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
         dest="time_budget_s",
         help="stop the search cleanly after this many seconds",
     )
+    add(
+        "--max-failures",
+        type=int,
+        help=f"restarts of a crashed trial from its last checkpoint (default {d.max_failures})",
+    )
     add("--seed", type=int, help=f"sampler and training seed (default {d.seed})")
     add("--name", help="search name (default: CORPUS-DATE-TIME; with --resume: the latest)")
     add("--storage", help=f"folder holding searches (default {d.storage})")

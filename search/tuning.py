@@ -46,6 +46,7 @@ from search.results import (
     curve_rows,
     ranked,
     read_trials,
+    resumed_history,
     trial_row,
     trial_status,
     write_table,
@@ -73,7 +74,9 @@ class BudgetAwareOptunaSearch(OptunaSearch):
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
-        if result and not error and result.get("chars_seen", 0) < self._budget:
+        if result and result.get("diverged"):
+            result, error = None, True  # OptunaSearch tells FAIL
+        elif result and not error and result.get("chars_seen", 0) < self._budget:
             result = None  # no final value: OptunaSearch tells PRUNED
         super().on_trial_complete(trial_id, result=result, error=error)
 
@@ -107,13 +110,17 @@ class ProgressLines(tune.Callback):
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **_: Any
     ) -> None:
-        self.best = min(self.best, result.get(METRIC, math.inf))
+        if not result.get("diverged"):
+            self.best = min(self.best, result.get(METRIC, math.inf))
 
     def _line(self, trials: list, trial: Any, what: str) -> None:
         done = 1 + sum(t.status in ("TERMINATED", "ERROR") for t in trials if t is not trial)
-        chars = (trial.last_result or {}).get("chars_seen", 0)
-        value = (trial.last_result or {}).get(METRIC)
-        shown = f"val_bpc {value:.4f}" if value is not None else "no report"
+        last = trial.last_result or {}
+        chars, value = last.get("chars_seen", 0), last.get(METRIC)
+        if last.get("diverged"):
+            what, shown = "diverged", "loss exploded"
+        else:
+            shown = f"val_bpc {value:.4f}" if value is not None else "no report"
         print(
             f"[{done}/{self.total}] trial {trial.trial_id} {what} at {chars:,} chars, {shown}; "
             f"best so far {self.best:.4f}",
@@ -257,7 +264,8 @@ def make_tuner(config: SearchConfig, corpus: Corpus) -> tune.Tuner:
                 checkpoint_score_attribute=METRIC,
                 checkpoint_score_order=MODE,
             ),
-            failure_config=tune.FailureConfig(max_failures=0),
+            # A crashed trial (lost node, killed worker) restarts from its last checkpoint.
+            failure_config=tune.FailureConfig(max_failures=config.max_failures),
             verbose=0,  # ProgressLines prints one line per trial instead of Tune's tables
         ),
     )
@@ -271,7 +279,7 @@ def collect_trials(config: SearchConfig) -> list[TrialRecord]:
     records = []
     for trial in analysis.trials:
         frame = analysis.trial_dataframes.get(trial.trial_id)
-        history = [] if frame is None or frame.empty else frame.to_dict("records")
+        history = [] if frame is None or frame.empty else resumed_history(frame.to_dict("records"))
         best = analysis.get_best_checkpoint(trial, METRIC, MODE) if history else None
         error = trial.get_error() if trial.status == "ERROR" else None
         records.append(

@@ -13,7 +13,7 @@ import yaml
 
 from model.errors import ConfigError
 from model.sample import generate, load_model
-from search.results import CURVES_SCHEMA, TRIALS_SCHEMA
+from search.results import CURVES_SCHEMA, TRIALS_SCHEMA, resumed_history
 from search.run import main as run_main
 from search.space import SearchSpace, load_space_file, space_from_mapping
 from search.sweep_train import main as sweep_main
@@ -97,6 +97,9 @@ def test_diverging_trials_are_recorded_and_the_search_completes(ray_local, corpu
     assert outcome.trials == 2 and not outcome.interrupted
     assert [t["status"] for t in trials] == ["diverged", "diverged"]
     assert all(t["lr"] >= 50 and "diverged" in t["error"] for t in trials)
+    assert all(t["final_val_bpc"] is None and t["num_layers"] >= 1 for t in trials)
+    curves = pq.read_table(config.path / "curves.parquet").to_pylist()
+    assert all(c["val_bpc"] is None for c in curves)  # no stand-in value leaks into the curves
     assert outcome.best_trial is None
 
 
@@ -228,3 +231,9 @@ def test_optuna_learns_stopped_trials_as_pruned(searches):
     trials = pq.read_table(config.path / "trials.parquet").to_pylist()
     for t in trials:
         assert told[t["trial_id"]] == expected[t["status"]], t
+
+
+def test_a_trial_resumed_from_an_older_checkpoint_keeps_its_final_line():
+    reports = [{"chars_seen": c} for c in (100, 200, 300, 200, 300, 400)]
+    assert [r["chars_seen"] for r in resumed_history(reports)] == [100, 200, 300, 400]
+    assert resumed_history(reports)[2] is reports[4]  # the report of the run that went on
