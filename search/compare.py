@@ -43,11 +43,10 @@ from corpora import Corpus, CorpusError, load_corpus
 from model.errors import ConfigError
 from model.sample import default_prime, generate, load_model
 from search.baselines import Baselines, cache_key, cached_baselines
-from search.config import SearchConfig
+from search.config import SearchConfig, load_search_config
 from search.importance import Importance, param_importances
 from search.plots import Curve, plot_baselines, plot_best_curves, plot_hyperparameters
 from search.results import HYPERPARAMETERS, STATUSES, TRIALS_SCHEMA, ranked, write_parquet
-from search.run import saved_config
 from search.space import SearchSpace
 
 DEFAULT_THRESHOLDS = (3.0, 2.5, 2.0)  # bpc the best trial is timed to
@@ -136,7 +135,7 @@ def read_search(path: str | Path, data_dir: str | None = None) -> Search:
                 f"{path} has no {name}: not a finished search (finish it with search.run --resume)"
             )
     try:
-        config = saved_config(path, {"data_dir": data_dir} if data_dir else {})
+        config = load_search_config(path, {"data_dir": data_dir} if data_dir else {})
         trials = pq.read_table(path / "trials.parquet")
         curves = pq.read_table(path / "curves.parquet")
     except (ValueError, TypeError, KeyError, OSError, pa.ArrowException) as error:
@@ -800,8 +799,8 @@ DEMO_PRESETS = {
         corpora=("irc", "monte-cristo", "war-and-peace", "nginx"),
         max_chars=2_600_000,
         val_fraction=0.1,
-        trials=16,
-        max_chars_per_trial=3_200_000,
+        trials=12,
+        max_chars_per_trial=2_400_000,
         grace_chars=200_000,
         reduction_factor=2,
         space=SearchSpace(

@@ -7,8 +7,9 @@ overlays its sampled hyperparameters on it.
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +125,14 @@ class SearchConfig:
             "seed": self.seed,
             "device": "cuda" if self.gpus_per_trial > 0 else "cpu",
         }
+
+
+def load_search_config(path: Path, overrides: dict[str, Any] | None = None) -> SearchConfig:
+    """The settings a search folder was started with (its search.json), with a few per-run
+    overrides such as the Ray address or the corpus folder."""
+    saved = json.loads((path / "search.json").read_text())
+    saved["space"] = SearchSpace(**{k: tuple(v) for k, v in saved["space"].items()})
+    known = {f.name for f in fields(SearchConfig)}
+    return replace(
+        SearchConfig(**{k: v for k, v in saved.items() if k in known}), **(overrides or {})
+    )

@@ -12,13 +12,13 @@ import json
 import os
 import sys
 import time
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from corpora import CorpusError
 from model.errors import ConfigError
-from search.config import PRESETS, WANDB_MODES, SearchConfig
+from search.config import PRESETS, WANDB_MODES, SearchConfig, load_search_config
 from search.results import format_ranking, read_trials
 from search.space import SearchSpace, load_space_file, space_from_mapping
 
@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         default=False,
-        help="continue an interrupted search (same --name, or the latest of this corpus)",
+        help="continue an interrupted search (same --name, or the latest of this corpus) with "
+        "its saved settings; only --address and --data-dir may change",
     )
     add("--wandb-project", help=f"W&B project (default {d.wandb_project})")
     add(
@@ -160,14 +161,6 @@ def latest_search(storage: str, corpus: str) -> str:
     return max(found)[1]
 
 
-def saved_config(path: Path, overrides: dict[str, Any]) -> SearchConfig:
-    """The settings a search was started with, with a few per-run overrides (address, data dir)."""
-    saved = json.loads((path / "search.json").read_text())
-    saved["space"] = SearchSpace(**{k: tuple(v) for k, v in saved["space"].items()})
-    known = {f.name for f in fields(SearchConfig)}
-    return replace(SearchConfig(**{k: v for k, v in saved.items() if k in known}), **overrides)
-
-
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
     storage = getattr(args, "storage", DEFAULTS.storage)
     if args.resume:
@@ -178,7 +171,7 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         overrides = {"address": getattr(args, "address", None), "storage": storage}
         if "data_dir" in args:
             overrides["data_dir"] = args.data_dir
-        return saved_config(path, overrides)
+        return load_search_config(path, overrides)
     preset = dict(PRESETS[args.preset]) if "preset" in args else {}
     settings = {k: v for k, v in preset.items() if k != "space"}
     settings.update({k: v for k, v in vars(args).items() if k in CONFIG_FIELDS})
