@@ -26,9 +26,9 @@ from model.lstm import count_parameters
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
-# What a diverged trial reports as val_bpc: worse than any model can be (no text needs more than
-# log2 of all of Unicode, about 20 bits per character), and finite. NaN would never be stopped
-# by ASHA and would poison its rung cutoffs, and Optuna rejects it.
+# What a diverged trial reports as val_bpc: finite, and worse than any run that has not diverged
+# (those stay below DIVERGED_FACTOR * log2(V) <= 3 * 20 bits, V at most all of Unicode). NaN
+# would never be stopped by ASHA and would poison its rung cutoffs, and Optuna rejects it.
 DIVERGED_BPC = 100.0
 
 
