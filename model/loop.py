@@ -33,6 +33,9 @@ LN2 = math.log(2.0)
 # A batch loss this many times that of uniform guessing (ln V nats) means the run has diverged:
 # Adam's normalised steps keep an exploding model's loss finite but astronomically large.
 DIVERGED_FACTOR = 3.0
+# Validation streams, the same for every trial: each stream starts without context, so cutting
+# the validation text by the trial's batch size would charge large batches more cold starts.
+VAL_STREAMS = 16
 
 Metrics = dict[str, Any]
 
@@ -108,7 +111,7 @@ class Trainer:
         self.train_streams = _Streams.build(corpus.train_ids, tc.batch_size, False, self.device)
         # Validation predicts every validation character, the first one from the last training one.
         val_ids = np.concatenate([corpus.train_ids[-1:], corpus.val_ids])
-        self.val_streams = _Streams.build(val_ids, tc.batch_size, True, self.device)
+        self.val_streams = _Streams.build(val_ids, VAL_STREAMS, True, self.device)
         self.state: State = self.model.init_state(tc.batch_size)
         self.position = 0  # column of the next training batch in the streams
         self.epoch = 0  # completed passes over the training text
@@ -268,8 +271,8 @@ def fit(
     """Train until `max_train_chars`; report every `eval_every_chars`. Returns the final status.
 
     A non-finite training loss, or one `DIVERGED_FACTOR` times that of uniform guessing, stops
-    the run at once: it is reported with `diverged=True` and `val_bpc=nan`, and the status is
-    "diverged". Otherwise the status is "completed".
+    the run at once: its last report has `diverged=True` and `val_bpc=nan` (not evaluated), and
+    the status is "diverged". Otherwise the status is "completed".
     """
     tc = trainer.run.train
     limit = DIVERGED_FACTOR * math.log(max(2, trainer.run.model.vocab_size))
@@ -300,4 +303,7 @@ def save_checkpoint(checkpoint: dict[str, Any], path: str) -> None:
 
 def load_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load with `weights_only=True`: tensors and plain containers only, no arbitrary unpickling."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises several types for a missing, corrupt or foreign file
+        raise ConfigError(f"cannot read checkpoint {path}: {type(error).__name__}") from error

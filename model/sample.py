@@ -39,11 +39,7 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[CharLSTM, Vocab]:
     """The model and vocabulary of a checkpoint, loaded without unpickling arbitrary objects."""
     from model.loop import load_checkpoint  # local: keeps `python -m model.sample` start-up light
 
-    file = checkpoint_file(path)
-    try:
-        checkpoint = load_checkpoint(str(file), map_location=device)
-    except Exception as error:  # torch raises several types for a corrupt or foreign file
-        raise ConfigError(f"cannot read checkpoint {file}: {type(error).__name__}") from error
+    checkpoint = load_checkpoint(str(checkpoint_file(path)), map_location=device)
     run = run_config_from_flat(checkpoint["run_config"])
     model = CharLSTM(run.model).to(device)
     model.load_state_dict(checkpoint["model"])

@@ -137,12 +137,15 @@ def train_to_folder(
     def report(metrics: Metrics) -> None:
         nonlocal best
         rows.append(metrics)
+        write_metrics(rows, out / "metrics.parquet")
+        if metrics["diverged"]:  # keep the last sound checkpoint, not the exploded weights
+            bar.write(f"diverged after {metrics['chars_seen']:,} chars")
+            return
         checkpoint = trainer.checkpoint()
         save_checkpoint(checkpoint, str(latest))
         if metrics["val_bpc"] < best:
             best = metrics["val_bpc"]
             save_checkpoint(checkpoint, str(out / BEST))
-        write_metrics(rows, out / "metrics.parquet")
         bar.write(
             f"chars {metrics['chars_seen']:>11,}  train_bpc {metrics['train_bpc']:.4f}  "
             f"val_bpc {metrics['val_bpc']:.4f}  {metrics['chars_per_s']:,.0f} chars/s"
@@ -170,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume and flat:
             raise ConfigError("--resume continues with the saved settings; drop the other flags")
         train_to_folder(flat, Path(args.out), resume=args.resume, progress=sys.stderr.isatty())
-    except (ConfigError, CorpusError) as error:
+    except (ConfigError, CorpusError, OSError) as error:  # OSError: e.g. an unwritable --out
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

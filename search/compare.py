@@ -154,12 +154,13 @@ def read_search(path: str | Path, data_dir: str | None = None) -> Search:
 
 def check_equal_lengths(searches: Sequence[Search], allow_unequal: bool) -> None:
     """Refuse to rank searches of different corpus lengths together unless allowed."""
-    lengths = {s.name: s.corpus_chars for s in searches}
+    # Length and split both: the same length with another --val-fraction is other texts.
+    lengths = {s.name: (s.corpus_chars, s.config.val_fraction) for s in searches}
     if len(set(lengths.values())) > 1 and not allow_unequal:
-        detail = ", ".join(f"{name} {chars:,}" for name, chars in lengths.items())
+        detail = ", ".join(f"{name} {n:,} (val {v:g})" for name, (n, v) in lengths.items())
         raise ConfigError(
-            f"searches used unequal corpus lengths ({detail} characters); rerun them with one "
-            "--max-chars, or pass --allow-unequal to rank them together anyway"
+            f"searches used unequal corpus lengths or splits ({detail}); rerun them with one "
+            "--max-chars and --val-fraction, or pass --allow-unequal to rank them together anyway"
         )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -129,10 +129,13 @@ class SearchConfig:
 
 def load_search_config(path: Path, overrides: dict[str, Any] | None = None) -> SearchConfig:
     """The settings a search folder was started with (its search.json), with a few per-run
-    overrides such as the Ray address or the corpus folder."""
-    saved = json.loads((path / "search.json").read_text())
-    saved["space"] = SearchSpace(**{k: tuple(v) for k, v in saved["space"].items()})
-    known = {f.name for f in fields(SearchConfig)}
-    return replace(
-        SearchConfig(**{k: v for k, v in saved.items() if k in known}), **(overrides or {})
-    )
+    overrides such as the Ray address or the corpus folder. Unknown keys are an error."""
+    file = path / "search.json"
+    try:
+        saved = json.loads(file.read_text())
+        saved["space"] = SearchSpace(**{k: tuple(v) for k, v in saved["space"].items()})
+        return replace(SearchConfig(**saved), **(overrides or {}))
+    except ConfigError as error:
+        raise ConfigError(f"cannot use search settings {file}: {error}") from None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+        raise ConfigError(f"cannot read search settings {file}: {type(error).__name__}") from None

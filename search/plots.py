@@ -83,10 +83,14 @@ def plot_baselines(rows: Sequence[dict[str, Any]], path: Path, label: str = "lab
     width = 0.8 / len(BASELINE_BARS)
     for j, (column, legend) in enumerate(BASELINE_BARS):
         xs = [i + (j - (len(BASELINE_BARS) - 1) / 2) * width for i in range(len(rows))]
-        heights = [row[column] if row[column] is not None else 0.0 for row in rows]
+        shown = [
+            (x, row[column]) for x, row in zip(xs, rows, strict=True) if row[column] is not None
+        ]
         hatch = "//" if column == "best_val_bpc" else None
-        bars = ax.bar(xs, heights, width, label=legend, hatch=hatch)
-        ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
+        bars = ax.bar(
+            [x for x, _ in shown], [h for _, h in shown], width, label=legend, hatch=hatch
+        )
+        ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)  # no bar where there is no value
     ax.set_xticks(range(len(rows)), [str(row[label]) for row in rows])
     ax.set_ylabel("validation bits per character")
     ax.set_title("Best model and baselines per corpus (lower: more predictable)")

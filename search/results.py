@@ -152,7 +152,7 @@ def trial_row(
         "chars_trained": chars,
         "iterations": len(history),
         "wall_s": wall,
-        "chars_per_s": chars / wall if wall > 0 else None,
+        "chars_per_s": chars / last["train_s"] if last.get("train_s") else None,
         "status": status,
         "error": _error(record, status),
         "best_checkpoint": record.best_checkpoint,

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from search.space import SearchSpace, load_space_file, space_from_mapping
 
 DEFAULTS = SearchConfig()
 CONFIG_FIELDS = {f.name for f in fields(SearchConfig)} - {"space"}
+SPACE_FLAGS = {"preset", "space_file", "cells"}  # flags (besides --range) that shape the space
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,20 +164,32 @@ def latest_search(storage: str, corpus: str) -> str:
 
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
     storage = getattr(args, "storage", DEFAULTS.storage)
-    if args.resume:
-        name = getattr(args, "name", "") or latest_search(storage, args.corpus)
-        path = Path(storage).resolve() / name
-        if not (path / "search.json").is_file():
-            raise ConfigError(f"no search named {name!r} in {storage} to resume")
-        overrides = {"address": getattr(args, "address", None), "storage": storage}
-        if "data_dir" in args:
-            overrides["data_dir"] = args.data_dir
-        return load_search_config(path, overrides)
     preset = dict(PRESETS[args.preset]) if "preset" in args else {}
     settings = {k: v for k, v in preset.items() if k != "space"}
     settings.update({k: v for k, v in vars(args).items() if k in CONFIG_FIELDS})
-    settings.setdefault("name", default_name(args.corpus))
-    return SearchConfig(**settings, space=build_space(args, preset))
+    if not args.resume:
+        settings.setdefault("name", default_name(args.corpus))
+        return SearchConfig(**settings, space=build_space(args, preset))
+
+    name = getattr(args, "name", "") or latest_search(storage, args.corpus)
+    path = Path(storage).resolve() / name
+    if not (path / "search.json").is_file():
+        raise ConfigError(f"no search named {name!r} in {storage} to resume")
+    per_run = {k: settings[k] for k in ("address", "data_dir") if k in settings}
+    saved = load_search_config(path, {"storage": storage, "address": None, **per_run})
+    # The same command plus --resume is welcome; a changed setting is refused, not ignored.
+    space_given = bool(SPACE_FLAGS & set(vars(args))) or bool(args.range)
+    space = build_space(args, preset) if space_given else saved.space
+    given = replace(saved, **settings, space=space)
+    changed = [
+        f.name for f in fields(SearchConfig) if getattr(given, f.name) != getattr(saved, f.name)
+    ]
+    if changed:
+        raise ConfigError(
+            f"--resume continues search {name!r} with its saved settings; these differ: "
+            f"{', '.join(changed)}"
+        )
+    return saved
 
 
 def main(argv: list[str] | None = None) -> int:

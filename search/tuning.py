@@ -29,6 +29,7 @@ import ray
 import yaml
 from ray import tune
 from ray.air.integrations.wandb import WandbLoggerCallback
+from ray.autoscaler.sdk import request_resources
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
@@ -64,7 +65,8 @@ class BudgetAwareOptunaSearch(OptunaSearch):
     so TPE would learn from low-budget losses as if they were final. Here such a trial is told
     as PRUNED instead: Optuna keeps the intermediate values `on_trial_result` already reported
     and TPE ranks pruned trials by how far they got and how well they did there, behind every
-    trial that finished its budget. A diverged trial is told as FAIL and ignored by TPE.
+    trial that finished its budget. A diverged trial is told as PRUNED too, with its last value
+    the stand-in `DIVERGED_BPC`: TPE learns that its region is bad instead of ignoring it.
     """
 
     def __init__(self, *args: Any, budget: int, **kwargs: Any) -> None:
@@ -74,9 +76,11 @@ class BudgetAwareOptunaSearch(OptunaSearch):
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
-        if result and result.get("diverged"):
-            result, error = None, True  # OptunaSearch tells FAIL
-        elif result and not error and result.get("chars_seen", 0) < self._budget:
+        if (
+            result
+            and not error
+            and (result.get("diverged") or result.get("chars_seen", 0) < self._budget)
+        ):
             result = None  # no final value: OptunaSearch tells PRUNED
         super().on_trial_complete(trial_id, result=result, error=error)
 
@@ -182,7 +186,12 @@ def start_ray(address: str | None) -> bool:
     """Connect to `address`, or start a local Ray; returns whether this call started it."""
     if ray.is_initialized():
         return False
-    ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    try:
+        ray.init(
+            address=address, include_dashboard=False, configure_logging=False, log_to_driver=False
+        )
+    except ConnectionError as error:
+        raise ConfigError(f"cannot reach a Ray cluster at {address!r}: {error}") from None
     return True
 
 
@@ -193,6 +202,17 @@ def default_concurrency(config: SearchConfig) -> int:
     if config.gpus_per_trial > 0:
         fit = min(fit, int(resources.get("GPU", 0) // config.gpus_per_trial))
     return max(1, min(fit, config.trials))
+
+
+def request_workers(config: SearchConfig) -> None:
+    """On an existing cluster, ask its autoscaler for room for `--concurrency` trials at once.
+
+    Tune only asks for the trials it has started; with the head node alone able to hold them
+    all, an autoscaling cluster would otherwise never grow. A no-op without an autoscaler.
+    """
+    if config.address and config.concurrency:
+        bundle = {"CPU": config.cpus_per_trial, "GPU": config.gpus_per_trial}
+        request_resources(bundles=[{k: v for k, v in bundle.items() if v}] * config.concurrency)
 
 
 def make_searcher(config: SearchConfig) -> BudgetAwareOptunaSearch:
@@ -344,7 +364,9 @@ def keep_best(config: SearchConfig) -> tuple[dict[str, Any] | None, str]:
 def save_search_files(config: SearchConfig) -> None:
     """The search's own settings (for --resume) and the same space as a W&B sweep file."""
     config.path.mkdir(parents=True, exist_ok=True)
-    (config.path / "search.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    tmp = config.path / "search.json.tmp"
+    tmp.write_text(json.dumps(asdict(config), indent=2) + "\n")
+    tmp.replace(config.path / "search.json")
     base = {k: v for k, v in config.base_run().items() if v is not None and k != "corpus"}
     command = [
         "python", "-m", "search.sweep_train", "--corpus", config.corpus,
@@ -366,11 +388,12 @@ def run_search(config: SearchConfig, resume: bool = False) -> SearchOutcome:
         raise ConfigError(f"nothing to resume at {path}")
     if not resume and (path / "search.json").exists():
         raise ConfigError(f"search {config.name!r} already exists in {path.parent}; pass --resume")
-    save_search_files(config)
     # Tune warns whenever checkpoints come faster than one per 5 s; small trials always do.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     started_ray = start_ray(config.address)
     try:
+        save_search_files(config)
+        request_workers(config)
         if resume:
             tuner = tune.Tuner.restore(
                 str(path),

@@ -38,7 +38,7 @@ def test_train_resume_and_sample(corpus_dir, tmp_path):
     assert repeat.stdout == sample.stdout
 
 
-def test_resume_continues_to_a_larger_budget(corpus_dir, tmp_path):
+def test_resume_of_a_finished_run_has_nothing_left_to_train(corpus_dir, tmp_path):
     out = tmp_path / "run"
     args = ["model.train", "--corpus", "monte-cristo", "--data-dir", str(corpus_dir), *TINY,
             "--out", str(out)]  # fmt: skip

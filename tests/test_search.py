@@ -148,6 +148,10 @@ def test_sigterm_then_resume_reaches_exactly_the_requested_trials(ray_local, cor
     interrupted = pq.read_table(search_dir / "trials.parquet").to_pylist()
     assert any(t["status"] == "unfinished" for t in interrupted), interrupted
 
+    changed = subprocess.run([*args, "--resume", "--trials", "9"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert changed.returncode == 2 and "these differ: trials" in changed.stderr, changed.stderr
+
     second = subprocess.run(
         [*args, "--resume"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
