@@ -12,7 +12,6 @@ training stopped: weights, optimizer, stream position, hidden state, RNG state, 
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from corpora import Corpus
 from model.batching import PAD, next_position, stream_matrix, window
 from model.config import RunConfig, run_config_from_flat, run_config_to_flat
 from model.errors import ConfigError
+from model.files import atomic_path
 from model.lstm import CharLSTM, State, detach_state
 
 CHECKPOINT_FORMAT = 1
@@ -296,9 +296,8 @@ def fit(
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str) -> None:
     """Write atomically: a crash mid-write never leaves a truncated checkpoint behind."""
-    tmp = f"{path}.tmp"
-    torch.save(checkpoint, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
 
 
 def load_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:

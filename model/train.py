@@ -25,6 +25,7 @@ from tqdm import tqdm
 from corpora import CorpusConfig, CorpusError, load_corpus
 from model.config import TrainConfig, run_config_from_flat, run_config_to_flat, with_vocab_size
 from model.errors import ConfigError
+from model.files import atomic_path
 from model.loop import Metrics, Trainer, fit, load_checkpoint, save_checkpoint
 from model.lstm import ModelConfig, count_parameters
 from model.sample import BEST, LATEST
@@ -82,9 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def write_metrics(rows: list[Metrics], path: Path) -> None:
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(pa.Table.from_pylist(rows), tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.Table.from_pylist(rows), tmp)
 
 
 def train_to_folder(

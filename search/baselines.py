@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from model.files import atomic_path
+
 METHOD = 1  # bump when a figure's definition changes: older cache entries are recomputed
 CODECS: dict[str, Callable[[bytes], bytes]] = {
     "gzip": lambda data: gzip.compress(data, compresslevel=9, mtime=0),  # mtime=0: same bytes
@@ -126,10 +128,9 @@ def cached_baselines(path: Path, key: str, train_text: str, val_text: str) -> Ba
         return found
     baselines = compute_baselines(train_text, val_text)
     entries[key] = asdict(baselines)
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     except OSError:
         pass  # read-only search folder: the figures are still returned
     return baselines

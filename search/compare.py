@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 
 from corpora import Corpus, CorpusError, load_corpus
 from model.errors import ConfigError
+from model.files import atomic_path
 from model.sample import default_prime, generate, load_model
 from search.baselines import Baselines, cache_key, cached_baselines
 from search.config import SearchConfig, load_search_config
@@ -695,9 +696,8 @@ def render_markdown(
 
 
 def write_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return path
 
 

@@ -20,6 +20,7 @@ from matplotlib import ticker
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from model.files import atomic_path
 from search.space import SearchSpace
 
 STATUS_COLORS = {
@@ -51,9 +52,8 @@ class Curve:
 def save(figure: Figure, path: Path) -> Path:
     """Write `figure` as PNG atomically and return `path`."""
     FigureCanvasAgg(figure)  # headless: attach the Agg canvas explicitly
-    tmp = path.with_name(path.name + ".tmp")
-    figure.savefig(tmp, format="png", dpi=110)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=110)
     return path
 
 

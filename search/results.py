@@ -20,6 +20,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from model.files import atomic_path
+
 STATUSES = ("completed", "stopped", "diverged", "failed", "unfinished")
 HYPERPARAMETERS = ("cell", "num_layers", "hidden_size", "dropout", "seq_len", "lr", "batch_size")
 
@@ -177,9 +179,8 @@ def curve_rows(record: TrialRecord, search: str) -> Iterable[dict[str, Any]]:
 
 def write_parquet(table: pa.Table, path: Path) -> Path:
     """Write `table` atomically: a temporary file, then a rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
     return path
 
 

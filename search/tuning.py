@@ -36,6 +36,7 @@ from ray.tune.search.optuna import OptunaSearch
 from corpora import Corpus, load_corpus
 from model.config import run_config_from_flat, with_vocab_size
 from model.errors import ConfigError
+from model.files import atomic_path
 from model.loop import check_corpus_fits
 from model.sample import default_prime, generate, load_model
 from model.trainable import CHECKPOINT_FILE, train_trial
@@ -344,9 +345,8 @@ def keep_best(config: SearchConfig) -> tuple[dict[str, Any] | None, str]:
         return None, ""
     target = config.path / "best"
     target.mkdir(exist_ok=True)
-    tmp = target / "best.pt.tmp"
-    shutil.copyfile(Path(best["best_checkpoint"]) / CHECKPOINT_FILE, tmp)
-    tmp.replace(target / "best.pt")
+    with atomic_path(target / "best.pt") as tmp:
+        shutil.copyfile(Path(best["best_checkpoint"]) / CHECKPOINT_FILE, tmp)
     (target / "trial.json").write_text(json.dumps(best, indent=2, default=str) + "\n")
     model, vocab = load_model(target)
     sample = generate(
@@ -364,9 +364,8 @@ def keep_best(config: SearchConfig) -> tuple[dict[str, Any] | None, str]:
 def save_search_files(config: SearchConfig) -> None:
     """The search's own settings (for --resume) and the same space as a W&B sweep file."""
     config.path.mkdir(parents=True, exist_ok=True)
-    tmp = config.path / "search.json.tmp"
-    tmp.write_text(json.dumps(asdict(config), indent=2) + "\n")
-    tmp.replace(config.path / "search.json")
+    with atomic_path(config.path / "search.json") as tmp:
+        tmp.write_text(json.dumps(asdict(config), indent=2) + "\n")
     base = {k: v for k, v in config.base_run().items() if v is not None and k != "corpus"}
     command = [
         "python", "-m", "search.sweep_train", "--corpus", config.corpus,
