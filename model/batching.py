@@ -11,36 +11,79 @@ stopped, and the recurrent state of row b can be carried from one batch to the n
     b=1:  a4 a5 | a6  a7      a5 a6 | a7  a8          batch 1 = columns 2-3,
     b=2:  a8 a9 | a10 a11     a9 a10| a11 a12         then every stream wraps to column 0.
 
-Training drops the n - B*L (< B) leftover pairs. Validation pads instead (`pad=True`): the last
-stream is filled up with target `PAD`, which the loss ignores, so every validation character is
-scored exactly once. The last batch of a pass is shorter when T does not divide L.
+`inputs` and `targets` are two reshaped views of the same compact id array (uint8 for up to
+256 distinct characters), not copies: every trial on a machine shares the one encoded corpus
+that Ray's object store holds, and `batch` widens just the B x T window it is asked for to
+int64. Training drops the n - B*L (< B) leftover pairs. Validation pads instead (`pad=True`,
+one small copy): pairs past the n real ones get target `PAD`, which the loss ignores, so every
+validation character is scored exactly once. The last batch of a pass is shorter when T does
+not divide L.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import torch
 
 from model.errors import ConfigError
 
 PAD = -1  # target id the loss ignores (torch cross_entropy ignore_index)
 
 
-def stream_matrix(
-    ids: np.ndarray, batch_size: int, *, pad: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """Cut the (input, target) pairs of `ids` into `batch_size` rows, as int64 arrays."""
+@dataclass(frozen=True, eq=False)
+class Streams:
+    """B streams of L (input, target) pairs, as views of one id array."""
+
+    inputs: np.ndarray  # (B, L) view, the corpus's compact id dtype
+    targets: np.ndarray  # (B, L) view of the same ids, shifted by one
+    pairs: int  # real pairs; flat positions b*L + c at or past this are padding
+
+    @property
+    def batch_size(self) -> int:
+        return self.inputs.shape[0]
+
+    @property
+    def length(self) -> int:
+        return self.inputs.shape[1]
+
+    @property
+    def padded(self) -> bool:
+        return self.pairs < self.inputs.size
+
+
+def stream_views(ids: np.ndarray, batch_size: int, *, pad: bool = False) -> Streams:
+    """Cut the (input, target) pairs of `ids` into `batch_size` rows without copying them.
+
+    With `pad`, the ids are copied once into an array long enough for every pair to fit.
+    """
     n = len(ids) - 1
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     length = -(-n // batch_size) if pad else n // batch_size
     if length < 1:
         raise ConfigError(f"text of {len(ids)} characters is too short for {batch_size} streams")
-    inputs = np.zeros(batch_size * length, dtype=np.int64)
-    targets = np.full(batch_size * length, PAD, dtype=np.int64)
-    used = min(n, batch_size * length)
-    inputs[:used] = ids[:used]
-    targets[:used] = ids[1 : used + 1]
-    return inputs.reshape(batch_size, length), targets.reshape(batch_size, length)
+    cells = batch_size * length
+    if cells > n:  # padding: the filler is never scored (its targets are PAD)
+        ids = np.concatenate([ids, np.zeros(cells - n, dtype=ids.dtype)])
+    inputs = ids[:cells].reshape(batch_size, length)
+    targets = ids[1 : cells + 1].reshape(batch_size, length)
+    return Streams(inputs, targets, min(n, cells))
+
+
+def batch(
+    streams: Streams, cols: slice, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (inputs, targets) window `cols` of every stream, as int64 tensors on `device`."""
+    x = torch.from_numpy(np.ascontiguousarray(streams.inputs[:, cols])).to(device).long()
+    y = torch.from_numpy(np.ascontiguousarray(streams.targets[:, cols])).to(device).long()
+    if streams.padded:
+        start, stop, _ = cols.indices(streams.length)
+        flat = np.arange(streams.batch_size)[:, None] * streams.length + np.arange(start, stop)
+        beyond = torch.from_numpy(flat >= streams.pairs).to(device)
+        y = y.masked_fill(beyond, PAD)
+    return x, y
 
 
 def window(position: int, seq_len: int, length: int) -> slice:

@@ -9,6 +9,8 @@ unknown keys. Every key name is unique across components, so flat dicts stay rea
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, get_args, get_type_hints
 
@@ -18,6 +20,31 @@ from model.lstm import ModelConfig
 
 DECAYS = ("none", "cosine")
 DEVICES = ("auto", "cpu", "cuda")
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([hms]?)")
+_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0}
+
+
+def parse_duration(text: str | float) -> float:
+    """Seconds in a duration such as 300, "300s", "10m", "2h" or "1h30m"; ConfigError otherwise."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        spec = str(text).strip().lower().replace(" ", "")
+        parts = _DURATION.findall(spec)
+        if (
+            not spec
+            or "".join(n + u for n, u in parts) != spec
+            or (len(parts) > 1 and "" in [u for _, u in parts])
+        ):
+            raise ConfigError(
+                f"cannot read duration {text!r}: use seconds or forms like 90s, 10m, 2h, 1h30m"
+            )
+        seconds = sum(float(n) * _UNIT_S[u] for n, u in parts)
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(f"duration must be positive and finite, got {text!r}")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -30,18 +57,26 @@ class TrainConfig:
     warmup_chars: int = 0  # linear learning-rate warm-up, in training characters
     decay: str = "none"  # learning-rate decay after warm-up: none | cosine (to 10% at the end)
     max_train_chars: int = 5_000_000  # training budget in characters (targets), over all epochs
-    eval_every_chars: int = 500_000  # report (and evaluate) after every this many characters
+    max_train_s: float = 0.0  # training budget in seconds of training steps; 0: none. Training
+    # ends at whichever budget is used up first, and cosine decay follows the one further along.
+    eval_every_chars: int = 500_000  # report (and evaluate) after every this many chars; 0: never
     seed: int = 0  # seeds weights, dropout and sampling; CPU runs repeat exactly
     device: str = "auto"  # auto (CUDA when available) | cpu | cuda
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "seq_len", "max_train_chars", "eval_every_chars"):
+        for name in ("batch_size", "seq_len", "max_train_chars"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
-        for name in ("weight_decay", "grad_clip", "warmup_chars"):
-            if getattr(self, name) < 0:
+        for name in (
+            "weight_decay",
+            "grad_clip",
+            "warmup_chars",
+            "max_train_s",
+            "eval_every_chars",
+        ):
+            if not getattr(self, name) >= 0:  # also refuses NaN
                 raise ConfigError(f"{name} must be non-negative, got {getattr(self, name)}")
         if self.decay not in DECAYS:
             raise ConfigError(f"decay must be one of {', '.join(DECAYS)}, got {self.decay!r}")

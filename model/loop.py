@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from corpora import Corpus
-from model.batching import PAD, next_position, stream_matrix, window
+from model.batching import PAD, Streams, batch, next_position, stream_views, window
 from model.config import RunConfig, run_config_from_flat, run_config_to_flat
 from model.errors import ConfigError
 from model.files import atomic_path
@@ -36,6 +35,9 @@ DIVERGED_FACTOR = 3.0
 # Validation streams, the same for every trial: each stream starts without context, so cutting
 # the validation text by the trial's batch size would charge large batches more cold starts.
 VAL_STREAMS = 16
+# Seconds a run stopping for a deadline keeps for its last checkpoint and report, beyond the
+# estimated time of its last validation.
+FINAL_REPORT_MARGIN_S = 1.0
 
 Metrics = dict[str, Any]
 
@@ -52,15 +54,23 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def budget_progress(chars_seen: int, train_s: float, max_chars: int, max_s: float) -> float:
+    """Share of the training budget used: characters or training seconds, whichever is further."""
+    progress = chars_seen / max_chars
+    if max_s > 0:
+        progress = max(progress, train_s / max_s)
+    return min(1.0, progress)
+
+
 def learning_rate(
-    chars_seen: int, base_lr: float, warmup_chars: int, decay: str, total: int
+    chars_seen: int, base_lr: float, warmup_chars: int, decay: str, progress: float
 ) -> float:
-    """Linear warm-up over `warmup_chars`, then constant or cosine decay to 10% at `total`."""
+    """Linear warm-up over `warmup_chars`, then constant, or cosine decay to 10% of `base_lr`
+    as `progress` (the share of the budget used, 0 to 1) reaches 1."""
     if chars_seen < warmup_chars:
         return base_lr * (chars_seen + 1) / warmup_chars
     if decay == "cosine":
-        progress = min(1.0, (chars_seen - warmup_chars) / max(1, total - warmup_chars))
-        return base_lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+        return base_lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
     return base_lr
 
 
@@ -73,21 +83,6 @@ def check_corpus_fits(n_train: int, n_val: int, batch_size: int, seq_len: int) -
         )
     if n_val < 1:
         raise ConfigError("validation text is empty; raise val_fraction")
-
-
-@dataclass
-class _Streams:
-    inputs: torch.Tensor  # (B, L) int64 on the training device
-    targets: torch.Tensor  # (B, L) int64, PAD where there is no character
-
-    @classmethod
-    def build(cls, ids: np.ndarray, batch_size: int, pad: bool, device: torch.device) -> _Streams:
-        inputs, targets = stream_matrix(ids, batch_size, pad=pad)
-        return cls(torch.from_numpy(inputs).to(device), torch.from_numpy(targets).to(device))
-
-    @property
-    def length(self) -> int:
-        return self.inputs.shape[1]
 
 
 class Trainer:
@@ -108,10 +103,10 @@ class Trainer:
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay
         )
-        self.train_streams = _Streams.build(corpus.train_ids, tc.batch_size, False, self.device)
+        self.train_streams = stream_views(corpus.train_ids, tc.batch_size)  # no copy
         # Validation predicts every validation character, the first one from the last training one.
-        val_ids = np.concatenate([corpus.train_ids[-1:], corpus.val_ids])
-        self.val_streams = _Streams.build(val_ids, VAL_STREAMS, True, self.device)
+        self._val_ids = np.concatenate([corpus.train_ids[-1:], corpus.val_ids])
+        self._val_streams: dict[int, Streams] = {}  # by characters scored, built when first used
         self.state: State = self.model.init_state(tc.batch_size)
         self.position = 0  # column of the next training batch in the streams
         self.epoch = 0  # completed passes over the training text
@@ -119,9 +114,22 @@ class Trainer:
         self.chars_seen = 0  # training characters (targets) consumed so far
         self.elapsed_s = 0.0  # wall time spent in this run, over all resumes
         self.train_s = 0.0  # of which inside training steps (the rest: evaluation)
+        self.eval_s = 0.0  # of which evaluating
+        self.checkpoint_s = 0.0  # wall time the caller spent saving checkpoints (it adds it)
+        self._eval_rate = 0.0  # validation characters per second, once measured
         self._window_loss = torch.zeros((), device=self.device)  # summed nats since last report
         self._window_chars = 0
         self._window_train_s = 0.0
+
+    @property
+    def val_chars(self) -> int:
+        """Characters of the whole validation text."""
+        return len(self.corpus.val_ids)
+
+    def progress(self) -> float:
+        """Share of the run's budget (characters or training seconds) used so far."""
+        tc = self.run.train
+        return budget_progress(self.chars_seen, self.train_s, tc.max_train_chars, tc.max_train_s)
 
     # -- training -----------------------------------------------------------------------------
 
@@ -131,8 +139,8 @@ class Trainer:
         started = time.perf_counter()
         self.model.train()
         cols = window(self.position, tc.seq_len, self.train_streams.length)
-        x, y = self.train_streams.inputs[:, cols], self.train_streams.targets[:, cols]
-        lr = learning_rate(self.chars_seen, tc.lr, tc.warmup_chars, tc.decay, tc.max_train_chars)
+        x, y = batch(self.train_streams, cols, self.device)
+        lr = learning_rate(self.chars_seen, tc.lr, tc.warmup_chars, tc.decay, self.progress())
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         logits, state = self.model(x, detach_state(self.state))
@@ -161,18 +169,28 @@ class Trainer:
         self.elapsed_s += seconds
         return loss_value
 
+    def _streams_for(self, chars: int) -> Streams:
+        if chars not in self._val_streams:
+            self._val_streams[chars] = stream_views(
+                self._val_ids[: chars + 1], VAL_STREAMS, pad=True
+            )
+        return self._val_streams[chars]
+
     @torch.no_grad()
-    def evaluate(self) -> float:
-        """Exact mean bits per character over every validation character, state carried."""
+    def evaluate(self, chars: int | None = None) -> float:
+        """Exact mean bits per character over the first `chars` validation characters (default:
+        all of them), in `VAL_STREAMS` streams with the state carried."""
+        chars = self.val_chars if chars is None else max(1, min(chars, self.val_chars))
+        started = time.perf_counter()
         self.model.eval()
-        streams, seq_len = self.val_streams, self.run.train.seq_len
-        state = self.model.init_state(streams.inputs.shape[0])
+        streams, seq_len = self._streams_for(chars), self.run.train.seq_len
+        state = self.model.init_state(streams.batch_size)
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         position = 0
         while True:
             cols = window(position, seq_len, streams.length)
-            logits, state = self.model(streams.inputs[:, cols], state)
-            y = streams.targets[:, cols]
+            x, y = batch(streams, cols, self.device)
+            logits, state = self.model(x, state)
             total += F.cross_entropy(
                 logits.reshape(-1, logits.shape[-1]),
                 y.reshape(-1),
@@ -182,29 +200,44 @@ class Trainer:
             position, wrapped = next_position(position, seq_len, streams.length)
             if wrapped:
                 break
-        return nats_to_bits(total.item() / len(self.corpus.val_ids))
+        bits = nats_to_bits(total.item() / chars)
+        seconds = time.perf_counter() - started
+        self._eval_rate = chars / max(seconds, 1e-9)
+        self.eval_s += seconds
+        self.elapsed_s += seconds
+        return bits
 
-    def report_metrics(self, *, evaluate: bool = True) -> Metrics:
-        """Metrics since the last report; evaluates on the validation text unless told not to."""
-        started = time.perf_counter()
+    def report_metrics(self, *, val_chars: int | None = None, evaluate: bool = True) -> Metrics:
+        """Metrics since the last report, with validation bpc over the first `val_chars`
+        validation characters (default: all; NaN when told not to evaluate)."""
         train_nats = (self._window_loss / max(1, self._window_chars)).item()
-        val_bpc = self.evaluate() if evaluate else float("nan")
-        self.elapsed_s += time.perf_counter() - started
+        chars = self.val_chars if val_chars is None else min(val_chars, self.val_chars)
+        val_bpc = self.evaluate(chars) if evaluate else float("nan")
         metrics: Metrics = {
             "train_bpc": nats_to_bits(train_nats),
             "val_bpc": val_bpc,
+            "val_chars": chars if evaluate else 0,
             "chars_seen": self.chars_seen,
             "chars_per_s": self._window_chars / max(self._window_train_s, 1e-9),
             "elapsed_s": self.elapsed_s,
             "train_s": self.train_s,
+            "eval_s": self.eval_s,
+            "checkpoint_s": self.checkpoint_s,
             "step": self.step,
             "epoch": self.epoch,
             "lr": self.optimizer.param_groups[0]["lr"],
+            "time": time.time(),  # when this report was made (Unix seconds): anytime curves
         }
         self._window_loss.zero_()
         self._window_chars = 0
         self._window_train_s = 0.0
         return metrics
+
+    def final_report_s(self) -> float:
+        """Seconds to keep in hand for a last validation over the whole text and a report."""
+        if not self._eval_rate:  # measure it on a few batches of validation text
+            self.evaluate(VAL_STREAMS * self.run.train.seq_len * 4)
+        return FINAL_REPORT_MARGIN_S + 1.5 * self.val_chars / self._eval_rate
 
     # -- checkpoints --------------------------------------------------------------------------
 
@@ -229,6 +262,8 @@ class Trainer:
                 "chars_seen": self.chars_seen,
                 "elapsed_s": self.elapsed_s,
                 "train_s": self.train_s,
+                "eval_s": self.eval_s,
+                "checkpoint_s": self.checkpoint_s,
             },
             "rng": {
                 "torch": torch.get_rng_state(),
@@ -257,41 +292,78 @@ class Trainer:
         trainer.chars_seen = progress["chars_seen"]
         trainer.elapsed_s = progress["elapsed_s"]
         trainer.train_s = progress["train_s"]
+        trainer.eval_s = progress.get("eval_s", 0.0)
+        trainer.checkpoint_s = progress.get("checkpoint_s", 0.0)
         torch.set_rng_state(checkpoint["rng"]["torch"])
         if checkpoint["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
         return trainer
 
 
+def crossed(before: float, after: float, points: Sequence[float]) -> bool:
+    """Whether one of `points` lies in (before, after]."""
+    return any(before < p <= after for p in points)
+
+
 def fit(
     trainer: Trainer,
     report: Callable[[Metrics], None],
+    *,
+    report_s: Sequence[float] = (),
+    first_val_chars: int | None = None,
+    deadline: float | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> str:
-    """Train until `max_train_chars`; report every `eval_every_chars`. Returns the final status.
+    """Train until the budget (`max_train_chars` or `max_train_s`) or `deadline`; report on the way.
 
-    A non-finite training loss, or one `DIVERGED_FACTOR` times that of uniform guessing, stops
-    the run at once: its last report has `diverged=True` and `val_bpc=nan` (not evaluated), and
-    the status is "diverged". Otherwise the status is "completed".
+    Reports come every `eval_every_chars` characters (0: never), once training seconds pass each
+    of `report_s`, and at the end. Each is validated on the whole validation text, except the
+    one at `report_s[0]`, which scores only the first `first_val_chars` characters when given:
+    the point where most trials of a search are judged, so where validation costs most.
+    `deadline` is a `time.time()` by which the last report must be done: training stops early
+    enough to validate and report before it (on the `first_val_chars` prefix if even that
+    whole-text validation could not end in time, as for a large model started late). Each
+    report's `end` is "" while training goes on, else the returned status: "completed" (budget
+    used), "cut" (deadline) or "diverged". A non-finite training loss, or one `DIVERGED_FACTOR`
+    times that of uniform guessing, ends the run at once with a last report that is not
+    evaluated (`val_bpc` NaN, `diverged` True).
     """
     tc = trainer.run.train
     limit = DIVERGED_FACTOR * math.log(max(2, trainer.run.model.vocab_size))
-    while trainer.chars_seen < tc.max_train_chars:
-        before = trainer.chars_seen
+
+    def final(end: str, val_chars: int | None = None) -> str:
+        report({**trainer.report_metrics(val_chars=val_chars), "diverged": False, "end": end})
+        return end
+
+    if trainer.progress() >= 1.0:
+        return "completed"  # a finished run, resumed: nothing left to train or report
+    while True:
+        if deadline is not None and time.time() + trainer.final_report_s() >= deadline:
+            # Started too late to validate on the whole text in time: the prefix will do.
+            late = trainer.chars_seen == 0 and time.time() + trainer.final_report_s() > deadline
+            return final("cut", first_val_chars if late else None)
+        chars, seconds = trainer.chars_seen, trainer.train_s
         loss = trainer.train_step()
         if on_step is not None:
-            on_step(trainer.chars_seen - before)
+            on_step(trainer.chars_seen - chars)
         if not loss < limit:  # also catches NaN
-            report({**trainer.report_metrics(evaluate=False), "diverged": True})
+            report({**trainer.report_metrics(evaluate=False), "diverged": True, "end": "diverged"})
             return "diverged"
-        interval_crossed = trainer.chars_seen // tc.eval_every_chars > before // tc.eval_every_chars
-        if interval_crossed or trainer.chars_seen >= tc.max_train_chars:
+        if trainer.progress() >= 1.0:
+            return final("completed")
+        every = tc.eval_every_chars
+        if every and trainer.chars_seen // every > chars // every:
             metrics = trainer.report_metrics()
-            if not math.isfinite(metrics["val_bpc"]):
-                report({**metrics, "diverged": True})
-                return "diverged"
-            report({**metrics, "diverged": False})
-    return "completed"
+        elif crossed(seconds, trainer.train_s, report_s[:1]):
+            metrics = trainer.report_metrics(val_chars=first_val_chars)
+        elif crossed(seconds, trainer.train_s, report_s[1:]):
+            metrics = trainer.report_metrics()
+        else:
+            continue
+        if not math.isfinite(metrics["val_bpc"]):
+            report({**metrics, "diverged": True, "end": "diverged"})
+            return "diverged"
+        report({**metrics, "diverged": False, "end": ""})
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str) -> None:

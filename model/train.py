@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -23,7 +24,13 @@ import torch
 from tqdm import tqdm
 
 from corpora import CorpusConfig, CorpusError, load_corpus
-from model.config import TrainConfig, run_config_from_flat, run_config_to_flat, with_vocab_size
+from model.config import (
+    TrainConfig,
+    parse_duration,
+    run_config_from_flat,
+    run_config_to_flat,
+    with_vocab_size,
+)
 from model.errors import ConfigError
 from model.files import atomic_path
 from model.loop import Metrics, Trainer, fit, load_checkpoint, save_checkpoint
@@ -49,6 +56,8 @@ HELP = {
     "warmup_chars": "linear learning-rate warm-up, in training characters",
     "decay": "learning-rate decay after warm-up: none or cosine",
     "max_train_chars": "training budget in characters",
+    "max_train_s": "training budget in seconds of training steps (0: none); the first budget "
+    "used up ends training",
     "eval_every_chars": "evaluate, report and checkpoint after every this many characters",
     "seed": "random seed (weights, dropout); CPU runs repeat exactly",
     "device": "auto (CUDA when available), cpu or cuda",
@@ -79,7 +88,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)"
     )
+    parser.add_argument(
+        "--time-budget",
+        default=None,
+        metavar="DURATION",
+        help="wall time for this command, e.g. 300, 10m or 2h: training stops in time to "
+        "validate, checkpoint and report once more before it ends",
+    )
     return parser
+
+
+def read_metrics(path: Path) -> list[Metrics]:
+    """The rows of a run's metrics.parquet; ConfigError if it cannot be read."""
+    try:
+        return pq.read_table(path).to_pylist()
+    except (OSError, pa.ArrowException) as error:
+        raise ConfigError(f"cannot read metrics {path}: {str(error).splitlines()[0]}") from None
 
 
 def write_metrics(rows: list[Metrics], path: Path) -> None:
@@ -93,10 +117,12 @@ def train_to_folder(
     resume: bool = False,
     progress: bool = True,
     on_report: Callable[[Metrics], None] | None = None,
+    deadline: float | None = None,
 ) -> list[Metrics]:
     """Train (or resume) a run into `out`; returns every report, earlier ones included.
 
     `on_report` also receives every report (e.g. a W&B logger of the sweep entry point).
+    `deadline` (a `time.time()`) ends training early enough for a last report before it.
     """
     latest = out / LATEST
     rows: list[Metrics] = []
@@ -108,7 +134,15 @@ def train_to_folder(
         corpus = load_corpus(run.corpus)
         trainer = Trainer.restore(checkpoint, corpus)
         if (out / "metrics.parquet").is_file():
-            rows = pq.read_table(out / "metrics.parquet").to_pylist()
+            rows = read_metrics(out / "metrics.parquet")
+        if rows and rows[-1]["diverged"]:
+            raise ConfigError(
+                f"the run in {out} diverged after {rows[-1]['chars_seen']:,} chars; resuming "
+                "would diverge again. Start a new run with other settings (a lower --lr)"
+            )
+        rows = [
+            r for r in rows if r["chars_seen"] <= trainer.chars_seen
+        ]  # none past the checkpoint
     else:
         if latest.exists():
             raise ConfigError(f"{out} already holds a run; pass --resume or choose another --out")
@@ -137,15 +171,18 @@ def train_to_folder(
     def report(metrics: Metrics) -> None:
         nonlocal best
         rows.append(metrics)
-        write_metrics(rows, out / "metrics.parquet")
         if metrics["diverged"]:  # keep the last sound checkpoint, not the exploded weights
+            write_metrics(rows, out / "metrics.parquet")
             bar.write(f"diverged after {metrics['chars_seen']:,} chars")
             return
+        # The checkpoint first: the metrics never run ahead of it, so a kill between the two
+        # writes leaves no row that --resume would write again.
         checkpoint = trainer.checkpoint()
         save_checkpoint(checkpoint, str(latest))
         if metrics["val_bpc"] < best:
             best = metrics["val_bpc"]
             save_checkpoint(checkpoint, str(out / BEST))
+        write_metrics(rows, out / "metrics.parquet")
         bar.write(
             f"chars {metrics['chars_seen']:>11,}  train_bpc {metrics['train_bpc']:.4f}  "
             f"val_bpc {metrics['val_bpc']:.4f}  {metrics['chars_per_s']:,.0f} chars/s"
@@ -153,7 +190,7 @@ def train_to_folder(
         if on_report is not None:
             on_report(metrics)
 
-    status = fit(trainer, report, on_step=bar.update)
+    status = fit(trainer, report, deadline=deadline, on_step=bar.update)
     bar.close()
     final = rows[-1]["val_bpc"] if rows else float("nan")
     print(f"{status}: val_bpc {final:.4f} (best {best:.4f}) after {trainer.chars_seen:,} chars")
@@ -161,18 +198,26 @@ def train_to_folder(
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.time()
     args = build_parser().parse_args(argv)
     flat = {
         k: v
         for k, v in vars(args).items()
-        if v is not None and k not in ("out", "resume", "threads")
+        if v is not None and k not in ("out", "resume", "threads", "time_budget")
     }
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     try:
         if args.resume and flat:
             raise ConfigError("--resume continues with the saved settings; drop the other flags")
-        train_to_folder(flat, Path(args.out), resume=args.resume, progress=sys.stderr.isatty())
+        budget = None if args.time_budget is None else parse_duration(args.time_budget)
+        train_to_folder(
+            flat,
+            Path(args.out),
+            resume=args.resume,
+            progress=sys.stderr.isatty(),
+            deadline=None if budget is None else started + budget,
+        )
     except (ConfigError, CorpusError, OSError) as error:  # OSError: e.g. an unwritable --out
         print(f"error: {error}", file=sys.stderr)
         return 2

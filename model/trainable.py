@@ -1,16 +1,24 @@
 """Ray Tune function trainable: a thin adapter over the Ray-free training loop.
 
-    tune.with_parameters(train_trial, corpus=corpus, base=base_flat_config)
+    tune.with_parameters(train_trial, corpus=corpus, base=base_flat_config, plan=TrialPlan(...))
 
-Each report of `model.loop.fit` becomes one Tune iteration with a checkpoint, so a paused,
-interrupted or failed trial continues from its last report with its exact stream positions,
-hidden state and RNG state. The encoded corpus arrives through Ray's object store (the
-`with_parameters` argument), so workers on other nodes need no copy of the file.
+A trial trains its sampled configuration over `base` and reports where its scheduler needs a
+value: when its training seconds pass each point of `plan` (the scheduler's rungs, then a few
+more for checkpoints), validated on the whole validation text except at the first rung, where
+a fixed prefix of it decides, and at its end. Every report carries a checkpoint,
+so a paused, interrupted or failed trial continues from its last report with its exact stream
+positions, hidden state and RNG state. A trial still running as the search's deadline nears
+stops itself in time for a last full validation and checkpoint, so its work counts. The
+encoded corpus arrives through Ray's object store (the `with_parameters` argument), shared
+by every trial on a node, so workers on other nodes need no copy of the file.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +32,24 @@ from model.loop import Metrics, Trainer, fit, load_checkpoint, save_checkpoint
 from model.lstm import count_parameters
 
 CHECKPOINT_FILE = "checkpoint.pt"
-
+# Test-only: a trial whose config has this `seed` raises at its first report, so the suite can
+# show how failed trials are retried and recorded on a real Ray (see tests/test_faults.py).
+FAIL_SEED_ENV = "CHARNN_TEST_FAIL_SEED"
 
 # What a diverged trial reports as val_bpc: finite, and worse than any run that has not diverged
 # (those stay below DIVERGED_FACTOR * log2(V) <= 3 * 20 bits, V at most all of Unicode). NaN
 # would never be stopped by ASHA and would poison its rung cutoffs, and Optuna rejects it.
 DIVERGED_BPC = 100.0
+MUTABLE = ("lr", "dropout")  # settings a restored trial takes from its (mutated) config
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """What the search tells every trial about its schedule."""
+
+    report_s: tuple[float, ...] = ()  # training seconds at which to validate and report
+    first_val_chars: int | None = None  # characters scored at report_s[0]; None: all
+    deadline: float | None = None  # time.time() by which a trial's last report is done
 
 
 def assigned_cpus() -> int:
@@ -38,33 +58,58 @@ def assigned_cpus() -> int:
     return max(1, int(resources.get("CPU", 1)))
 
 
-def build_trainer(config: dict[str, Any], corpus: Corpus, base: dict[str, Any]) -> Trainer:
-    """A fresh trainer for a sampled `config`, or the one Tune's last checkpoint holds."""
+def build_trainer(
+    config: dict[str, Any], corpus: Corpus, base: dict[str, Any], plan: TrialPlan
+) -> Trainer:
+    """A fresh trainer for a sampled `config`, or the one Tune's last checkpoint holds.
+
+    A fresh trial that cannot reach `max_train_s` before the deadline plans its learning-rate
+    schedule for the training seconds it has. A restored trial takes its learning rate and
+    dropout from `config`: Population Based Training changes them when it clones a checkpoint.
+    """
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            return Trainer.restore(load_checkpoint(str(Path(folder) / CHECKPOINT_FILE)), corpus)
-    run = run_config_from_flat({**base, **config})
-    return Trainer(with_vocab_size(run, len(corpus.vocab)), corpus)
+            saved = load_checkpoint(str(Path(folder) / CHECKPOINT_FILE))
+        mutable = {k: config[k] for k in MUTABLE if k in config}
+        saved["run_config"] = {**saved["run_config"], **mutable}
+        return Trainer.restore(saved, corpus)
+    run = with_vocab_size(run_config_from_flat({**base, **config}), len(corpus.vocab))
+    if plan.deadline is not None and run.train.max_train_s > 0:
+        left = max(1.0, plan.deadline - time.time())
+        run = replace(run, train=replace(run.train, max_train_s=min(run.train.max_train_s, left)))
+    return Trainer(run, corpus)
 
 
-def train_trial(config: dict[str, Any], corpus: Corpus, base: dict[str, Any]) -> None:
+def train_trial(
+    config: dict[str, Any], corpus: Corpus, base: dict[str, Any], plan: TrialPlan
+) -> None:
     torch.set_num_threads(assigned_cpus())
-    trainer = build_trainer(config, corpus, base)
-    where = {  # which model and which machine, for the trials table
+    trainer = build_trainer(config, corpus, base, plan)
+    where = {  # which model, which machine and which process, for the trials table
         "num_params": count_parameters(trainer.model),
         "node_id": ray.get_runtime_context().get_node_id(),
+        "pid": os.getpid(),
     }
+    fail_seed = os.environ.get(FAIL_SEED_ENV)
 
     def report(metrics: Metrics) -> None:
+        if fail_seed is not None and str(trainer.run.train.seed) == fail_seed:
+            raise RuntimeError(f"test failure: {FAIL_SEED_ENV}={fail_seed}")
         if metrics["diverged"]:  # the last report: fit() returns right after it
             tune.report({**metrics, "val_bpc": DIVERGED_BPC, **where})
             return
         with tempfile.TemporaryDirectory() as folder:
+            started = time.perf_counter()
             save_checkpoint(trainer.checkpoint(), str(Path(folder) / CHECKPOINT_FILE))
-            tune.report(
-                {**metrics, **where},
-                checkpoint=tune.Checkpoint.from_directory(folder),
-            )
+            trainer.checkpoint_s += time.perf_counter() - started  # in the next checkpoint
+            metrics["checkpoint_s"] = trainer.checkpoint_s
+            tune.report({**metrics, **where}, checkpoint=tune.Checkpoint.from_directory(folder))
 
-    fit(trainer, report)
+    fit(
+        trainer,
+        report,
+        report_s=plan.report_s,
+        first_val_chars=plan.first_val_chars,
+        deadline=plan.deadline,
+    )

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import math
 import re
 import shlex
@@ -40,15 +41,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpora import Corpus, CorpusError, load_corpus
+from model.config import parse_duration
 from model.errors import ConfigError
 from model.files import atomic_path
 from model.sample import default_prime, generate, load_model
 from search.baselines import Baselines, cache_key, cached_baselines
-from search.config import SearchConfig, load_search_config
+from search.config import SearchConfig, from_preset, load_search_config
 from search.importance import Importance, param_importances
 from search.plots import Curve, plot_baselines, plot_best_curves, plot_hyperparameters
 from search.results import HYPERPARAMETERS, STATUSES, TRIALS_SCHEMA, ranked, write_parquet
-from search.space import SearchSpace
 
 DEFAULT_THRESHOLDS = (3.0, 2.5, 2.0)  # bpc the best trial is timed to
 BASELINES_FILE = "baselines.json"  # cache of compressor figures inside each search folder
@@ -59,7 +60,8 @@ TRIAL_COLUMNS = (  # of search.results.TRIALS_SCHEMA, those the report reads
     "trial_id", "corpus", "corpus_sha256", "corpus_chars", "val_chars", "vocab_size",
     *HYPERPARAMETERS, "num_params", "best_val_bpc", "chars_trained", "wall_s", "status",
 )  # fmt: skip
-CURVE_COLUMNS = ("trial_id", "iteration", "chars_seen", "val_bpc", "elapsed_s")
+CURVE_COLUMNS = ("trial_id", "iteration", "chars_seen", "val_bpc", "elapsed_s", "train_s")
+SCHEDULE_FILE = "schedule.json"  # the search's schedule (rungs in training seconds)
 
 
 @dataclass(frozen=True)
@@ -188,13 +190,12 @@ def load_search_corpus(search: Search) -> Corpus:
 # -- views of the tables ---------------------------------------------------------------------
 
 
-def asha_rungs(config: SearchConfig) -> list[int]:
-    """ASHA's milestones in training characters, ending with the full budget."""
-    rungs, t = [], config.grace_chars
-    while t < config.max_chars_per_trial:
-        rungs.append(t)
-        t *= config.reduction_factor
-    return [*rungs, config.max_chars_per_trial]
+def search_rungs(path: Path) -> list[float]:
+    """The scheduler's rungs of a search, in training seconds (from its schedule.json)."""
+    try:
+        return [float(r) for r in json.loads((path / SCHEDULE_FILE).read_text())["rungs_s"][:-1]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 def trial_curves(curves: pa.Table) -> dict[str, list[dict[str, Any]]]:
@@ -205,11 +206,11 @@ def trial_curves(curves: pa.Table) -> dict[str, list[dict[str, Any]]]:
     return by_trial
 
 
-def rung_values(curves: pa.Table, rung: int) -> list[float]:
-    """Validation bpc of every trial at its first report at or beyond `rung` characters."""
+def rung_values(curves: pa.Table, rung: float) -> list[float]:
+    """Validation bpc of every trial at its first report at or beyond `rung` training seconds."""
     values = []
     for reports in trial_curves(curves).values():
-        first = next((r for r in reports if r["chars_seen"] >= rung), None)
+        first = next((r for r in reports if r["train_s"] >= rung), None)
         if first is not None and _finite(first["val_bpc"]):
             values.append(first["val_bpc"])
     return values
@@ -239,12 +240,11 @@ def search_command(config: SearchConfig) -> str:
         ("--corpus", config.corpus),
         ("--max-chars", config.max_chars),
         ("--val-fraction", config.val_fraction),
-        ("--trials", config.trials),
-        ("--max-chars-per-trial", config.max_chars_per_trial),
-        ("--grace-chars", config.grace_chars),
+        ("--time-budget", f"{config.time_budget_s:g}"),
+        ("--trials", config.trials or None),
+        ("--scheduler", config.scheduler),
+        ("--sampler", config.sampler),
         ("--reduction-factor", config.reduction_factor),
-        ("--eval-every-chars", config.eval_every_chars or None),
-        ("--time-budget", config.time_budget_s),
         ("--seed", config.seed),
     ]
     for name, values in asdict(config.space).items():
@@ -281,9 +281,10 @@ def threshold_columns(t: float) -> tuple[str, str]:
     return f"chars_to_bpc_{threshold_label(t)}", f"seconds_to_bpc_{threshold_label(t)}"
 
 
-def rung_columns(rung: int) -> tuple[str, str, str]:
-    """(trials, best bpc, median bpc) columns of one ASHA rung."""
-    return f"rung_{rung}_trials", f"rung_{rung}_best_bpc", f"rung_{rung}_median_bpc"
+def rung_columns(rung: float) -> tuple[str, str, str]:
+    """(trials, best bpc, median bpc) columns of one rung (training seconds, rounded)."""
+    name = f"rung_{rung:.0f}s"
+    return f"{name}_trials", f"{name}_best_bpc", f"{name}_median_bpc"
 
 
 _HYPER_TYPES = {name: TRIALS_SCHEMA.field(name).type for name in HYPERPARAMETERS}
@@ -335,7 +336,7 @@ def predictability_schema(thresholds: Sequence[float], rungs: Sequence[int]) -> 
         n, best, median = rung_columns(rung)
         columns += [(n, i32), (best, f64), (median, f64)]  # null: not a rung of this search
     columns += [("trials", i32), *((status, i32) for status in STATUSES)]
-    columns += [("max_chars_per_trial", i64), ("grace_chars", i64), ("reduction_factor", i32)]
+    columns += [("time_budget_s", f64), ("scheduler", text), ("reduction_factor", i32)]
     columns += [("search_command", text)]  # search.run command repeating the search
     columns += [(f"importance_{name}", f64) for name in HYPERPARAMETERS]
     columns += [
@@ -395,7 +396,7 @@ def search_row(
     for t, hit in crossings(reports, config.thresholds).items():
         chars, seconds = threshold_columns(t)
         row[chars], row[seconds] = hit if hit else (None, None)
-    for rung in asha_rungs(sc):
+    for rung in search_rungs(search.path):
         n, best_col, median = rung_columns(rung)
         values = rung_values(search.curves, rung)
         row[n] = len(values)
@@ -404,8 +405,8 @@ def search_row(
     counts = status_counts(trials)
     row.update({"trials": trials.num_rows, **counts})
     row.update(
-        max_chars_per_trial=sc.max_chars_per_trial,
-        grace_chars=sc.grace_chars,
+        time_budget_s=sc.time_budget_s,
+        scheduler=sc.scheduler,
         reduction_factor=sc.reduction_factor,
         search_command=search_command(sc),
     )
@@ -437,7 +438,7 @@ def rank_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def predictability_table(rows: Sequence[dict[str, Any]], thresholds: Sequence[float]) -> pa.Table:
     """The rows as one typed Arrow table, ranked; rung columns are the union over searches."""
     rungs = sorted(
-        {int(k.split("_")[1]) for row in rows for k in row if re.fullmatch(r"rung_\d+_trials", k)}
+        {int(m[1]) for row in rows for k in row if (m := re.fullmatch(r"rung_(\d+)s_trials", k))}
     )
     schema = predictability_schema(thresholds, rungs)
     ranked_rows = rank_rows(rows)
@@ -528,9 +529,9 @@ BEST_COLUMNS: tuple[tuple[str, Cell], ...] = (
 TRIALS_COLUMNS: tuple[tuple[str, Cell], ...] = (
     ("corpus", col("label")),
     ("trials", col("trials")),
-    *((("stopped by ASHA" if s == "stopped" else s), col(s)) for s in STATUSES),
-    ("chars per trial", col("max_chars_per_trial", INT)),
-    ("grace chars", col("grace_chars", INT)),
+    *((("stopped early" if s == "stopped" else s), col(s)) for s in STATUSES),
+    ("budget", col("time_budget_s", SECONDS)),
+    ("scheduler", col("scheduler")),
     ("reduction", col("reduction_factor")),
 )
 REPRODUCE_COLUMNS: tuple[tuple[str, Cell], ...] = (
@@ -556,8 +557,8 @@ def speed_columns(thresholds: Sequence[float]) -> list[tuple[str, Cell]]:
 
 
 def table_rungs(table: pa.Table) -> list[int]:
-    """The ASHA rungs that have columns in `table`, ascending."""
-    return [int(m[1]) for n in table.schema.names if (m := re.fullmatch(r"rung_(\d+)_trials", n))]
+    """The rungs (training seconds) that have columns in `table`, ascending."""
+    return [int(m[1]) for n in table.schema.names if (m := re.fullmatch(r"rung_(\d+)s_trials", n))]
 
 
 def rung_cell(rung: int) -> Cell:
@@ -776,41 +777,23 @@ def build_report(config: CompareConfig) -> Report:
 
 @dataclass(frozen=True)
 class DemoPreset:
-    """Small equal-length searches over bundled corpora; sizes for 2 CPU cores."""
+    """Equal-length searches over bundled corpora, one after another; sizes for 2 CPU cores."""
 
     corpora: tuple[str, ...] = ("irc", "monte-cristo", "nginx")
     max_chars: int = 500_000  # every corpus cut to this prefix: an equal-length comparison
     val_fraction: float = 0.05
-    trials: int = 8  # per corpus
-    max_chars_per_trial: int = 240_000  # ASHA max_t
-    grace_chars: int = 30_000  # ASHA grace period (and report interval)
-    reduction_factor: int = 2
-    space: SearchSpace = SearchSpace(
-        num_layers=(1, 2),
-        hidden_size=(32, 160),
-        seq_len=(32, 128),
-        lr=(1e-3, 1e-2),
-        batch_size=(16, 32, 64),
-    )
+    time_budget_s: float = 40.0  # per corpus
+    search_preset: str = "smoke"  # the search.config preset each search starts from
 
 
 DEMO_PRESETS = {
-    "quick": DemoPreset(),  # about 2-3 minutes on 2 cores (2 min 13 s measured)
-    "full": DemoPreset(  # about 20 minutes on 2 cores: 2.6 M characters, 10% validation
+    "quick": DemoPreset(),  # about 2.5 minutes on 2 cores
+    "full": DemoPreset(  # about 17 minutes on 2 cores: 2.6 M characters, 10% validation
         corpora=("irc", "monte-cristo", "war-and-peace", "nginx"),
         max_chars=2_600_000,
         val_fraction=0.1,
-        trials=12,
-        max_chars_per_trial=2_400_000,
-        grace_chars=200_000,
-        reduction_factor=2,
-        space=SearchSpace(
-            num_layers=(1, 2),
-            hidden_size=(64, 320),
-            seq_len=(64, 160),
-            lr=(1e-3, 8e-3),
-            batch_size=(32, 64),
-        ),
+        time_budget_s=240.0,
+        search_preset="small",
     ),
 }
 
@@ -820,12 +803,10 @@ def demo_configs(
 ) -> list[SearchConfig]:
     """One SearchConfig per corpus of `preset`, all cut to the same length."""
     return [
-        SearchConfig(
+        from_preset(
+            preset.search_preset,
             corpus=corpus,
-            trials=preset.trials,
-            max_chars_per_trial=preset.max_chars_per_trial,
-            grace_chars=preset.grace_chars,
-            reduction_factor=preset.reduction_factor,
+            time_budget_s=preset.time_budget_s,
             seed=0,
             name=f"{corpus}-demo-{stamp}",
             storage=storage,
@@ -833,7 +814,6 @@ def demo_configs(
             data_dir=data_dir,
             max_chars=preset.max_chars,
             val_fraction=preset.val_fraction,
-            space=preset.space,
         )
         for corpus in preset.corpora
     ]
@@ -919,7 +899,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         choices=sorted(DEMO_PRESETS),
         default="quick",
-        help="quick (default): 2-3 min on 2 cores; full: 4 corpora of 2.6 M chars, about 20 min",
+        help="quick (default): 3 corpora, about 2.5 min on 2 cores; full: 4 corpora of 2.6 M "
+        "chars, 4 min each",
     )
     demo.add_argument(
         "--corpora", default=None, help="comma-separated corpora (overrides the preset's)"
@@ -931,19 +912,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="prefix length of every corpus (overrides the preset's)",
     )
     demo.add_argument(
-        "--trials", type=int, default=None, help="trials per corpus (overrides the preset's)"
-    )
-    demo.add_argument(
-        "--max-chars-per-trial",
-        type=int,
+        "--time-budget",
+        dest="time_budget_s",
+        type=parse_duration,
         default=None,
-        help="training characters of a full trial (overrides the preset's)",
-    )
-    demo.add_argument(
-        "--grace-chars",
-        type=int,
-        default=None,
-        help="ASHA grace period in characters (overrides the preset's)",
+        metavar="DURATION",
+        help="search time per corpus, e.g. 60 or 5m (overrides the preset's)",
     )
     demo.add_argument("--storage", default="runs", help="folder for the demo searches (runs)")
     return p
@@ -953,7 +927,7 @@ def demo_preset(args: argparse.Namespace) -> DemoPreset:
     """The chosen preset with the command line's overrides."""
     overrides: dict[str, Any] = {
         name: getattr(args, name)
-        for name in ("max_chars", "trials", "max_chars_per_trial", "grace_chars")
+        for name in ("max_chars", "time_budget_s")
         if getattr(args, name) is not None
     }
     if args.corpora:
@@ -968,11 +942,9 @@ def main(argv: list[str] | None = None) -> int:
         sources = sum([bool(args.searches), args.all is not None, args.demo])
         if sources != 1:
             raise ConfigError("give search folders, or --all STORAGE, or --demo (exactly one)")
-        demo_only = ("corpora", "max_chars", "trials", "max_chars_per_trial", "grace_chars")
+        demo_only = ("corpora", "max_chars", "time_budget_s")
         if not args.demo and any(getattr(args, name) is not None for name in demo_only):
-            raise ConfigError(
-                "--corpora, --max-chars, --trials and the like apply only with --demo"
-            )
+            raise ConfigError("--corpora, --max-chars and --time-budget apply only with --demo")
         if args.demo:
             configs = demo_configs(demo_preset(args), args.storage, stamp, args.data_dir)
             searches = [str(p) for p in run_demo(configs)]

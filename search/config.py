@@ -8,6 +8,7 @@ overlays its sampled hyperparameters on it.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,28 +16,26 @@ from typing import Any
 
 from corpora import CorpusConfig
 from model.errors import ConfigError
-from search.space import SearchSpace
+from search.space import SearchSpace, space_from_mapping
 
 WANDB_MODES = ("offline", "online", "disabled")
+SCHEDULERS = ("promote", "asha", "hyperband", "pbt", "fifo")
+SAMPLERS = ("tpe", "random")
 
-# Named sizes: SearchConfig overrides, plus search-space overrides under "space". Explicit
-# settings win over a preset. "smoke" is what the tests and the README's first command run.
+# Named budgets: SearchConfig overrides, plus search-space overrides under "space". Explicit
+# settings win over a preset. "tiny" is what the test suite runs, "smoke" README's first command.
 PRESETS: dict[str, dict[str, Any]] = {
-    "smoke": {  # about a minute on 2 CPU cores: tiny models on a 200k-character slice
-        "trials": 6,
+    "tiny": {  # the test suite's searches: seconds of training on a 200k-character slice
+        "time_budget_s": 30.0,
         "max_chars": 200_000,
-        "max_chars_per_trial": 48_000,
-        "grace_chars": 6_000,
-        "reduction_factor": 2,
+        "first_rung_val_chars": 4096,
         "space": {"hidden_size": [16, 48], "batch_size": [8, 16], "seq_len": [16, 32]},
+        "warm_start_defaults": False,
     },
-    "small": {  # tens of minutes on 2 CPU cores
-        "trials": 24,
-        "max_chars_per_trial": 2_000_000,
-        "grace_chars": 125_000,
-        "reduction_factor": 4,
-        "space": {"hidden_size": [64, 512], "batch_size": [32, 64, 128], "seq_len": [32, 256]},
-    },
+    "smoke": {"time_budget_s": 75.0, "max_chars": 1_000_000},  # README's first command
+    "small": {"time_budget_s": 300.0},
+    "medium": {"time_budget_s": 1200.0},
+    "large": {"time_budget_s": 7200.0},
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -44,22 +43,24 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 @dataclass(frozen=True)
 class SearchConfig:
     corpus: str = "monte-cristo"  # registered corpus name or path to a UTF-8 file
-    trials: int = 24  # total trials to run, over all resumes
-    max_chars_per_trial: int = 2_000_000  # ASHA max_t: training characters of a full trial
-    grace_chars: int = 125_000  # ASHA grace period: characters before a trial can be stopped
-    reduction_factor: int = 4  # ASHA: keep the best 1/rf at every rung
-    eval_every_chars: int = 0  # report/checkpoint interval; 0 means grace_chars (ASHA's first rung)
+    time_budget_s: float = 3600.0  # wall seconds for trials; the schedule is derived from it
+    trials: int = 0  # at most this many trials, over all resumes; 0: as many as the budget holds
+    scheduler: str = "promote"  # promote | asha | hyperband | pbt | fifo (search.builders)
+    sampler: str = "tpe"  # tpe (Optuna's TPE) | random
+    reduction_factor: int = 3  # asha/hyperband keep the best 1/rf of the trials at each rung
+    first_rung_val_chars: int = 65_536  # validation characters scored at the first rung; every
+    # later report scores the whole validation text
+    warm_start: str | None = None  # search folder whose best configurations run first
+    warm_start_top: int = 3  # how many of them
+    warm_start_defaults: bool = True  # also run the documented known-good configurations first
     concurrency: int = 0  # trials at once; 0 means as many as the cluster's CPUs allow
     cpus_per_trial: float = 1.0  # CPU threads given to each trial (torch.set_num_threads)
     gpus_per_trial: float = 0.0  # GPUs per trial (fractions share a GPU)
-    time_budget_s: float | None = None  # stop the whole search cleanly after this many seconds
     max_failures: int = 2  # restarts of a crashed trial (e.g. a lost node), from its checkpoint
-    seed: int = 0  # seeds the TPE sampler and every trial's training
+    seed: int = 0  # seeds the sampler and every trial's training
     name: str = ""  # search folder under storage; "" derives one from corpus and time
     storage: str = "runs"  # folder holding every search
-    address: str | None = (
-        None  # existing Ray cluster ("auto", "host:port"); None starts a local Ray
-    )
+    address: str | None = None  # existing Ray cluster ("auto", "host:port"); None: a local Ray
     wandb_project: str = "char-rnn-search"  # W&B project of the trial runs
     wandb_mode: str = "offline"  # offline (default, `wandb sync` later) | online | disabled
     data_dir: str | None = None  # local corpus folder (else CHARNN_DATA_DIR)
@@ -69,33 +70,28 @@ class SearchConfig:
     space: SearchSpace = field(default_factory=SearchSpace)
 
     def __post_init__(self) -> None:
-        positive = ("trials", "max_chars_per_trial", "grace_chars", "sample_chars")
-        for name in positive:
+        for name in ("sample_chars", "first_rung_val_chars", "warm_start_top", "reduction_factor"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.reduction_factor < 2:
             raise ConfigError(f"reduction_factor must be at least 2, got {self.reduction_factor}")
-        if self.grace_chars > self.max_chars_per_trial:
-            raise ConfigError(
-                f"grace_chars ({self.grace_chars}) exceeds "
-                f"max_chars_per_trial ({self.max_chars_per_trial})"
-            )
-        if self.eval_every_chars < 0 or self.concurrency < 0 or self.max_failures < 0:
-            raise ConfigError("eval_every_chars, concurrency and max_failures must be non-negative")
-        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
+        if self.trials < 0 or self.concurrency < 0 or self.max_failures < 0:
+            raise ConfigError("trials, concurrency and max_failures must be non-negative")
+        if not self.cpus_per_trial > 0 or not self.gpus_per_trial >= 0:
             raise ConfigError("cpus_per_trial must be positive and gpus_per_trial non-negative")
-        if self.time_budget_s is not None and self.time_budget_s <= 0:
-            raise ConfigError(f"time_budget_s must be positive, got {self.time_budget_s}")
-        if self.wandb_mode not in WANDB_MODES:
-            raise ConfigError(
-                f"wandb_mode must be one of {', '.join(WANDB_MODES)}, got {self.wandb_mode!r}"
-            )
+        if not (self.time_budget_s > 0 and math.isfinite(self.time_budget_s)):
+            raise ConfigError(f"time budget must be positive seconds, got {self.time_budget_s}")
+        for name, allowed in (
+            ("wandb_mode", WANDB_MODES),
+            ("scheduler", SCHEDULERS),
+            ("sampler", SAMPLERS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(
+                    f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
+                )
         if self.name and not _NAME.match(self.name):
             raise ConfigError(f"name {self.name!r} may hold only letters, digits, '.', '_' and '-'")
-
-    @property
-    def report_every(self) -> int:
-        return self.eval_every_chars or self.grace_chars
 
     @property
     def path(self) -> Path:
@@ -113,18 +109,47 @@ class SearchConfig:
             val_fraction=self.val_fraction,
         )
 
-    def base_run(self) -> dict[str, Any]:
-        """Flat training settings shared by every trial (see model.config.run_config_from_flat)."""
+    def base_run(self, max_train_s: float) -> dict[str, Any]:
+        """Flat training settings shared by every trial (see model.config.run_config_from_flat).
+
+        A trial trains for `max_train_s` seconds of training steps unless its scheduler stops
+        it first, with the learning rate decaying (cosine) over that time; it reports only
+        where its scheduler needs a value (`model.trainable.TrialPlan`), never by characters.
+        """
         return {
             "corpus": self.corpus,
             "data_dir": self.data_dir,
             "max_chars": self.max_chars,
             "val_fraction": self.val_fraction,
-            "max_train_chars": self.max_chars_per_trial,
-            "eval_every_chars": self.report_every,
+            "max_train_chars": MAX_TRIAL_CHARS,
+            "max_train_s": max_train_s,
+            "decay": "cosine",
+            "eval_every_chars": 0,
             "seed": self.seed,
             "device": "cuda" if self.gpus_per_trial > 0 else "cpu",
         }
+
+
+# A trial's budget is its time; this character cap is only there because every run has one.
+MAX_TRIAL_CHARS = 10**15
+
+
+def from_preset(preset: str | None, **settings: Any) -> SearchConfig:
+    """A SearchConfig from a named preset (None: the defaults), with `settings` winning.
+
+    `space` in `settings` may be a SearchSpace or a mapping of range overrides, which apply on
+    top of the preset's own.
+    """
+    if preset is not None and preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    chosen = dict(PRESETS[preset]) if preset else {}
+    space = space_from_mapping(chosen.pop("space", {}))
+    given = settings.pop("space", None)
+    if isinstance(given, SearchSpace):
+        space = given
+    elif given:
+        space = space_from_mapping(dict(given), space)
+    return SearchConfig(**{**chosen, **settings}, space=space)
 
 
 def load_search_config(path: Path, overrides: dict[str, Any] | None = None) -> SearchConfig:

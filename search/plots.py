@@ -113,8 +113,8 @@ def searched_parameters(space: SearchSpace) -> list[tuple[str, str]]:
         params.append(("seq_len", "log"))
     if space.lr[0] < space.lr[1]:
         params.append(("lr", "log"))
-    if len(space.batch_size) > 1:
-        params.append(("batch_size", "category"))
+    if space.batch_size[0] < space.batch_size[1]:
+        params.append(("batch_size", "log"))
     if len(space.cells) > 1:
         params.append(("cell", "category"))
     return params

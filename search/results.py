@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from model.files import atomic_path
 
-STATUSES = ("completed", "stopped", "diverged", "failed", "unfinished")
+STATUSES = ("completed", "cut", "stopped", "diverged", "failed", "unfinished")
 HYPERPARAMETERS = ("cell", "num_layers", "hidden_size", "dropout", "seq_len", "lr", "batch_size")
 
 TRIALS_SCHEMA = pa.schema(
@@ -43,16 +43,21 @@ TRIALS_SCHEMA = pa.schema(
         ("batch_size", pa.int32()),
         ("num_params", pa.int64()),
         ("final_val_bpc", pa.float64()),  # at the trial's last report; null if it never reported
-        ("best_val_bpc", pa.float64()),
+        ("final_val_chars", pa.int64()),  # validation characters that value was measured on
+        ("best_val_bpc", pa.float64()),  # best over reports on the whole validation text
         ("final_train_bpc", pa.float64()),
         ("chars_trained", pa.int64()),
         ("iterations", pa.int32()),
         ("wall_s", pa.float64()),  # training wall time of the trial, over all resumes
+        ("train_s", pa.float64()),  # of which in training steps
+        ("eval_s", pa.float64()),  # of which validating
+        ("checkpoint_s", pa.float64()),  # saving checkpoints (besides wall_s)
         ("chars_per_s", pa.float64()),  # mean training throughput
         ("status", pa.string()),  # one of STATUSES
         ("error", pa.string()),
         ("best_checkpoint", pa.string()),  # folder holding checkpoint.pt of the trial's best report
         ("node_id", pa.string()),  # Ray node of the trial's last report
+        ("pid", pa.int64()),  # worker process of its last report (reused across trials)
     ]
 )
 
@@ -64,9 +69,16 @@ CURVES_SCHEMA = pa.schema(
         ("chars_seen", pa.int64()),
         ("train_bpc", pa.float64()),
         ("val_bpc", pa.float64()),
+        (
+            "val_chars",
+            pa.int64(),
+        ),  # validation characters scored: a prefix at rungs, all at the end
         ("chars_per_s", pa.float64()),
         ("elapsed_s", pa.float64()),  # trial wall time so far (training + evaluation)
         ("train_s", pa.float64()),  # of which inside training steps
+        ("eval_s", pa.float64()),  # of which validating
+        ("checkpoint_s", pa.float64()),  # saving checkpoints (besides elapsed_s)
+        ("time", pa.float64()),  # when the report arrived (Unix seconds)
         ("lr", pa.float64()),
     ]
 )
@@ -81,7 +93,7 @@ class TrialRecord:
     history: list[dict[str, Any]]  # every reported iteration, in order
     error: str | None
     best_checkpoint: str | None
-    stopped_early: bool = False  # ASHA stopped it before the full budget
+    stopped_early: bool = False  # the scheduler stopped it before the end of its schedule
 
 
 def resumed_history(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -99,16 +111,16 @@ def resumed_history(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return line
 
 
-def trial_status(record: TrialRecord, budget: int) -> str:
-    """completed (full budget), stopped (by ASHA), diverged, failed, or unfinished."""
+def trial_status(record: TrialRecord) -> str:
+    """completed (its whole schedule), cut (by the search's deadline, after a last validation),
+    stopped (by the scheduler), diverged, failed, or unfinished (the search was interrupted)."""
     if record.error:
         return "failed"
     last = record.history[-1] if record.history else {}
     if last.get("diverged"):
         return "diverged"
-    chars = last.get("chars_seen", 0)
-    if chars >= budget:
-        return "completed"
+    if last.get("end") in ("completed", "cut"):
+        return last["end"]
     return "stopped" if record.stopped_early else "unfinished"
 
 
@@ -135,7 +147,8 @@ def trial_row(
 ) -> dict[str, Any]:
     history = record.history
     last = history[-1] if history else {}
-    val = [v for v in map(_val_bpc, history) if v is not None]
+    whole = corpus["val_chars"]
+    val = [v for h in history if (v := _val_bpc(h)) is not None and h.get("val_chars") == whole]
     wall = float(last.get("elapsed_s", 0.0))
     chars = int(last.get("chars_seen", 0))
     row = {
@@ -149,21 +162,29 @@ def trial_row(
         **{name: record.config.get(name) for name in HYPERPARAMETERS},
         "num_params": last.get("num_params"),
         "final_val_bpc": _val_bpc(last),
+        "final_val_chars": last.get("val_chars"),
         "best_val_bpc": min(val) if val else None,
         "final_train_bpc": _finite(last.get("train_bpc")),
         "chars_trained": chars,
         "iterations": len(history),
         "wall_s": wall,
+        "train_s": last.get("train_s"),
+        "eval_s": last.get("eval_s"),
+        "checkpoint_s": last.get("checkpoint_s"),
         "chars_per_s": chars / last["train_s"] if last.get("train_s") else None,
         "status": status,
         "error": _error(record, status),
         "best_checkpoint": record.best_checkpoint,
         "node_id": last.get("node_id"),
+        "pid": last.get("pid"),
     }
     return row
 
 
-CURVE_METRICS = ("chars_seen", "train_bpc", "chars_per_s", "elapsed_s", "train_s", "lr")
+CURVE_METRICS = (
+    "chars_seen", "train_bpc", "val_chars", "chars_per_s", "elapsed_s", "train_s", "eval_s",
+    "checkpoint_s", "lr",
+)  # fmt: skip
 
 
 def curve_rows(record: TrialRecord, search: str) -> Iterable[dict[str, Any]]:
@@ -174,6 +195,7 @@ def curve_rows(record: TrialRecord, search: str) -> Iterable[dict[str, Any]]:
             "iteration": i,
             **{name: h.get(name) for name in CURVE_METRICS},
             "val_bpc": _val_bpc(h),
+            "time": h.get("time"),
         }
 
 
@@ -194,22 +216,34 @@ def read_trials(search_dir: str | Path) -> pa.Table:
 
 
 def ranked(trials: pa.Table) -> list[dict[str, Any]]:
-    """Trials best first (lowest best_val_bpc); trials without a value last."""
-    rows = trials.to_pylist()
-    return sorted(rows, key=lambda r: (r["best_val_bpc"] is None, r["best_val_bpc"] or 0.0))
+    """Trials best first: by best_val_bpc (on the whole validation text), then those stopped
+    before a whole-text validation by their last value (on a prefix), then those with none."""
+
+    def key(r: dict[str, Any]) -> tuple[int, float]:
+        if r["best_val_bpc"] is not None:
+            return 0, r["best_val_bpc"]
+        if r["final_val_bpc"] is not None:
+            return 1, r["final_val_bpc"]
+        return 2, 0.0
+
+    return sorted(trials.to_pylist(), key=key)
 
 
 def format_ranking(trials: pa.Table, limit: int = 10) -> str:
     """A short ranked table of trials for the terminal."""
     header = (
-        f"{'rank':>4} {'trial':<14} {'status':<10} {'best_bpc':>8} {'chars':>10} "
+        f"{'rank':>4} {'trial':<14} {'status':<10} {'val_bpc':>8} {'chars':>10} {'train_s':>7} "
         f"{'cell':<4} {'L':>1} {'hidden':>6} {'drop':>5} {'seq':>4} {'batch':>5} {'lr':>8}"
     )
     lines = [header]
     for i, r in enumerate(ranked(trials)[:limit], start=1):
-        bpc = f"{r['best_val_bpc']:.4f}" if r["best_val_bpc"] is not None else "-"
+        if r["best_val_bpc"] is not None:
+            bpc = f"{r['best_val_bpc']:.4f}"
+        else:  # measured on the validation text's first characters only
+            bpc = f"{r['final_val_bpc']:.4f}*" if r["final_val_bpc"] is not None else "-"
         lines.append(
             f"{i:>4} {r['trial_id'][:14]:<14} {r['status']:<10} {bpc:>8} {r['chars_trained']:>10,} "
+            f"{r['train_s'] or 0:>7.1f} "
             f"{r['cell'] or '-':<4} {r['num_layers'] or 0:>1} {r['hidden_size'] or 0:>6} "
             f"{r['dropout'] or 0:>5.2f} {r['seq_len'] or 0:>4} {r['batch_size'] or 0:>5} "
             f"{r['lr'] or 0:>8.2e}"
@@ -220,4 +254,6 @@ def format_ranking(trials: pa.Table, limit: int = 10) -> str:
     lines.append(
         f"{trials.num_rows} trials: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     )
+    if any(r["best_val_bpc"] is None and r["final_val_bpc"] is not None for r in ranked(trials)):
+        lines.append("* on the first characters of the validation text (stopped at a rung)")
     return "\n".join(lines)

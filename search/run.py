@@ -17,14 +17,23 @@ from pathlib import Path
 from typing import Any
 
 from corpora import CorpusError
+from model.config import parse_duration
 from model.errors import ConfigError
-from search.config import PRESETS, WANDB_MODES, SearchConfig, load_search_config
+from search.config import (
+    PRESETS,
+    SAMPLERS,
+    SCHEDULERS,
+    WANDB_MODES,
+    SearchConfig,
+    load_search_config,
+)
 from search.results import format_ranking, read_trials
-from search.space import SearchSpace, load_space_file, space_from_mapping
+from search.space import GPU_SPACE, SearchSpace, load_space_file, space_from_mapping
 
 DEFAULTS = SearchConfig()
 CONFIG_FIELDS = {f.name for f in fields(SearchConfig)} - {"space"}
 SPACE_FLAGS = {"preset", "space_file", "cells"}  # flags (besides --range) that shape the space
+PER_RUN = ("address", "data_dir", "time_budget_s")  # settings --resume may change
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,26 +48,44 @@ def build_parser() -> argparse.ArgumentParser:
     add = p.add_argument
     add("--corpus", required=True, help="registered corpus name or path to a UTF-8 text file")
     add("--preset", choices=sorted(PRESETS), help="a named search size; explicit flags override it")
-    add("--trials", type=int, help=f"total number of trials (default {d.trials})")
     add(
-        "--max-chars-per-trial",
-        type=int,
-        help=f"characters a trial trains unless ASHA stops it (default {d.max_chars_per_trial})",
+        "--time-budget",
+        dest="time_budget_s",
+        metavar="DURATION",
+        help="wall time the search spends on trials, e.g. 300, 10m or 2h; the schedule is "
+        f"derived from it (default {d.time_budget_s:g} s; with --resume: a new budget)",
     )
+    add("--trials", type=int, help="at most this many trials, over all resumes (default: no cap)")
     add(
-        "--grace-chars",
-        type=int,
-        help=f"characters every trial trains before ASHA may stop it (default {d.grace_chars})",
+        "--scheduler",
+        choices=SCHEDULERS,
+        help="asha (default), hyperband (asynchronous, several brackets), pbt (lr and dropout "
+        "adapt, architecture fixed) or fifo (no early stopping)",
     )
+    add("--sampler", choices=SAMPLERS, help="tpe (default) or random")
     add(
         "--reduction-factor",
         type=int,
-        help=f"ASHA keeps the best 1/N of trials at each rung (default {d.reduction_factor})",
+        help=f"asha/hyperband keep the best 1/N of trials per rung (default {d.reduction_factor})",
     )
     add(
-        "--eval-every-chars",
+        "--first-rung-val-chars",
         type=int,
-        help="evaluate, report and checkpoint every this many characters (default: grace chars)",
+        help="validation characters scored at the first rung, where most trials are judged; "
+        "later reports score the whole validation text "
+        f"(default {d.first_rung_val_chars:,})",
+    )
+    add(
+        "--warm-start",
+        metavar="FOLDER",
+        help="an earlier search folder (any corpus) whose best configurations run first",
+    )
+    add("--warm-start-top", type=int, help=f"how many of them (default {d.warm_start_top})")
+    add(
+        "--no-warm-start-defaults",
+        dest="warm_start_defaults",
+        action="store_false",
+        help="do not run the documented known-good configurations first",
     )
     add(
         "--concurrency",
@@ -76,12 +103,6 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"GPUs per trial; fractions share a GPU (default {d.gpus_per_trial:g})",
     )
     add(
-        "--time-budget",
-        type=float,
-        dest="time_budget_s",
-        help="stop the search cleanly after this many seconds",
-    )
-    add(
         "--max-failures",
         type=int,
         help=f"restarts of a crashed trial from its last checkpoint (default {d.max_failures})",
@@ -95,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=False,
         help="continue an interrupted search (same --name, or the latest of this corpus) with "
-        "its saved settings; only --address and --data-dir may change",
+        "its saved settings; only --address, --data-dir and --time-budget may change",
     )
     add("--wandb-project", help=f"W&B project (default {d.wandb_project})")
     add(
@@ -127,8 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_space(args: argparse.Namespace, preset: dict[str, Any]) -> SearchSpace:
-    """Ranges: defaults, then the preset's, then a --space file, then --range and --cells."""
-    space = space_from_mapping(preset.get("space", {}))
+    """Ranges: defaults (for GPUs if trials get one), then the preset's, then a --space file,
+    then --range and --cells."""
+    gpu = getattr(args, "gpus_per_trial", 0) > 0
+    space = space_from_mapping({**(GPU_SPACE if gpu else {}), **preset.get("space", {})})
     if "space_file" in args:
         space = load_space_file(args.space_file, space)
     overrides: dict[str, Any] = {}
@@ -167,6 +190,8 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
     preset = dict(PRESETS[args.preset]) if "preset" in args else {}
     settings = {k: v for k, v in preset.items() if k != "space"}
     settings.update({k: v for k, v in vars(args).items() if k in CONFIG_FIELDS})
+    if isinstance(settings.get("time_budget_s"), str):
+        settings["time_budget_s"] = parse_duration(settings["time_budget_s"])
     if not args.resume:
         settings.setdefault("name", default_name(args.corpus))
         return SearchConfig(**settings, space=build_space(args, preset))
@@ -175,7 +200,7 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
     path = Path(storage).resolve() / name
     if not (path / "search.json").is_file():
         raise ConfigError(f"no search named {name!r} in {storage} to resume")
-    per_run = {k: settings[k] for k in ("address", "data_dir") if k in settings}
+    per_run = {k: settings[k] for k in PER_RUN if k in settings}
     saved = load_search_config(path, {"storage": storage, "address": None, **per_run})
     # The same command plus --resume is welcome; a changed setting is refused, not ignored.
     space_given = bool(SPACE_FLAGS & set(vars(args))) or bool(args.range)
@@ -212,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n--- sample from the best model ---\n{outcome.sample}\n---")
     print(
         f"results: {outcome.path / 'trials.parquet'}, {outcome.path / 'curves.parquet'} "
-        f"({outcome.wall_s:.0f} s)"
+        f"({outcome.wall_s:.0f} s, of which {outcome.startup_s:.0f} s start-up)"
     )
     if outcome.interrupted:
         print(

@@ -20,19 +20,21 @@ import yaml
 from model.errors import ConfigError
 from model.lstm import CELLS
 
+RANGES = ("num_layers", "hidden_size", "dropout", "seq_len", "lr", "batch_size")  # [low, high]
+
 
 @dataclass(frozen=True)
 class SearchSpace:
     num_layers: tuple[int, int] = (1, 3)  # stacked recurrent layers, uniform integer
-    hidden_size: tuple[int, int] = (64, 1024)  # units per layer, log-uniform integer
+    hidden_size: tuple[int, int] = (64, 512)  # units per layer, log-uniform (GPU: see GPU_SPACE)
     dropout: tuple[float, float] = (0.0, 0.5)  # between layers; sampled only when num_layers > 1
     seq_len: tuple[int, int] = (32, 256)  # backpropagation length, log-uniform integer
-    lr: tuple[float, float] = (1e-4, 1e-2)  # Adam learning rate, log-uniform
-    batch_size: tuple[int, ...] = (16, 32, 64, 128)  # parallel streams, categorical
+    lr: tuple[float, float] = (1e-3, 3e-2)  # Adam learning rate, log-uniform
+    batch_size: tuple[int, int] = (16, 128)  # parallel streams, log-uniform integer
     cells: tuple[str, ...] = ("lstm",)  # recurrent cells; sampled only when more than one
 
     def __post_init__(self) -> None:
-        for name in ("num_layers", "hidden_size", "dropout", "seq_len", "lr"):
+        for name in RANGES:
             low, high = getattr(self, name)
             if not 0 <= low <= high:
                 raise ConfigError(
@@ -42,13 +44,18 @@ class SearchSpace:
             raise ConfigError("num_layers, hidden_size and seq_len ranges must start at 1 or more")
         if self.lr[0] <= 0 or self.dropout[1] >= 1:
             raise ConfigError("lr must be positive and dropout below 1")
-        if not self.batch_size or min(self.batch_size) < 1:
-            raise ConfigError("batch_size choices must be positive integers")
+        if self.batch_size[0] < 1:
+            raise ConfigError("batch_size range must start at 1 or more")
         unknown = sorted(set(self.cells) - set(CELLS))
         if not self.cells or unknown:
             raise ConfigError(
                 f"cells must be among {', '.join(CELLS)}, got {', '.join(self.cells) or 'none'}"
             )
+
+
+# Overrides of the defaults when trials run on GPUs (--gpus-per-trial): wider models and more
+# streams cost a GPU little more time per step than small ones (see README's defaults table).
+GPU_SPACE: dict[str, Any] = {"hidden_size": (128, 2048), "batch_size": (32, 256)}
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,7 @@ class DefineByRun:
             trial.suggest_float("dropout", *space.dropout)
         trial.suggest_int("seq_len", *space.seq_len, log=True)
         trial.suggest_float("lr", *space.lr, log=True)
-        trial.suggest_categorical("batch_size", list(space.batch_size))
+        trial.suggest_int("batch_size", *space.batch_size, log=True)
         if len(space.cells) > 1:
             trial.suggest_categorical("cell", list(space.cells))
         constants: dict[str, Any] = {}  # fixed values Tune merges into the trial's config
@@ -97,7 +104,7 @@ def space_from_mapping(overrides: dict[str, Any], base: SearchSpace | None = Non
                 raise ConfigError(f"search-space field {name}: {error}") from None
         if not isinstance(value, list | tuple):
             raise ConfigError(f"search-space field {name} must be a list, got {value!r}")
-        if name in ("num_layers", "hidden_size", "dropout", "seq_len", "lr") and len(value) != 2:
+        if name in RANGES and len(value) != 2:
             raise ConfigError(f"search range {name} must be [low, high], got {value}")
         values[name] = tuple(value)
     return replace(base, **values)
@@ -144,7 +151,12 @@ def wandb_sweep(
             "max": space.seq_len[1],
         },
         "lr": {"distribution": "log_uniform_values", "min": space.lr[0], "max": space.lr[1]},
-        "batch_size": {"values": list(space.batch_size)},
+        "batch_size": {
+            "distribution": "q_log_uniform_values",
+            "q": 1,
+            "min": space.batch_size[0],
+            "max": space.batch_size[1],
+        },
         "cell": {"values": list(space.cells)},
     }
     sweep: dict[str, Any] = {

@@ -40,14 +40,14 @@ def parse_sweep_args(extra: list[str]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m search.sweep_train", description=__doc__)
     parser.add_argument("--corpus", required=True, help="corpus name or path")
-    parser.add_argument("--max-train-chars", type=int, required=True, help="training budget")
+    parser.add_argument("--max-train-chars", type=int, default=None, help="training budget")
     parser.add_argument("--data-dir", default=None, help="local corpus folder")
     parser.add_argument("--out", default="runs/sweeps", help="folder for each run's checkpoints")
     args, extra = parser.parse_known_args(argv)
     try:
         flat = {
             "corpus": args.corpus,
-            "max_train_chars": args.max_train_chars,
+            **({"max_train_chars": args.max_train_chars} if args.max_train_chars else {}),
             **({"data_dir": args.data_dir} if args.data_dir else {}),
             **parse_sweep_args(extra),
         }

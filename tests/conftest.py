@@ -1,4 +1,5 @@
-"""Shared fixtures: the real corpora folder (CHARNN_DATA_DIR, else ../shared/corpora)."""
+"""Shared fixtures: the real corpora folder (CHARNN_DATA_DIR, else ../shared/corpora), a real
+local Ray, and two small real searches that several test modules read."""
 
 import os
 from pathlib import Path
@@ -19,17 +20,6 @@ def corpus_dir() -> Path:
     return path
 
 
-# -- Ray and small real searches, shared by the search and comparison tests --------------------
-
-
-# The "smoke" preset: equal-length 200k-character slices of real corpora, tiny models and
-# budgets; a whole search takes seconds of training, so the suite tests Ray, Optuna and ASHA.
-def smoke_settings() -> dict:
-    from search.config import PRESETS
-
-    return dict(PRESETS["smoke"])
-
-
 @pytest.fixture(scope="session")
 def ray_local():
     """A real local Ray with 2 CPUs for the whole session; stopped at the end, also on failure."""
@@ -44,32 +34,24 @@ def ray_local():
         ray.shutdown()
 
 
-def small_search_config(storage, corpus, name, corpus_dir, **overrides):
-    from search.config import SearchConfig
-    from search.space import space_from_mapping
+def tiny_search(storage, corpus, name, corpus_dir, **settings):
+    """The "tiny" preset (the suite's size: seconds of training on a 200k-character slice)."""
+    from search.config import from_preset
 
-    settings = {**smoke_settings(), **overrides}
-    space = space_from_mapping(settings.pop("space"))
-    return SearchConfig(
-        corpus=corpus,
-        name=name,
-        storage=str(storage),
-        data_dir=str(corpus_dir),
-        space=space,
+    return from_preset(
+        "tiny", corpus=corpus, name=name, storage=str(storage), data_dir=str(corpus_dir),
         **settings,
-    )
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")
 def searches(ray_local, corpus_dir, tmp_path_factory):
-    """Two finished small searches (Monte Cristo logged to W&B offline, IRC without W&B)."""
+    """Two finished tiny searches (Monte Cristo logged to W&B offline, IRC without W&B)."""
     from search.tuning import run_search
 
     storage = tmp_path_factory.mktemp("runs")
     outcomes = {}
     for corpus, wandb_mode in (("monte-cristo", "offline"), ("irc", "disabled")):
-        config = small_search_config(
-            storage, corpus, f"{corpus}-small", corpus_dir, wandb_mode=wandb_mode
-        )
+        config = tiny_search(storage, corpus, f"{corpus}-tiny", corpus_dir, wandb_mode=wandb_mode)
         outcomes[corpus] = (config, run_search(config))
     return outcomes

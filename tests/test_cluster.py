@@ -125,7 +125,9 @@ def test_search_spreads_over_two_nodes(two_node_cluster, corpus_dir, tmp_path):
         "--address",
         address,
         "--preset",
-        "smoke",
+        "tiny",
+        "--time-budget",
+        "40",
         "--trials",
         "4",
         "--concurrency",
@@ -147,8 +149,8 @@ def test_search_spreads_over_two_nodes(two_node_cluster, corpus_dir, tmp_path):
     assert driver.returncode == 0, output
 
     trials = pq.read_table(tmp_path / "runs" / "cluster" / "trials.parquet").to_pylist()
-    assert len(trials) == 4
-    assert all(t["status"] in ("completed", "stopped") for t in trials), trials
+    assert 2 <= len(trials) <= 4
+    assert all(t["status"] in ("completed", "cut", "stopped") for t in trials), trials
     assert len({t["node_id"] for t in trials}) == 2, "trials should run on both nodes"
 
 

@@ -1,4 +1,4 @@
-"""Real searches on a local Ray: Optuna suggests, ASHA stops, tables, best model, W&B, resume."""
+"""Real searches on a local Ray: budget, schedule, warm starts, tables, best model, W&B, resume."""
 
 import os
 import signal
@@ -13,48 +13,65 @@ import yaml
 
 from model.errors import ConfigError
 from model.sample import generate, load_model
-from search.results import CURVES_SCHEMA, TRIALS_SCHEMA, resumed_history
+from search.adapters import read_clock
+from search.builders import STUDY_FILE, report_points
+from search.results import TRIALS_SCHEMA, resumed_history
 from search.run import main as run_main
 from search.space import SearchSpace, load_space_file, space_from_mapping
 from search.sweep_train import main as sweep_main
 from search.tuning import run_search
-from tests.conftest import small_search_config, smoke_settings
+from tests.conftest import tiny_search
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_search_runs_every_trial_and_asha_stops_some(searches):
+def test_search_spends_its_budget_and_every_trial_ends_with_a_result(searches):
     config, outcome = searches["monte-cristo"]
     trials = pq.read_table(config.path / "trials.parquet")
     assert trials.schema.equals(TRIALS_SCHEMA)
-    assert trials.num_rows == config.trials == outcome.trials
-    statuses = trials.column("status").to_pylist()
-    assert statuses.count("stopped") >= 1, statuses  # ASHA ended some trials early
-    assert statuses.count("completed") >= 1, statuses
+    assert trials.num_rows == outcome.trials >= 2 and not outcome.interrupted
     rows = trials.to_pylist()
-    assert len({r["trial_id"] for r in rows}) == config.trials
+    statuses = [r["status"] for r in rows]
+    assert set(statuses) <= {"completed", "cut", "stopped"}, statuses
+    assert "cut" in statuses  # the budget ended trials that were still improving
+    assert len({r["trial_id"] for r in rows}) == len(rows)
+    whole = rows[0]["val_chars"]
     for row in rows:
         assert row["corpus"] == "monte-cristo" and row["corpus_chars"] == config.max_chars
-        assert 16 <= row["hidden_size"] <= 48 and row["batch_size"] in (8, 16)
-        assert row["best_val_bpc"] <= row["final_val_bpc"]
-        if row["status"] == "stopped":
-            assert row["chars_trained"] < config.max_chars_per_trial
-        if row["status"] == "completed":
-            assert row["chars_trained"] >= config.max_chars_per_trial
+        assert 16 <= row["hidden_size"] <= 48 and 8 <= row["batch_size"] <= 16
         assert Path(row["best_checkpoint"], "checkpoint.pt").is_file()
+        if row["status"] in ("cut", "completed"):  # validated on the whole text at the end
+            assert row["final_val_chars"] == whole and row["best_val_bpc"] is not None
+        else:  # stopped at the first rung, judged on a prefix
+            assert row["final_val_chars"] == min(whole, config.first_rung_val_chars)
 
 
-def test_curves_hold_every_reported_iteration(searches):
-    config, _ = searches["monte-cristo"]
-    trials = pq.read_table(config.path / "trials.parquet").to_pylist()
-    curves = pq.read_table(config.path / "curves.parquet")
-    assert curves.schema.equals(CURVES_SCHEMA)
-    assert curves.num_rows == sum(t["iterations"] for t in trials)
-    by_trial = {}
-    for row in curves.to_pylist():
-        by_trial.setdefault(row["trial_id"], []).append(row["chars_seen"])
-    for seen in by_trial.values():
-        assert seen == sorted(seen) and seen[0] >= config.report_every
+def test_the_time_budget_is_respected(searches):
+    config, outcome = searches["monte-cristo"]
+    clock = read_clock(config.path)
+    assert clock["deadline"] - clock["started"] == config.time_budget_s
+    curves = pq.read_table(config.path / "curves.parquet").to_pylist()
+    assert max(c["time"] for c in curves) <= clock["deadline"]  # every last report in time
+    assert outcome.wall_s <= config.time_budget_s + outcome.startup_s + 15  # + tables, sample
+
+
+def test_validation_runs_only_where_the_schedule_needs_it(searches):
+    config, outcome = searches["monte-cristo"]
+    points = report_points(config, outcome.schedule)
+    curves = pq.read_table(config.path / "curves.parquet").to_pylist()
+    by_trial: dict[str, list] = {}
+    for row in curves:
+        by_trial.setdefault(row["trial_id"], []).append(row)
+    trials = {t["trial_id"]: t for t in pq.read_table(config.path / "trials.parquet").to_pylist()}
+    for trial_id, rows in by_trial.items():
+        *middle, last = rows
+        passed = [p for p in points if p <= last["train_s"]]
+        # One report per point passed (the first on a prefix), plus the trial's last.
+        assert len(middle) == len(passed) - (trials[trial_id]["status"] == "stopped")
+        for row, point in zip(middle, passed, strict=False):
+            assert point <= row["train_s"] < point + 1.0  # right after the point, one step
+        if middle:
+            assert middle[0]["val_chars"] == min(config.first_rung_val_chars, last["val_chars"])
 
 
 def test_best_model_is_kept_and_samples_text(searches):
@@ -69,9 +86,9 @@ def test_best_model_is_kept_and_samples_text(searches):
 
 
 def test_wandb_offline_runs_are_written(searches):
-    config, _ = searches["monte-cristo"]
+    config, outcome = searches["monte-cristo"]
     runs = sorted((config.path / "wandb").glob("offline-run-*"))
-    assert len(runs) == config.trials
+    assert len(runs) == outcome.trials
     for run in runs:
         assert list(run.glob("*.wandb")), f"no run file in {run}"
     sweep = yaml.safe_load((config.path / "sweep.yaml").read_text())
@@ -82,16 +99,10 @@ def test_wandb_offline_runs_are_written(searches):
 
 
 def test_diverging_trials_are_recorded_and_the_search_completes(ray_local, corpus_dir, tmp_path):
-    space = {**smoke_settings()["space"], "lr": [50.0, 100.0]}
-    config = small_search_config(
-        tmp_path,
-        "monte-cristo",
-        "diverge",
-        corpus_dir,
-        trials=2,
-        space=space,
-        wandb_mode="disabled",
-    )
+    config = tiny_search(
+        tmp_path, "monte-cristo", "diverge", corpus_dir, trials=2, wandb_mode="disabled",
+        space={"lr": [50.0, 100.0]},
+    )  # fmt: skip
     outcome = run_search(config)
     trials = pq.read_table(config.path / "trials.parquet").to_pylist()
     assert outcome.trials == 2 and not outcome.interrupted
@@ -103,35 +114,44 @@ def test_diverging_trials_are_recorded_and_the_search_completes(ray_local, corpu
     assert outcome.best_trial is None
 
 
+def test_warm_start_runs_an_earlier_searchs_best_configurations_first(
+    searches, ray_local, corpus_dir, tmp_path
+):
+    earlier, _ = searches["irc"]  # another corpus: configurations carry over
+    config = tiny_search(
+        tmp_path, "monte-cristo", "warm", corpus_dir, trials=2, wandb_mode="disabled",
+        warm_start=str(earlier.path), warm_start_top=2, time_budget_s=15.0,
+    )  # fmt: skip
+    run_search(config)
+    import optuna
+
+    study = optuna.load_study(
+        study_name=config.name,
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(config.path / STUDY_FILE))
+        ),
+    )
+    best = sorted(
+        (
+            t
+            for t in pq.read_table(earlier.path / "trials.parquet").to_pylist()
+            if t["best_val_bpc"]
+        ),
+        key=lambda t: t["best_val_bpc"],
+    )[:2]
+    first = sorted(study.trials, key=lambda t: t.number)[:2]
+    for trial, row in zip(first, best, strict=True):
+        assert trial.params == {k: row[k] for k in trial.params}, (trial.params, row)
+
+
 def test_sigterm_then_resume_reaches_exactly_the_requested_trials(ray_local, corpus_dir, tmp_path):
     """The driver is a subprocess on the session's Ray; SIGTERM it mid-search, then --resume."""
     args = [
-        sys.executable,
-        "-m",
-        "search.run",
-        "--corpus",
-        "monte-cristo",
-        "--name",
-        "resumed",
-        "--storage",
-        str(tmp_path),
-        "--data-dir",
-        str(corpus_dir),
-        "--address",
-        ray_local,
-        "--preset",
-        "smoke",
-        "--trials",
-        "5",
-        "--max-chars-per-trial",
-        "96000",
-        "--grace-chars",
-        "12000",
-        "--wandb-mode",
-        "disabled",
-        "--range",
-        "hidden_size=32,64",
-    ]
+        sys.executable, "-m", "search.run", "--corpus", "monte-cristo", "--name", "resumed",
+        "--storage", str(tmp_path), "--data-dir", str(corpus_dir), "--address", ray_local,
+        "--preset", "tiny", "--trials", "5", "--time-budget", "60", "--wandb-mode", "disabled",
+        "--range", "hidden_size=32,64",
+    ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     first = subprocess.Popen(
         args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -158,7 +178,7 @@ def test_sigterm_then_resume_reaches_exactly_the_requested_trials(ray_local, cor
     assert second.returncode == 0, second.stdout + second.stderr
     trials = pq.read_table(search_dir / "trials.parquet").to_pylist()
     assert len(trials) == 5 and len({t["trial_id"] for t in trials}) == 5
-    assert all(t["status"] in ("completed", "stopped") for t in trials), trials
+    assert all(t["status"] in ("completed", "cut", "stopped") for t in trials), trials
     # Every trial that was cut short continued from its checkpoint instead of starting over.
     curves = pq.read_table(search_dir / "curves.parquet").to_pylist()
     before = {t["trial_id"]: t["chars_trained"] for t in interrupted}
@@ -185,14 +205,18 @@ def test_space_overrides_from_cli_strings_and_files(tmp_path):
     ("argv", "message"),
     [
         (["--corpus", "no-such-corpus"], "unknown corpus"),
-        (["--corpus", "irc", "--trials", "0"], "trials must be at least 1"),
-        (["--corpus", "irc", "--grace-chars", "10", "--max-chars-per-trial", "5"], "grace_chars"),
+        (["--corpus", "irc", "--trials", "-1"], "must be non-negative"),
+        (["--corpus", "irc", "--time-budget", "ten minutes"], "cannot read duration"),
+        (["--corpus", "irc", "--time-budget", "0"], "must be positive"),
+        (["--corpus", "irc", "--warm-start", "no/such/folder"], "does not exist"),
+        (["--corpus", "irc", "--warm-start", "{tmp}"], "holds no search"),
         (["--corpus", "irc", "--range", "hidden_size=0,8"], "must start at 1"),
         (["--corpus", "irc", "--max-chars", "1000"], "too short"),
         (["--corpus", "irc", "--resume"], "to resume"),
     ],
 )
 def test_bad_input_is_one_clear_line(argv, message, corpus_dir, tmp_path, capsys):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     code = run_main([*argv, "--storage", str(tmp_path), "--data-dir", str(corpus_dir)])
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1, err
@@ -208,7 +232,7 @@ def test_wandb_sweep_entry_point_trains_and_logs_offline(
     assert command[:3] == ["python", "-m", "search.sweep_train"] and command[-1] == "${args}"
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    args = [*command[3:-1], "--out", str(tmp_path / "sweeps"), "--max-train-chars", "4096",
+    args = [*command[3:-1], "--out", str(tmp_path / "sweeps"), "--max_train_chars=4096",
             "--hidden_size=16", "--batch_size=8", "--seq_len=16", "--lr=3e-3", "--num_layers=1",
             "--eval_every_chars=2048"]  # fmt: skip
     assert sweep_main(args) == 0
@@ -220,19 +244,21 @@ def test_wandb_sweep_entry_point_trains_and_logs_offline(
 
 
 def test_optuna_learns_stopped_trials_as_pruned(searches):
-    """What TPE was told: full-budget trials COMPLETE, ASHA-stopped ones PRUNED, none as final."""
+    """What TPE was told, read back from the search's persisted study: trials that ended their
+    schedule (or were cut by the deadline) COMPLETE, trials stopped at a rung PRUNED."""
     import optuna
 
-    from search.tuning import BudgetAwareOptunaSearch
-
     config, _ = searches["monte-cristo"]
-    searcher = BudgetAwareOptunaSearch(metric="val_bpc", mode="min", budget=1)
-    searcher.restore_from_dir(str(config.path))  # Tune's saved searcher state
-    study_trials = searcher._ot_study.trials
-    told = {tid: study_trials[t.number].state for tid, t in searcher._ot_trials.items()}
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(config.path / STUDY_FILE))
+    )
+    study = optuna.load_study(study_name=config.name, storage=storage)
+    told = {t.user_attrs["tune_trial_id"]: t.state for t in study.trials}
     expected = {"completed": optuna.trial.TrialState.COMPLETE,
+                "cut": optuna.trial.TrialState.COMPLETE,
                 "stopped": optuna.trial.TrialState.PRUNED}  # fmt: skip
     trials = pq.read_table(config.path / "trials.parquet").to_pylist()
+    assert {told[t["trial_id"]] for t in trials} >= {optuna.trial.TrialState.COMPLETE}
     for t in trials:
         assert told[t["trial_id"]] == expected[t["status"]], t
 

@@ -1,6 +1,7 @@
 """Training loop, bpc arithmetic, checkpoints and exact resume, on real corpus slices."""
 
 import math
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -10,7 +11,16 @@ import torch
 from corpora import CorpusConfig, load_corpus
 from model.config import RunConfig, TrainConfig, run_config_from_flat, with_vocab_size
 from model.errors import ConfigError
-from model.loop import Trainer, fit, learning_rate, load_checkpoint, nats_to_bits, save_checkpoint
+from model.loop import (
+    VAL_STREAMS,
+    Trainer,
+    budget_progress,
+    fit,
+    learning_rate,
+    load_checkpoint,
+    nats_to_bits,
+    save_checkpoint,
+)
 from model.lstm import ModelConfig
 from model.sample import generate, load_model
 
@@ -60,34 +70,46 @@ def test_untrained_model_scores_about_log2_vocab(corpus):
     assert abs(trainer.evaluate() - math.log2(len(corpus.vocab))) < 0.5
 
 
+def stream_bits(model, ids: np.ndarray, streams: int) -> float:
+    """Bits of every target of `ids`, read in `streams` equal consecutive pieces from a zero
+    state each: written here without the batching module, to check it."""
+    pairs = len(ids) - 1
+    length = -(-pairs // streams)
+    total = 0.0
+    with torch.no_grad():
+        for b in range(streams):
+            piece = torch.as_tensor(ids[b * length : (b + 1) * length + 1], dtype=torch.long)
+            if len(piece) < 2:
+                continue
+            logits, _ = model(piece[None, :-1], model.init_state(1))
+            total += torch.nn.functional.cross_entropy(logits[0], piece[1:], reduction="sum").item()
+    return nats_to_bits(total / pairs)
+
+
 def test_validation_is_the_exact_mean_over_every_character(corpus):
     trainer = Trainer(small_run(corpus), corpus)
-    # Score the validation text in one stream, one long sequence: no streams, no padding.
     model = trainer.model.eval()
-    ids = torch.as_tensor(np.concatenate([corpus.train_ids[-1:], corpus.val_ids]), dtype=torch.long)
-    with torch.no_grad():
-        expected = 0.0
-        # Streams start from a zero state, so score each stream's span separately from zero state.
-        streams = trainer.val_streams
-        for b in range(streams.inputs.shape[0]):
-            x = streams.inputs[b : b + 1]
-            y = streams.targets[b : b + 1]
-            logits, _ = model(x, model.init_state(1))
-            mask = y != -1
-            expected += torch.nn.functional.cross_entropy(
-                logits[mask], y[mask], reduction="sum"
-            ).item()
-    assert len(ids) - 1 == len(corpus.val_ids)
-    assert trainer.evaluate() == pytest.approx(
-        nats_to_bits(expected / len(corpus.val_ids)), rel=1e-5
+    # Every validation character is predicted, the first one from the last training one.
+    ids = np.concatenate([corpus.train_ids[-1:], corpus.val_ids])
+    assert trainer.evaluate() == pytest.approx(stream_bits(model, ids, VAL_STREAMS), rel=1e-5)
+    # A prefix is the same computation over the first characters only.
+    assert trainer.evaluate(1000) == pytest.approx(
+        stream_bits(model, ids[:1001], VAL_STREAMS), rel=1e-5
     )
 
 
 def test_learning_rate_warmup_and_cosine():
-    assert learning_rate(0, 1.0, 100, "none", 1000) == pytest.approx(0.01)
-    assert learning_rate(500, 1.0, 100, "none", 1000) == 1.0
-    assert learning_rate(100, 1.0, 100, "cosine", 1000) == pytest.approx(1.0)
-    assert learning_rate(1000, 1.0, 100, "cosine", 1000) == pytest.approx(0.1)
+    assert learning_rate(0, 1.0, 100, "none", 0.0) == pytest.approx(0.01)
+    assert learning_rate(500, 1.0, 100, "none", 0.5) == 1.0
+    assert learning_rate(100, 1.0, 100, "cosine", 0.0) == pytest.approx(1.0)
+    assert learning_rate(600, 1.0, 100, "cosine", 0.5) == pytest.approx(0.55)
+    assert learning_rate(1000, 1.0, 100, "cosine", 1.0) == pytest.approx(0.1)
+
+
+def test_budget_progress_follows_the_budget_further_along():
+    assert budget_progress(250, 1.0, 1000, 0.0) == 0.25  # no time budget
+    assert budget_progress(250, 5.0, 1000, 10.0) == 0.5  # seconds are further along
+    assert budget_progress(2000, 1.0, 1000, 10.0) == 1.0
 
 
 def test_fit_reports_at_fixed_character_intervals(corpus):
@@ -98,6 +120,30 @@ def test_fit_reports_at_fixed_character_intervals(corpus):
     for m in history:
         assert set(m) >= {"train_bpc", "val_bpc", "chars_seen", "chars_per_s", "elapsed_s"}
         assert m["chars_per_s"] > 0 and not m["diverged"]
+
+
+def test_reports_at_training_seconds_score_a_prefix_first_then_everything(corpus):
+    run = small_run(corpus, max_train_s=0.6, decay="cosine")
+    run = replace(run, train=replace(run.train, max_train_chars=10**9, eval_every_chars=0))
+    history = []
+    status = fit(Trainer(run, corpus), history.append, report_s=(0.2, 0.4), first_val_chars=500)
+    assert status == "completed"
+    assert [m["val_chars"] for m in history] == [500, len(corpus.val_ids), len(corpus.val_ids)]
+    assert [m["end"] for m in history] == ["", "", "completed"]
+    assert history[0]["train_s"] >= 0.2 and history[1]["train_s"] >= 0.4
+    assert history[-1]["train_s"] >= 0.6 and history[-1]["lr"] == pytest.approx(3e-4, rel=0.05)
+
+
+def test_a_deadline_ends_training_in_time_for_a_last_whole_validation(corpus):
+    run = small_run(corpus)
+    run = replace(run, train=replace(run.train, max_train_chars=10**9, eval_every_chars=0))
+    history = []
+    deadline = time.time() + 1.5
+    assert fit(Trainer(run, corpus), history.append, deadline=deadline) == "cut"
+    assert time.time() <= deadline + 0.1
+    (last,) = history
+    assert last["end"] == "cut" and last["val_chars"] == len(corpus.val_ids)
+    assert last["chars_seen"] > 0 and math.isfinite(last["val_bpc"])
 
 
 def test_training_is_deterministic_on_cpu(corpus):

@@ -1,0 +1,146 @@
+"""Small adapters of Ray Tune and Optuna classes to how this search reports and stops trials.
+
+- `BudgetAwareOptunaSearch`: tells Optuna how each trial really ended (a trial stopped early
+  is PRUNED, not COMPLETE), and starts no trial once it could not reach the first rung before
+  the search's deadline.
+- `RecordingASHA`: ASHA that writes down the trials it stops early.
+- `ProgressLines`: one line per finished trial with the running best.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+METRIC, MODE = "val_bpc", "min"
+TIME_ATTR = "train_s"  # the schedulers' time axis: seconds of training steps
+CLOCK_FILE = "clock.json"  # this run's deadline, read by the searcher (see `write_clock`)
+
+
+def write_clock(folder: Path, started: float, deadline: float) -> None:
+    """Record when this run of the search started and must end (time.time() values).
+
+    The searcher reads it rather than holding the deadline itself, because `Tuner.restore`
+    brings back the searcher pickled by an earlier run, with that run's deadline.
+    """
+    (folder / CLOCK_FILE).write_text(json.dumps({"started": started, "deadline": deadline}))
+
+
+def read_clock(folder: Path) -> dict[str, float]:
+    return json.loads((folder / CLOCK_FILE).read_text())
+
+
+class BudgetAwareOptunaSearch(OptunaSearch):
+    """OptunaSearch that tells Optuna how each trial ended, and knows when to stop starting.
+
+    Ray's OptunaSearch tells a trial ASHA stopped early as COMPLETE with its early-rung loss,
+    so TPE would learn from low-budget losses as if they were final. Here such a trial is told
+    as PRUNED instead: Optuna keeps the intermediate values `on_trial_result` already reported
+    and TPE ranks pruned trials by how far they got and how well they did there, behind every
+    trial that finished. A trial ends finished when it reached the end of its schedule or the
+    search's deadline (its report says `end`). A diverged trial is told as PRUNED too, with its
+    last value the stand-in `DIVERGED_BPC`: TPE learns that its region is bad.
+
+    Once the search is `last_start_s` into its budget (per the clock file in `folder`), no new
+    trial could reach the first rung, so `suggest` says FINISHED and the running trials have
+    the rest of the budget.
+    """
+
+    def __init__(self, *args: Any, folder: str, last_start_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._folder = folder
+        self._last_start_s = last_start_s
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        clock = read_clock(Path(self._folder))
+        if time.time() > clock["started"] + self._last_start_s:
+            return Searcher.FINISHED
+        suggestion = super().suggest(trial_id)
+        # Which Tune trial an Optuna trial is: readable in the persisted study (dashboard).
+        self._ot_trials[trial_id].set_user_attr("tune_trial_id", trial_id)
+        return suggestion
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if METRIC in result:  # a report without a value (none yet) teaches Optuna nothing
+            super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        finished = result and result.get("end") in ("completed", "cut")
+        if not (result and METRIC in result) and not error:  # never ran (stopped before it
+            error = True  # started): FAIL, which TPE ignores, rather than a PRUNED trial
+        elif result and not error and not finished:
+            result = None  # no final value: OptunaSearch tells PRUNED
+        super().on_trial_complete(trial_id, result=result, error=error)
+
+
+class RecordingASHA(ASHAScheduler):
+    """ASHA that writes down the trials it stops early.
+
+    Tune marks a trial ASHA stopped TERMINATED, like one that finished; this record is what
+    tells "stopped" from "completed" or "cut".
+    """
+
+    def __init__(self, *args: Any, record: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.record = record
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        action = super().on_trial_result(tune_controller, trial, result)
+        if action == self.STOP and not result.get("end"):
+            with open(self.record, "a", encoding="utf-8") as f:
+                f.write(trial.trial_id + "\n")
+        return action
+
+
+class ProgressLines(tune.Callback):
+    """One line per finished trial, with the running best: the search's progress display."""
+
+    def __init__(self, total: int, val_chars: int) -> None:
+        self.total = total  # trials at most; 0: as many as the budget holds
+        self.val_chars = val_chars  # of the whole validation text: the best counts only those
+        self.best = math.inf
+        self.started = time.time()
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **_: Any
+    ) -> None:
+        if not result.get("diverged") and result.get("val_chars") == self.val_chars:
+            self.best = min(self.best, result.get(METRIC, math.inf))
+
+    def _line(self, trials: list, trial: Any, what: str) -> None:
+        done = 1 + sum(
+            t.status in ("TERMINATED", "ERROR") and METRIC in (t.last_result or {})
+            for t in trials
+            if t is not trial
+        )
+        last = trial.last_result or {}
+        seconds, value = last.get(TIME_ATTR, 0.0), last.get(METRIC)
+        if last.get("diverged"):
+            what, shown = "diverged", "loss exploded"
+        else:
+            what = {"completed": "completed", "cut": "cut by the budget"}.get(last.get("end"), what)
+            shown = f"val_bpc {value:.4f}" if value is not None else "no report"
+        total = f"/{self.total}" if self.total else ""
+        best = f"{self.best:.4f}" if math.isfinite(self.best) else "-"
+        print(
+            f"[{time.time() - self.started:5.0f} s] trial {done}{total} {trial.trial_id} {what} "
+            f"after {seconds:.0f} s of training, {shown}; best so far {best}",
+            flush=True,
+        )
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **_: Any) -> None:
+        if METRIC in (trial.last_result or {}):  # not a suggestion that never started
+            self._line(trials, trial, "stopped")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **_: Any) -> None:
+        self._line(trials, trial, "failed")

@@ -1,0 +1,285 @@
+"""Builders of the Ray Tune pieces of a search: sampler, scheduler, trainable, callbacks, tuner.
+
+Every builder takes the search's `SearchConfig` and its `Schedule` (from the time budget) and
+returns a Tune or Optuna object; `search.tuning.run_search` wires them together.
+
+Schedulers (`--scheduler`), all on the same time axis, seconds of training steps, chosen by
+the comparison in README ("Choosing the scheduler"):
+
+- `promote` (default): successive halving that pauses trials at rungs and promotes the best,
+  then gives the end of the budget to the most promising ones (`search.promotion`).
+- `asha`: Tune's ASHA, which stops or continues a trial the moment it reaches a rung.
+- `hyperband`: asynchronous Hyperband, Tune's ASHA with one bracket per rung, each bracket
+  starting at a later rung, so fewer trials are judged on their earliest results.
+- `pbt`: Population Based Training. The architecture stays fixed (the first warm-start
+  configuration); the learning rate and dropout of a population of `slots` trials adapt, the
+  worst quarter cloning the best quarter's checkpoints.
+- `fifo`: no early stopping; every trial trains for a ninth of the budget. With `--sampler
+  random` this is plain random search, the benchmark's baseline.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import optuna
+import ray
+from ray import tune
+from ray.autoscaler.sdk import request_resources
+from ray.tune.schedulers import FIFOScheduler, PopulationBasedTraining, TrialScheduler
+
+from corpora import Corpus
+from model.trainable import TrialPlan, train_trial
+from search.adapters import (
+    METRIC,
+    MODE,
+    TIME_ATTR,
+    BudgetAwareOptunaSearch,
+    ProgressLines,
+    RecordingASHA,
+)
+from search.config import SearchConfig
+from search.promotion import PromotionScheduler
+from search.schedule import Schedule
+from search.space import DefineByRun
+from search.wandb_sink import WandbSink
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial: ProgressLines has it
+
+ASHA_STOPPED = "asha_stopped.txt"  # trial ids the scheduler stopped early, one per line
+PBT_INTERVALS = 12  # PBT perturbs every budget / PBT_INTERVALS training seconds
+STUDY_FILE = "optuna.journal"  # the persisted Optuna study, in the search folder
+CHECKPOINTS_PER_BUDGET = 10  # reports after the last rung come every tenth of the budget
+
+
+def trial_seconds(config: SearchConfig, schedule: Schedule) -> float:
+    """Training seconds of a trial that is never stopped early."""
+    if config.scheduler == "fifo":
+        return schedule.max_t_s / schedule.reduction_factor**2
+    return schedule.max_t_s
+
+
+def report_points(config: SearchConfig, schedule: Schedule) -> tuple[float, ...]:
+    """Training seconds at which trials validate and report: where the scheduler decides, then
+    every tenth of the budget for the trials that outlive every rung (checkpoints that survive
+    a lost node, and the best-so-far model on the whole validation text)."""
+    if config.scheduler == "fifo":
+        return ()
+    if config.scheduler == "pbt":
+        step = schedule.max_t_s / PBT_INTERVALS
+        return tuple(step * k for k in range(1, PBT_INTERVALS))
+    rungs = schedule.rungs_s[:-1]  # the last rung is the trial's end, reported anyway
+    step = schedule.budget_s / CHECKPOINTS_PER_BUDGET
+    after = rungs[-1] if rungs else 0.0
+    extra = [after + step * k for k in range(1, CHECKPOINTS_PER_BUDGET)]
+    return (*rungs, *(t for t in extra if t < schedule.max_t_s))
+
+
+def last_start(config: SearchConfig, schedule: Schedule) -> float:
+    """Seconds into the budget after which no trial starts (see search.schedule)."""
+    if config.scheduler == "fifo":
+        return max(0.0, schedule.budget_s - trial_seconds(config, schedule) / 2)
+    if config.scheduler == "promote":
+        return schedule.explore_s
+    return schedule.last_start_s
+
+
+def make_searcher(
+    config: SearchConfig, schedule: Schedule, warm: list[dict[str, Any]]
+) -> BudgetAwareOptunaSearch:
+    if config.sampler == "random":
+        sampler: optuna.samplers.BaseSampler = optuna.samplers.RandomSampler(seed=config.seed)
+    else:
+        # constant_liar: trials running at once are told apart, so parallel slots do not all
+        # get the same suggestion while the first results are out.
+        sampler = optuna.samplers.TPESampler(
+            seed=config.seed,
+            n_startup_trials=len(warm) + schedule.startup_trials,
+            constant_liar=True,
+        )
+    # metric and mode go to OptunaSearch itself: with max_concurrent_trials Tune wraps it in a
+    # ConcurrencyLimiter that does not pass them on, and the first suggestion would fail.
+    return BudgetAwareOptunaSearch(
+        space=DefineByRun(config.space),
+        metric=METRIC,
+        mode=MODE,
+        sampler=sampler,
+        storage=study_storage(config),
+        study_name=config.name,
+        points_to_evaluate=warm or None,
+        folder=str(config.path),
+        last_start_s=last_start(config, schedule),
+    )
+
+
+def study_storage(config: SearchConfig) -> optuna.storages.JournalStorage:
+    """The search's Optuna study, kept in its folder in Optuna's own journal format: it
+    tolerates shared filesystems, and `optuna-dashboard NAME/optuna.journal` opens it."""
+    backend = optuna.storages.journal.JournalFileBackend(str(config.path / STUDY_FILE))
+    return optuna.storages.JournalStorage(backend)
+
+
+def make_scheduler(config: SearchConfig, schedule: Schedule) -> TrialScheduler:
+    if config.scheduler == "promote":
+        return PromotionScheduler(
+            rungs_s=schedule.rungs_s[:-1],
+            reduction_factor=schedule.reduction_factor,
+            slots=schedule.slots,
+            folder=str(config.path),
+            last_start_s=schedule.explore_s,
+            min_run_s=schedule.grace_s,
+            record=str(config.path / ASHA_STOPPED),
+        )
+    if config.scheduler == "fifo":
+        return FIFOScheduler()
+    if config.scheduler == "pbt":
+        return PopulationBasedTraining(
+            time_attr=TIME_ATTR,
+            metric=METRIC,
+            mode=MODE,
+            perturbation_interval=schedule.max_t_s / PBT_INTERVALS,
+            hyperparam_mutations=pbt_mutations(config),
+            quantile_fraction=0.25,
+            seed=config.seed,
+        )
+    brackets = len(schedule.rungs_s) - 1 if config.scheduler == "hyperband" else 1
+    return RecordingASHA(
+        time_attr=TIME_ATTR,
+        metric=METRIC,
+        mode=MODE,
+        max_t=schedule.max_t_s,
+        grace_period=schedule.grace_s,
+        reduction_factor=schedule.reduction_factor,
+        brackets=max(1, brackets),
+        record=str(config.path / ASHA_STOPPED),
+    )
+
+
+def pbt_mutations(config: SearchConfig) -> dict[str, Any]:
+    mutations: dict[str, Any] = {"lr": tune.loguniform(*config.space.lr)}
+    if config.space.dropout[1] > 0:
+        mutations["dropout"] = tune.uniform(*config.space.dropout)
+    return mutations
+
+
+def pbt_space(config: SearchConfig, architecture: dict[str, Any]) -> dict[str, Any]:
+    """Tune's param_space for PBT: the architecture fixed, lr and dropout sampled."""
+    space = {k: v for k, v in architecture.items() if k not in ("lr", "dropout")}
+    space["cell"] = architecture.get("cell", config.space.cells[0])
+    space.update(pbt_mutations(config))
+    if architecture.get("num_layers", 1) < 2:
+        space["dropout"] = 0.0
+    return space
+
+
+def make_callbacks(config: SearchConfig, val_chars: int) -> list[Any]:
+    progress = ProgressLines(config.trials, val_chars)
+    if config.wandb_mode == "disabled":
+        return [progress]
+    os.environ["WANDB_MODE"] = config.wandb_mode  # wandb reads it: no API key check offline
+    sink = WandbSink(
+        project=config.wandb_project,
+        group=config.name,
+        mode=config.wandb_mode,
+        folder=str(config.path),
+    )
+    return [progress, sink]
+
+
+def make_trainable(
+    config: SearchConfig, corpus: Corpus, schedule: Schedule, deadline: float
+) -> Any:
+    plan = TrialPlan(
+        report_s=report_points(config, schedule),
+        first_val_chars=None if config.scheduler == "pbt" else config.first_rung_val_chars,
+        deadline=deadline,
+    )
+    base = config.base_run(trial_seconds(config, schedule))
+    # with_parameters puts the encoded corpus in the object store once; trials read it there.
+    trainable = tune.with_parameters(train_trial, corpus=corpus, base=base, plan=plan)
+    resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
+    return tune.with_resources(trainable, resources)
+
+
+def make_tuner(
+    config: SearchConfig,
+    trainable: Any,
+    schedule: Schedule,
+    warm: list[dict[str, Any]],
+    val_chars: int,
+) -> tune.Tuner:
+    pbt = config.scheduler == "pbt"
+    if pbt and not warm:
+        raise_no_architecture()
+    # Paused trials count as running for Tune's concurrency limiter, so a scheduler that pauses
+    # would starve: its trials run as many at once as the trials' resources allow instead.
+    pauses = config.scheduler == "promote"
+    return tune.Tuner(
+        trainable,
+        param_space=pbt_space(config, warm[0]) if pbt else None,
+        tune_config=tune.TuneConfig(
+            search_alg=None if pbt else make_searcher(config, schedule, warm),
+            scheduler=make_scheduler(config, schedule),
+            num_samples=(config.trials or schedule.slots) if pbt else (config.trials or -1),
+            max_concurrent_trials=None if pauses else schedule.slots,
+            # A backstop only: trials end themselves before the deadline, and no trial starts
+            # once it could not reach a rung.
+            time_budget_s=schedule.budget_s * 1.1 + 30,
+            reuse_actors=True,  # no new process (and torch import) per trial or resumption
+        ),
+        run_config=tune.RunConfig(
+            name=config.name,
+            storage_path=str(config.path.parent),
+            callbacks=make_callbacks(config, val_chars),
+            # The latest two: a trial's last checkpoint is the one validated on all the text.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # A crashed trial (lost node, killed worker) restarts from its last checkpoint.
+            failure_config=tune.FailureConfig(max_failures=config.max_failures),
+            verbose=0,  # ProgressLines prints one line per trial instead of Tune's tables
+        ),
+    )
+
+
+def raise_no_architecture() -> None:
+    from model.errors import ConfigError
+
+    raise ConfigError(
+        "--scheduler pbt needs an architecture to keep fixed: keep the default warm starts or "
+        "pass --warm-start FOLDER with a configuration inside the space"
+    )
+
+
+def start_ray(address: str | None) -> bool:
+    """Connect to `address`, or start a local Ray; returns whether this call started it."""
+    from model.errors import ConfigError
+
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(
+            address=address, include_dashboard=False, configure_logging=False, log_to_driver=False
+        )
+    except ConnectionError as error:
+        raise ConfigError(f"cannot reach a Ray cluster at {address!r}: {error}") from None
+    return True
+
+
+def default_concurrency(config: SearchConfig) -> int:
+    """As many trials at once as the cluster's CPUs (and GPUs, if asked for) allow."""
+    resources = ray.cluster_resources()
+    fit = int(resources.get("CPU", 1) // config.cpus_per_trial)
+    if config.gpus_per_trial > 0:
+        fit = min(fit, int(resources.get("GPU", 0) // config.gpus_per_trial))
+    return max(1, min(fit, config.trials) if config.trials else fit)
+
+
+def request_workers(config: SearchConfig) -> None:
+    """On an existing cluster, ask its autoscaler for room for `--concurrency` trials at once.
+
+    Tune only asks for the trials it has started; with the head node alone able to hold them
+    all, an autoscaling cluster would otherwise never grow. A no-op without an autoscaler.
+    """
+    if config.address and config.concurrency:
+        bundle = {"CPU": config.cpus_per_trial, "GPU": config.gpus_per_trial}
+        request_resources(bundles=[{k: v for k, v in bundle.items() if v}] * config.concurrency)

@@ -1,0 +1,174 @@
+"""Successive halving by promotion, within a time budget: the default scheduler (`promote`).
+
+Ray Tune's `ASHAScheduler` decides the moment a trial reaches a rung: it continues if it is
+in the best 1/rf of the trials recorded there so far, else it stops for good. The first trial
+at a rung has nothing to be compared with and always continues. With many workers that is a
+small price; with the few trial slots of one machine it decides the whole search: the first
+two trials (the warm starts) pass every rung and keep both slots to the end, and nothing else
+is ever tried (measured: README, "Choosing the scheduler").
+
+This scheduler is ASHA as its paper gives it (Li et al., "A System for Massively Parallel
+Hyperparameter Tuning", 2020, Algorithm 2): a trial that reaches a rung is paused with its
+checkpoint, and a free slot goes to the best promotable trial, one in the top 1/rf of those
+recorded at its rung and not yet promoted, highest rung first; only when there is none does a
+new trial start. Tune pauses and resumes the trials (`PAUSE`, `choose_trial_to_run`), which
+continue from their rung checkpoints.
+
+The time budget adds an end game. New trials start only in the first third of the budget
+(`Schedule.explore_s`); after that, paused trials are resumed best first (highest rung, then
+lowest value), whatever the quota, so the rest of the budget goes to continuing the most
+promising trials from their checkpoints; a trial reaching a rung then continues unless a paused
+one ranks above it. Trials still paused when too little time is left for them to
+train are stopped, and recorded as stopped at their rung.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+from search.adapters import METRIC, MODE, TIME_ATTR, read_clock
+
+
+class PromotionScheduler(FIFOScheduler):
+    """Pause at rungs, promote the best; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        rungs_s: Sequence[float],
+        reduction_factor: int,
+        slots: int,
+        folder: str,
+        last_start_s: float,
+        min_run_s: float,
+        record: str,
+    ) -> None:
+        super().__init__()
+        self._metric, self._mode = METRIC, MODE
+        self.rungs_s = tuple(rungs_s)  # training seconds, ascending; a trial's end is not one
+        self.reduction_factor = reduction_factor
+        self.slots = slots
+        self.folder = folder  # holds the clock file: this run's start and deadline
+        self.last_start_s = last_start_s  # no new trial after this: the end game
+        self.min_run_s = min_run_s  # resuming a trial with less time left is not worth it
+        self.record = record  # file of the trials stopped early, one id per line
+        self.recorded: list[dict[str, float]] = [{} for _ in self.rungs_s]
+        self.promoted: list[set[str]] = [set() for _ in self.rungs_s]
+        self.waiting: dict[str, int] = {}  # paused trial id -> the rung it waits at
+
+    # -- decisions ---------------------------------------------------------------------------
+
+    def _rung(self, trial_id: str, seconds: float) -> int | None:
+        """The rung a report after `seconds` of training records, if any: the highest passed,
+        when this trial has no value there yet."""
+        passed = [k for k, r in enumerate(self.rungs_s) if seconds >= r]
+        if passed and trial_id not in self.recorded[passed[-1]]:
+            return passed[-1]
+        return None
+
+    def _promotable(self, k: int) -> list[str]:
+        """Trials of rung k in its best 1/rf that were not promoted yet, best first."""
+        ranked = sorted(self.recorded[k], key=self.recorded[k].__getitem__)
+        quota = len(ranked) // self.reduction_factor
+        return [t for t in ranked[:quota] if t not in self.promoted[k]]
+
+    def _candidates(self, end_game: bool) -> list[tuple[int, str]]:
+        """(rung, trial id) of paused trials to resume, best first."""
+        found = []
+        for k in reversed(range(len(self.rungs_s))):
+            if end_game:  # any paused trial, by rung then value
+                waiting = [t for t, r in self.waiting.items() if r == k]
+                found += [(k, t) for t in sorted(waiting, key=self.recorded[k].__getitem__)]
+            else:
+                found += [(k, t) for t in self._promotable(k) if self.waiting.get(t) == k]
+        return found
+
+    def _clock(self) -> tuple[float, float]:
+        """Seconds since this run of the search started, and seconds left to its deadline."""
+        clock = read_clock(Path(self.folder))
+        now = time.time()
+        return now - clock["started"], clock["deadline"] - now
+
+    def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
+        # A search resumed after an interruption: a trial paused at a rung waits there again.
+        last = trial.last_result or {}
+        if trial.status == Trial.PAUSED and METRIC in last and not last.get("end"):
+            k = self._rung(trial.trial_id, last.get(TIME_ATTR, 0.0))
+            if k is not None:
+                self.recorded[k][trial.trial_id] = last[METRIC]
+                self.waiting[trial.trial_id] = k
+
+    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
+        if result.get("end") or result.get("diverged") or METRIC not in result:
+            return TrialScheduler.CONTINUE
+        k = self._rung(trial.trial_id, result.get(TIME_ATTR, 0.0))
+        if k is None:
+            return TrialScheduler.CONTINUE  # a checkpoint between rungs
+        self.recorded[k][trial.trial_id] = result[METRIC]
+        elapsed, _ = self._clock()
+        if elapsed > self.last_start_s:  # end game: keep the slot unless a paused one is better
+            value = result[METRIC]
+            better = [
+                (r, t) for r, t in self._candidates(end_game=True)
+                if r > k or (r == k and self.recorded[r][t] < value)
+            ]  # fmt: skip
+            if not better:
+                self.promoted[k].add(trial.trial_id)
+                return TrialScheduler.CONTINUE
+            self.waiting[trial.trial_id] = k
+            return TrialScheduler.PAUSE
+        best = self._candidates(end_game=False)
+        if trial.trial_id in self._promotable(k) and (not best or best[0][0] <= k):
+            # It is the best use of its own slot: no pause and resume.
+            others = [t for r, t in best if r == k]
+            if not others or self.recorded[k][trial.trial_id] <= self.recorded[k][others[0]]:
+                self.promoted[k].add(trial.trial_id)
+                return TrialScheduler.CONTINUE
+        self.waiting[trial.trial_id] = k
+        return TrialScheduler.PAUSE
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
+        trials = {t.trial_id: t for t in tune_controller.get_trials()}
+        elapsed, left = self._clock()
+        end_game = elapsed > self.last_start_s
+        if end_game:  # a new trial suggested before the end game but not started: never start it
+            for trial in trials.values():
+                if trial.status == Trial.PENDING and METRIC not in (trial.last_result or {}):
+                    tune_controller.stop_trial(trial)
+        if end_game and left < self.min_run_s:
+            self._stop_waiting(tune_controller, trials)
+            return None
+        running = sum(t.status == Trial.RUNNING for t in trials.values())
+        if running < self.slots:  # a slot is free: promotions first
+            for k, trial_id in self._candidates(end_game):
+                trial = trials.get(trial_id)
+                if trial is not None and trial.status == Trial.PAUSED:
+                    self.promoted[k].add(trial_id)
+                    del self.waiting[trial_id]
+                    return trial
+        # Then a new trial, if the searcher gave one; paused trials wait for promotion.
+        return next((t for t in trials.values() if t.status == Trial.PENDING), None)
+
+    def _stop_waiting(self, tune_controller: Any, trials: dict[str, Trial]) -> None:
+        """Stop the trials still paused: too little time is left to resume them."""
+        for trial_id in list(self.waiting):
+            trial = trials.get(trial_id)
+            del self.waiting[trial_id]
+            if trial is not None and trial.status == Trial.PAUSED:
+                with open(self.record, "a", encoding="utf-8") as f:
+                    f.write(trial_id + "\n")
+                tune_controller.stop_trial(trial)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
+        self.waiting.pop(trial.trial_id, None)
+
+    def debug_string(self) -> str:
+        counts = ", ".join(f"{r:.0f} s: {len(v)}" for r, v in zip(self.rungs_s, self.recorded,
+                                                                  strict=True))  # fmt: skip
+        return f"PromotionScheduler: trials recorded per rung {counts}; {len(self.waiting)} paused"

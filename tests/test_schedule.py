@@ -1,0 +1,149 @@
+"""The schedule derived from a time budget, and the promotion scheduler's decisions (no Ray)."""
+
+import time
+from dataclasses import dataclass
+
+import pytest
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import TrialScheduler
+
+from model.config import parse_duration
+from model.errors import ConfigError
+from search.adapters import write_clock
+from search.promotion import PromotionScheduler
+from search.schedule import MIN_GRACE_S, plan_schedule
+
+
+@pytest.mark.parametrize("budget", [20, 75, 300, 1200, 7200, 86400])
+def test_the_schedule_grows_from_the_budget(budget):
+    plan = plan_schedule(budget, slots=2)
+    rungs = plan.rungs_s
+    assert rungs[-1] == plan.max_t_s < budget  # one trial may train almost the whole budget
+    assert rungs[0] == pytest.approx(plan.grace_s)
+    assert plan.grace_s >= min(MIN_GRACE_S, plan.max_t_s) and plan.grace_s >= budget / 100
+    for low, high in zip(rungs, rungs[1:], strict=False):
+        assert high == pytest.approx(low * plan.reduction_factor)
+    assert plan.explore_s == pytest.approx(budget / 3) and plan.last_start_s < budget
+    assert 3 <= plan.startup_trials <= 10
+
+
+def test_longer_budgets_get_more_rungs_and_more_random_start_up_trials():
+    short, long = plan_schedule(60, 2), plan_schedule(3600, 2)
+    assert len(short.rungs_s) < len(long.rungs_s)
+    assert short.startup_trials <= long.startup_trials
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("300", 300), ("90s", 90), ("10m", 600), ("2h", 7200), ("1h30m", 5400)]
+)
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "ten", "10x", "-5", "0", "1h30", "inf", "nan"])
+def test_bad_durations_are_one_clear_error(text):
+    with pytest.raises(ConfigError, match="duration"):
+        parse_duration(text)
+
+
+def test_bad_budgets_and_slots_are_refused():
+    with pytest.raises(ConfigError, match="time budget"):
+        plan_schedule(0, 2)
+    with pytest.raises(ConfigError, match="slots"):
+        plan_schedule(60, 0)
+
+
+# -- the promotion scheduler, driven by hand ---------------------------------------------------
+
+
+@dataclass
+class Stub:
+    """What the scheduler reads of a Tune trial and of the controller."""
+
+    trial_id: str
+    status: str = Trial.RUNNING
+    last_result: dict | None = None
+
+
+class Controller:
+    def __init__(self, trials):
+        self.trials = trials
+        self.stopped = []
+
+    def get_trials(self):
+        return self.trials
+
+    def stop_trial(self, trial):
+        trial.status = Trial.TERMINATED
+        self.stopped.append(trial.trial_id)
+
+
+def scheduler(tmp_path, elapsed: float, budget: float = 300.0) -> PromotionScheduler:
+    started = time.time() - elapsed
+    write_clock(tmp_path, started, started + budget)
+    return PromotionScheduler(
+        rungs_s=(10.0, 30.0), reduction_factor=3, slots=2, folder=str(tmp_path),
+        last_start_s=100.0, min_run_s=10.0, record=str(tmp_path / "stopped.txt"),
+    )  # fmt: skip
+
+
+def report(sched, controller, trial, seconds, value):
+    decision = sched.on_trial_result(controller, trial, {"train_s": seconds, "val_bpc": value})
+    if decision == TrialScheduler.PAUSE:
+        trial.status = Trial.PAUSED
+    return decision
+
+
+def test_the_first_trials_at_a_rung_wait_until_a_third_of_them_can_be_promoted(tmp_path):
+    sched = scheduler(tmp_path, elapsed=20)
+    trials = [Stub(f"t{i}") for i in range(4)]
+    controller = Controller(trials)
+    # Two trials reach the first rung: nothing to compare them with yet, so both wait.
+    assert report(sched, controller, trials[0], 10.1, 2.5) == TrialScheduler.PAUSE
+    assert report(sched, controller, trials[1], 10.2, 2.4) == TrialScheduler.PAUSE
+    assert sched.choose_trial_to_run(controller) is None  # no new trial pending, none promotable
+    # A third, worse one: the best of three (t1) is promoted, resumed from its checkpoint.
+    assert report(sched, controller, trials[2], 10.1, 2.9) == TrialScheduler.PAUSE
+    assert sched.choose_trial_to_run(controller) is trials[1]
+    trials[1].status = Trial.RUNNING
+    # A fourth, best of all: the quota is still one in three, but the best is t3 now, which
+    # continues in its own slot, no pause and resume.
+    assert report(sched, controller, trials[3], 10.3, 2.0) == TrialScheduler.CONTINUE
+    assert sched.promoted[0] == {"t1", "t3"} and set(sched.waiting) == {"t0", "t2"}
+
+
+def test_a_trial_that_is_the_best_promotable_keeps_its_slot(tmp_path):
+    sched = scheduler(tmp_path, elapsed=20)
+    trials = [Stub(f"t{i}") for i in range(3)]
+    controller = Controller(trials)
+    report(sched, controller, trials[0], 10.0, 2.5)
+    report(sched, controller, trials[1], 10.0, 2.6)
+    assert report(sched, controller, trials[2], 10.0, 2.0) == TrialScheduler.CONTINUE
+    assert sched.promoted[0] == {"t2"} and set(sched.waiting) == {"t0", "t1"}
+
+
+def test_the_end_game_resumes_the_most_promising_paused_trials(tmp_path):
+    sched = scheduler(tmp_path, elapsed=20)
+    trials = [Stub(f"t{i}") for i in range(3)]
+    controller = Controller(trials)
+    for trial, value in zip(trials, (2.5, 2.4, 2.9), strict=True):
+        report(sched, controller, trial, 10.0, value)
+    assert sched.choose_trial_to_run(controller) is trials[1]  # promoted from rung 0
+    trials[1].status = Trial.RUNNING
+    report(sched, controller, trials[1], 30.0, 2.1)  # alone at rung 1: waits
+    assert trials[1].status == Trial.PAUSED
+    write_clock(tmp_path, time.time() - 150, time.time() + 150)  # past exploration
+    # Highest rung first, whatever the quota; then the best of the lower rung.
+    assert sched.choose_trial_to_run(controller) is trials[1]
+    trials[1].status = Trial.RUNNING
+    assert sched.choose_trial_to_run(controller) is trials[0]
+    trials[0].status = Trial.RUNNING
+    assert sched.choose_trial_to_run(controller) is None  # both slots busy
+    # A running trial reaching a rung yields its slot to a better paused one...
+    trials.append(Stub("t3"))
+    assert report(sched, controller, trials[3], 10.0, 3.0) == TrialScheduler.PAUSE
+    # ... and with too little time left, the trials still paused are stopped and recorded.
+    write_clock(tmp_path, time.time() - 295, time.time() + 5)
+    assert sched.choose_trial_to_run(controller) is None
+    assert sorted(controller.stopped) == ["t2", "t3"]
+    assert sorted((tmp_path / "stopped.txt").read_text().split()) == ["t2", "t3"]
