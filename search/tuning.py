@@ -268,10 +268,10 @@ def run_search(config: SearchConfig, resume: bool = False) -> SearchOutcome:
             )
         else:
             tuner = make_tuner(config, trainable, schedule, warm, val_chars)
-        with sigterm_stops_gracefully():
-            grid = tuner.fit()
         # Suggestions stopped before they started have no metrics; Tune warns about each.
         logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+        with sigterm_stops_gracefully():
+            grid = tuner.fit()
         records = collect_trials(grid, config, val_chars)
     finally:
         if started_ray:
