@@ -3,7 +3,7 @@
     python -m corpora list [--data-dir DIR] [--cache-dir DIR]
     python -m corpora fetch NAME [--data-dir DIR] [--cache-dir DIR] [--no-download]
 
-A CorpusError becomes one "error: ..." line on stderr and exit status 2.
+A CorpusError (or OSError) becomes one "error: ..." line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -14,10 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from corpora.errors import CorpusError
+from tabulate import tabulate
+
+from corpora.errors import run_cli
 from corpora.fetch import DATA_DIR_ENV, default_cache_dir, local_path, resolve_corpus
+from corpora.flags import OneLineParser
 from corpora.registry import REGISTRY, CorpusSpec
-from corpora.text import read_text
+from corpora.text import file_sha256, read_text
 from corpora.vocab import Vocab
 
 
@@ -32,6 +35,7 @@ class CorpusStatus:
     n_chars: int | None
     n_distinct: int | None
     title: str
+    checksum: str = "-"  # "ok": the registry's reference file; "differs"; "-": not present
 
 
 def corpus_status(spec: CorpusSpec, data_dir: Path | None, cache_dir: Path | None) -> CorpusStatus:
@@ -50,17 +54,19 @@ def corpus_status(spec: CorpusSpec, data_dir: Path | None, cache_dir: Path | Non
         len(text),
         len(Vocab.from_text(text)),
         spec.title,
+        "ok" if file_sha256(path) == spec.sha256 else "differs",
     )
 
 
 def format_table(rows: Sequence[CorpusStatus]) -> str:
-    """A plain-text table, one corpus a line, columns padded to width."""
+    """A plain-text table, one corpus a line; `checksum` says whether the local file is the
+    registry's reference file."""
 
     def number(value: int | None) -> str:
         return "-" if value is None else f"{value:,}"
 
-    header = ("name", "source", "local", "MB", "chars", "distinct", "title")
-    cells = [header] + [
+    header = ("name", "source", "local", "MB", "chars", "distinct", "checksum", "title")
+    body = [
         (
             r.name,
             r.source,
@@ -68,23 +74,17 @@ def format_table(rows: Sequence[CorpusStatus]) -> str:
             "-" if r.n_bytes is None else f"{r.n_bytes / 1e6:.2f}",
             number(r.n_chars),
             number(r.n_distinct),
+            r.checksum,
             r.title,
         )
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    right = {3, 4, 5}  # numeric columns
-    return "\n".join(
-        "  ".join(
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in cells
-    )
+    align = ("left", "left", "left", "right", "right", "right", "left", "left")
+    return tabulate(body, headers=header, tablefmt="plain", colalign=align, disable_numparse=True)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m corpora", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m corpora", description=__doc__.split("\n")[0])
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--data-dir",
@@ -128,20 +128,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (2 for a CorpusError)."""
+def command(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        if args.command == "list":
-            specs = REGISTRY.values()
-            print(format_table([corpus_status(s, args.data_dir, args.cache_dir) for s in specs]))
-        else:
-            print(
-                resolve_corpus(
-                    args.name, args.data_dir, args.cache_dir, download=not args.no_download
-                )
-            )
-    except CorpusError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.command == "list":
+        specs = REGISTRY.values()
+        print(format_table([corpus_status(s, args.data_dir, args.cache_dir) for s in specs]))
+    else:
+        download = not args.no_download
+        path = resolve_corpus(args.name, args.data_dir, args.cache_dir, download=download)
+        read_text(path)  # refuses an empty, binary or non-UTF-8 file, as training does
+        spec = REGISTRY.get(args.name)
+        if spec is not None and file_sha256(path) != spec.sha256:
+            print(f"warning: {path} is not the registry's reference file (sha256 differs); "
+                  "results name it by its own checksum", file=sys.stderr)  # fmt: skip
+        print(path)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; every expected failure is one "error:" line and exit status 2."""
+    return run_cli(command, argv)

@@ -21,6 +21,7 @@ import numpy as np
 
 from corpora.errors import CorpusError
 from corpora.fetch import resolve_corpus
+from corpora.registry import REGISTRY
 from corpora.text import decode_text, read_bytes
 from corpora.vocab import Vocab
 
@@ -62,23 +63,47 @@ class Corpus:
     vocab: Vocab  # built from the text used (train + val)
     train_ids: np.ndarray  # first part, dtype vocab.dtype
     val_ids: np.ndarray  # last part, dtype vocab.dtype
+    verified: bool | None = None  # file matches the registry's sha256; None: not registered
 
 
-def split_ids(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """(train, val) views of `ids`: val is the last round(len * val_fraction) ids.
+def registry_match(name: str, sha256: str) -> bool | None:
+    """Whether a file read for registered corpus `name` is the registry's reference file
+    (None when `name` is a path, not a registered name)."""
+    spec = REGISTRY.get(name)
+    return None if spec is None else sha256 == spec.sha256
+
+
+def split_point(n: int, val_fraction: float) -> int:
+    """Where validation starts in a text of n characters: the last round(n * val_fraction).
 
     CorpusError if either part would be empty.
     """
     if not 0 < val_fraction < 1:
         raise CorpusError(f"val_fraction must be in (0, 1), not {val_fraction!r}")
-    n = len(ids)
     n_val = round(n * val_fraction)
     if n_val < 1 or n_val >= n:
         raise CorpusError(
             f"cannot split {n} characters with val_fraction={val_fraction}: "
             "training or validation part would be empty"
         )
-    return ids[: n - n_val], ids[n - n_val :]
+    return n - n_val
+
+
+def split_ids(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) views of `ids`: val is the last round(len * val_fraction) ids."""
+    cut = split_point(len(ids), val_fraction)
+    return ids[:cut], ids[cut:]
+
+
+def corpus_text(config: CorpusConfig, cache_dir: Path | None = None) -> tuple[str, str, str]:
+    """(training text, validation text, sha256 of the file) of the corpus `config` names: the
+    same split as `load_corpus`, as text (for compressors), without encoding it."""
+    data_dir = Path(config.data_dir) if config.data_dir else None
+    path = resolve_corpus(config.name, data_dir, cache_dir, download=False)
+    data = read_bytes(path)
+    text = decode_text(data, path)[: config.max_chars]
+    cut = split_point(len(text), config.val_fraction)
+    return text[:cut], text[cut:], hashlib.sha256(data).hexdigest()
 
 
 def _display_name(name_or_path: str) -> str:
@@ -100,10 +125,12 @@ def load_corpus(
     ids = vocab.encode(text)
     ids.flags.writeable = False  # shared by train/val views (and by Ray's object store)
     train_ids, val_ids = split_ids(ids, config.val_fraction)
+    sha256 = hashlib.sha256(data).hexdigest()
     return Corpus(
         name=_display_name(config.name),
         path=str(path),
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=sha256,
+        verified=registry_match(config.name, sha256),
         n_chars=len(text),
         vocab=vocab,
         train_ids=train_ids,

@@ -14,19 +14,21 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from corpora.errors import CorpusError
+from corpora.files import atomic_write
 from corpora.registry import REGISTRY, CorpusSpec
 
 DATA_DIR_ENV = "CHARNN_DATA_DIR"
 DOWNLOAD_TIMEOUT_S = 60.0  # per socket operation, not for the whole download
+MAX_DOWNLOAD_BYTES = 512 * 2**20  # the largest source (Title 26 XML, zipped) is far below
+LOCK_TIMEOUT_S = 600.0  # waiting for another process's download of the same corpus
 _USER_AGENT = "char-rnn-search (corpus fetch)"
 
 
@@ -94,11 +96,26 @@ def resolve_corpus(
     return fetch(spec, cache_dir or default_cache_dir())
 
 
+class _NoDowngrade(urllib.request.HTTPRedirectHandler):
+    """Follows redirects, but never from https to anything else."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[override]
+        if req.full_url.startswith("https://") and not newurl.startswith("https://"):
+            raise urllib.error.URLError(f"refused redirect from https to {newurl}")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def _download(url: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> bytes:
-    """The body at `url` (redirects followed), with a progress bar on a terminal."""
+    """The body at `url` (redirects followed, never from https to http), at most
+    `MAX_DOWNLOAD_BYTES`, with a progress bar on a terminal."""
+    max_bytes = MAX_DOWNLOAD_BYTES
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+    opener = urllib.request.build_opener(_NoDowngrade)
+    with opener.open(request, timeout=timeout) as response:
         total = int(response.headers.get("Content-Length") or 0) or None
+        if total is not None and total > max_bytes:
+            raise urllib.error.URLError(f"{total:,} bytes is over the {max_bytes:,}-byte cap")
+        received = 0
         chunks = []
         with tqdm(
             total=total,
@@ -109,6 +126,9 @@ def _download(url: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> bytes:
             leave=False,
         ) as bar:  # disable=None: silent when not a tty
             for chunk in iter(lambda: response.read(1 << 20), b""):
+                received += len(chunk)
+                if received > max_bytes:
+                    raise urllib.error.URLError(f"more than the {max_bytes:,}-byte cap")
                 chunks.append(chunk)
                 bar.update(len(chunk))
     return b"".join(chunks)
@@ -116,16 +136,7 @@ def _download(url: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> bytes:
 
 def _install(data: bytes, target: Path) -> None:
     """Write `data` to a temporary file beside `target`, then rename it into place atomically."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(target, data)
 
 
 def _local_hint(spec: CorpusSpec) -> str:
@@ -168,12 +179,18 @@ def fetch(spec: CorpusSpec, cache_dir: Path) -> Path:
     target = cache_dir / spec.filename
     if target.is_file():
         return target
+    lock_file = cache_dir / f"{spec.filename}.lock"
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        with FileLock(cache_dir / f"{spec.filename}.lock"):
+        with FileLock(lock_file, timeout=LOCK_TIMEOUT_S):
             if target.is_file():  # another process installed it while we waited
                 return target
             _install(_verified_text(spec, _download_raw(spec)), target)
+    except Timeout:
+        raise CorpusError(
+            f"another process has held {lock_file} for {LOCK_TIMEOUT_S:.0f} s; if none is "
+            "downloading, delete that file"
+        ) from None
     except OSError as e:  # cache folder not writable, disk full, ...
         raise CorpusError(f"cannot write corpus {spec.name!r} into {cache_dir}: {e}") from None
     return target

@@ -60,6 +60,8 @@ class TrainConfig:
     max_train_s: float = 0.0  # training budget in seconds of training steps; 0: none. Training
     # ends at whichever budget is used up first, and cosine decay follows the one further along.
     eval_every_chars: int = 500_000  # report (and evaluate) after every this many chars; 0: never
+    train_chars: int = 0  # train on only the first this many characters of the training text
+    # (0: all of it); validation keeps the whole validation text: data-length studies
     seed: int = 0  # seeds weights, dropout and sampling; CPU runs repeat exactly
     device: str = "auto"  # auto (CUDA when available) | cpu | cuda
 
@@ -80,6 +82,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be non-negative, got {getattr(self, name)}")
         if self.decay not in DECAYS:
             raise ConfigError(f"decay must be one of {', '.join(DECAYS)}, got {self.decay!r}")
+        if not 0 <= self.seed < 2**63:  # torch.manual_seed's range
+            raise ConfigError(f"seed must be in [0, 2**63), got {self.seed}")
         if self.device not in DEVICES:
             raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
 

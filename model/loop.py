@@ -12,6 +12,7 @@ training stopped: weights, optimizer, stream position, hidden state, RNG state, 
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,10 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from corpora import Corpus
+from corpora.files import atomic_path
 from model.batching import PAD, Streams, batch, next_position, stream_views, window
 from model.config import RunConfig, run_config_from_flat, run_config_to_flat
 from model.errors import ConfigError
-from model.files import atomic_path
 from model.lstm import CharLSTM, State, detach_state
 
 CHECKPOINT_FORMAT = 1
@@ -47,10 +48,13 @@ def nats_to_bits(nats: float) -> float:
 
 
 def resolve_device(name: str) -> torch.device:
+    """`name` (auto, cpu, cuda or cuda:N) as a device this machine has; ConfigError otherwise."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but no CUDA device is available")
+    if name != "cpu" and not re.fullmatch(r"cuda(:\d+)?", name):
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but this machine has no CUDA device")
     return torch.device(name)
 
 
@@ -94,7 +98,8 @@ class Trainer:
                 f"vocab_size {run.model.vocab_size} does not match the corpus ({len(corpus.vocab)})"
             )
         tc = run.train
-        check_corpus_fits(len(corpus.train_ids), len(corpus.val_ids), tc.batch_size, tc.seq_len)
+        train_ids = corpus.train_ids[: tc.train_chars] if tc.train_chars else corpus.train_ids
+        check_corpus_fits(len(train_ids), len(corpus.val_ids), tc.batch_size, tc.seq_len)
         self.run = run
         self.corpus = corpus
         self.device = resolve_device(tc.device)
@@ -103,7 +108,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay
         )
-        self.train_streams = stream_views(corpus.train_ids, tc.batch_size)  # no copy
+        self.train_streams = stream_views(train_ids, tc.batch_size)  # views: no copy
         # Validation predicts every validation character, the first one from the last training one.
         self._val_ids = np.concatenate([corpus.train_ids[-1:], corpus.val_ids])
         self._val_streams: dict[int, Streams] = {}  # by characters scored, built when first used
@@ -274,16 +279,17 @@ class Trainer:
     @classmethod
     def restore(cls, checkpoint: dict[str, Any], corpus: Corpus) -> Trainer:
         """A trainer that continues the run `checkpoint` came from, on the same corpus."""
-        if checkpoint.get("format") != CHECKPOINT_FORMAT:
-            raise ConfigError(f"unsupported checkpoint format {checkpoint.get('format')!r}")
         if (
             list(corpus.vocab.chars) != checkpoint["vocab"]
             or corpus.sha256 != checkpoint["corpus"]["sha256"]
         ):
             raise ConfigError("checkpoint was trained on a different corpus or vocabulary")
         trainer = cls(run_config_from_flat(checkpoint["run_config"]), corpus)
-        trainer.model.load_state_dict(checkpoint["model"])
-        trainer.optimizer.load_state_dict(checkpoint["optimizer"])
+        load_weights(trainer.model, checkpoint["model"], "checkpoint")
+        try:
+            trainer.optimizer.load_state_dict(checkpoint["optimizer"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ConfigError(f"checkpoint optimizer state does not fit: {error}") from None
         trainer.state = tuple(s.to(trainer.device) for s in checkpoint["hidden"])
         progress = checkpoint["progress"]
         trainer.position = progress["position"]
@@ -367,14 +373,50 @@ def fit(
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str) -> None:
-    """Write atomically: a crash mid-write never leaves a truncated checkpoint behind."""
+    """Write atomically: a crash mid-write never leaves a truncated checkpoint behind.
+
+    torch.save reports a full disk or an I/O error as RuntimeError; it becomes an OSError.
+    """
     with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
+        try:
+            torch.save(checkpoint, tmp)
+        except RuntimeError as error:
+            raise OSError(f"cannot write checkpoint {path}: {str(error).splitlines()[0]}") from None
+
+
+CHECKPOINT_KEYS = ("format", "run_config", "vocab", "corpus", "model", "optimizer", "hidden",
+                   "progress", "rng")  # fmt: skip
 
 
 def load_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load with `weights_only=True`: tensors and plain containers only, no arbitrary unpickling."""
+    """Load with `weights_only=True`: tensors and plain containers only, no arbitrary unpickling.
+
+    ConfigError for a missing, corrupt or foreign file, or one that is not a checkpoint of this
+    project (a bare tensor, a dict without its keys).
+    """
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several types for a missing, corrupt or foreign file
         raise ConfigError(f"cannot read checkpoint {path}: {type(error).__name__}") from error
+    missing = [
+        k for k in CHECKPOINT_KEYS if not isinstance(checkpoint, dict) or k not in checkpoint
+    ]
+    if missing:
+        what = "a dict" if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise ConfigError(
+            f"{path} is not a checkpoint of this project: {what} without {', '.join(missing)}"
+        )
+    if not isinstance(checkpoint["run_config"], dict) or not isinstance(checkpoint["vocab"], list):
+        raise ConfigError(f"{path} is not a checkpoint of this project: malformed config")
+    if checkpoint["format"] != CHECKPOINT_FORMAT:
+        raise ConfigError(f"{path}: unsupported checkpoint format {checkpoint['format']!r}")
+    return checkpoint
+
+
+def load_weights(model: torch.nn.Module, weights: Any, path: str) -> None:
+    """`model.load_state_dict(weights)`, a ConfigError naming the file if they do not fit."""
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, TypeError, AttributeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"{path}: weights do not fit the model of its config: {first}") from None

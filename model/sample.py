@@ -10,16 +10,31 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from corpora import CorpusError, Vocab
+from corpora import Vocab
+from corpora.errors import run_cli
+from corpora.flags import OneLineParser, add_flags
 from model.config import run_config_from_flat
 from model.errors import ConfigError
 from model.lstm import CharLSTM
 
-BEST, LATEST = "best.pt", "checkpoint.pt"
+BEST, LATEST = "best.pt", "checkpoint.pt"  # a run folder's best and latest checkpoints
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    checkpoint: str = ""  # checkpoint file, or run folder (its best.pt, else checkpoint.pt)
+    length: int = 500  # characters to generate
+    temperature: float = 0.8  # softmax temperature: lower is safer, higher more surprising
+    top_k: int = 0  # sample among the k likeliest characters; 0: all
+    prime: str = "\n"  # text the model reads before generating
+    seed: int = 0  # sampling seed: same checkpoint, same seed, same text
+    device: str = "cpu"  # cpu or cuda
 
 
 def checkpoint_file(path: str | Path) -> Path:
@@ -37,12 +52,14 @@ def checkpoint_file(path: str | Path) -> Path:
 
 def load_model(path: str | Path, device: str = "cpu") -> tuple[CharLSTM, Vocab]:
     """The model and vocabulary of a checkpoint, loaded without unpickling arbitrary objects."""
-    from model.loop import load_checkpoint  # local: keeps `python -m model.sample` start-up light
+    from model.loop import load_checkpoint, load_weights, resolve_device  # a light start-up
 
-    checkpoint = load_checkpoint(str(checkpoint_file(path)), map_location=device)
+    device = str(resolve_device(device))  # an unknown or missing device is named as such
+    file = str(checkpoint_file(path))
+    checkpoint = load_checkpoint(file, map_location=device)
     run = run_config_from_flat(checkpoint["run_config"])
     model = CharLSTM(run.model).to(device)
-    model.load_state_dict(checkpoint["model"])
+    load_weights(model, checkpoint["model"], file)
     model.eval()
     return model, Vocab(tuple(checkpoint["vocab"]))
 
@@ -110,45 +127,33 @@ def _sample(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m model.sample", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument(
-        "--checkpoint", required=True, help="checkpoint file or run folder (uses best.pt)"
-    )
-    parser.add_argument(
-        "--length", type=int, default=500, help="characters to generate (default 500)"
-    )
-    parser.add_argument(
-        "--temperature", type=float, default=0.8, help="softmax temperature (default 0.8)"
-    )
-    parser.add_argument(
-        "--top-k", type=int, default=0, help="sample among the k likeliest; 0 = all"
-    )
-    parser.add_argument("--prime", default="\n", help="text the model reads before generating")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed; same seed, same text")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser = OneLineParser(prog="python -m model.sample", description=__doc__.split("\n")[0])
+    add_flags(parser, SampleConfig)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        model, vocab = load_model(args.checkpoint, device=args.device)
-        text = generate(
-            model,
-            vocab,
-            prime=args.prime,
-            length=args.length,
-            temperature=args.temperature,
-            top_k=args.top_k,
-            seed=args.seed,
-        )
-    except (ConfigError, CorpusError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(args.prime + text)
+def command(argv: Sequence[str] | None = None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    config = SampleConfig(**args)
+    if not config.checkpoint:
+        raise ConfigError("--checkpoint is required: a checkpoint file or a run folder")
+    model, vocab = load_model(config.checkpoint, device=config.device)
+    text = generate(
+        model,
+        vocab,
+        prime=config.prime,
+        length=config.length,
+        temperature=config.temperature,
+        top_k=config.top_k,
+        seed=config.seed,
+    )
+    print(config.prime + text)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; every expected failure is one "error:" line and exit status 2."""
+    return run_cli(command, argv)
 
 
 if __name__ == "__main__":

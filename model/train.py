@@ -13,17 +13,20 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import fields
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
+from filelock import FileLock, Timeout
 from tqdm import tqdm
 
-from corpora import CorpusConfig, CorpusError, load_corpus
+from corpora import CorpusConfig, load_corpus
+from corpora.errors import run_cli
+from corpora.files import atomic_path, atomic_write
+from corpora.flags import OneLineParser, add_flags, checked
 from model.config import (
     TrainConfig,
     parse_duration,
@@ -32,57 +35,19 @@ from model.config import (
     with_vocab_size,
 )
 from model.errors import ConfigError
-from model.files import atomic_path
 from model.loop import Metrics, Trainer, fit, load_checkpoint, save_checkpoint
 from model.lstm import ModelConfig, count_parameters
 from model.sample import BEST, LATEST
 
-HELP = {
-    "corpus": "registered corpus name (see `python -m corpora list`) or path to a UTF-8 text file",
-    "data_dir": "local folder holding corpus files (default: $CHARNN_DATA_DIR)",
-    "max_chars": "use only this many leading characters of the corpus",
-    "val_fraction": "fraction of the text, taken from its end, held out for validation",
-    "vocab_size": None,  # derived from the corpus, not a flag
-    "cell": "recurrent cell: lstm, gru or rnn",
-    "embed_dim": "character embedding width",
-    "hidden_size": "units per recurrent layer",
-    "num_layers": "stacked recurrent layers",
-    "dropout": "dropout between recurrent layers (needs num-layers > 1)",
-    "batch_size": "parallel streams per batch",
-    "seq_len": "characters per stream per step (backpropagation length)",
-    "lr": "Adam learning rate",
-    "weight_decay": "Adam weight decay",
-    "grad_clip": "clip the gradient norm to this (0: no clipping)",
-    "warmup_chars": "linear learning-rate warm-up, in training characters",
-    "decay": "learning-rate decay after warm-up: none or cosine",
-    "max_train_chars": "training budget in characters",
-    "max_train_s": "training budget in seconds of training steps (0: none); the first budget "
-    "used up ends training",
-    "eval_every_chars": "evaluate, report and checkpoint after every this many characters",
-    "seed": "random seed (weights, dropout); CPU runs repeat exactly",
-    "device": "auto (CUDA when available), cpu or cuda",
-}
-
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """Flags from the config dataclasses (help: their field comments), then this command's own."""
+    parser = OneLineParser(
         prog="python -m model.train", description="Train a character-level LSTM on a corpus."
     )
-    defaults = {"corpus": CorpusConfig(), "model": ModelConfig(), "train": TrainConfig()}
-    for part, default in defaults.items():
-        group = parser.add_argument_group(part)
-        for f in fields(default):
-            key = "corpus" if (part, f.name) == ("corpus", "name") else f.name
-            if HELP[key] is None:
-                continue
-            value = getattr(default, f.name)
-            kind = {"max_chars": int, "data_dir": str}.get(key, type(value))
-            group.add_argument(
-                "--" + key.replace("_", "-"),
-                type=kind,
-                default=None,
-                help=f"{HELP[key]} (default: {value})",
-            )
+    add_flags(parser.add_argument_group("corpus"), CorpusConfig, rename={"name": "corpus"})
+    add_flags(parser.add_argument_group("model"), ModelConfig, skip=("vocab_size",))
+    add_flags(parser.add_argument_group("training"), TrainConfig)
     parser.add_argument("--out", required=True, help="run folder for checkpoints and metrics")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument(
@@ -90,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--time-budget",
+        type=checked(parse_duration),
         default=None,
         metavar="DURATION",
         help="wall time for this command, e.g. 300, 10m or 2h: training stops in time to "
@@ -104,6 +70,17 @@ def read_metrics(path: Path) -> list[Metrics]:
         return pq.read_table(path).to_pylist()
     except (OSError, pa.ArrowException) as error:
         raise ConfigError(f"cannot read metrics {path}: {str(error).splitlines()[0]}") from None
+
+
+def check_not_diverged(out: Path) -> None:
+    """A diverged run is over: resuming it would diverge again (ConfigError saying so)."""
+    if (out / "metrics.parquet").is_file():
+        rows = read_metrics(out / "metrics.parquet")
+        if rows and rows[-1]["diverged"]:
+            raise ConfigError(
+                f"the run in {out} diverged after {rows[-1]['chars_seen']:,} chars; resuming "
+                "would diverge again. Start a new run with other settings (a lower --lr)"
+            )
 
 
 def write_metrics(rows: list[Metrics], path: Path) -> None:
@@ -125,40 +102,61 @@ def train_to_folder(
     `deadline` (a `time.time()`) ends training early enough for a last report before it.
     """
     latest = out / LATEST
+    if resume:
+        check_not_diverged(out)
+    if resume and not latest.is_file():
+        raise ConfigError(f"nothing to resume: {latest} does not exist")
+    if not resume and latest.exists():
+        raise ConfigError(f"{out} already holds a run; pass --resume or choose another --out")
+    if not resume:  # everything a user can get wrong is checked before the folder is made
+        run = run_config_from_flat(flat)
+        corpus = load_corpus(run.corpus)
+        trainer = Trainer(with_vocab_size(run, len(corpus.vocab)), corpus)
+    out.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(out / ".lock", timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise ConfigError(f"{out} is in use by another training process") from None
+    try:
+        return _train(trainer if not resume else None, out, resume, progress, on_report, deadline)
+    finally:
+        lock.release()
+
+
+def _train(
+    trainer: Trainer | None,
+    out: Path,
+    resume: bool,
+    progress: bool,
+    on_report: Callable[[Metrics], None] | None,
+    deadline: float | None,
+) -> list[Metrics]:
+    latest = out / LATEST
     rows: list[Metrics] = []
     if resume:
-        if not latest.is_file():
-            raise ConfigError(f"nothing to resume: {latest} does not exist")
         checkpoint = load_checkpoint(str(latest))
         run = run_config_from_flat(checkpoint["run_config"])
         corpus = load_corpus(run.corpus)
         trainer = Trainer.restore(checkpoint, corpus)
         if (out / "metrics.parquet").is_file():
             rows = read_metrics(out / "metrics.parquet")
-        if rows and rows[-1]["diverged"]:
-            raise ConfigError(
-                f"the run in {out} diverged after {rows[-1]['chars_seen']:,} chars; resuming "
-                "would diverge again. Start a new run with other settings (a lower --lr)"
-            )
-        rows = [
-            r for r in rows if r["chars_seen"] <= trainer.chars_seen
-        ]  # none past the checkpoint
-    else:
-        if latest.exists():
-            raise ConfigError(f"{out} already holds a run; pass --resume or choose another --out")
-        run = run_config_from_flat(flat)
-        corpus = load_corpus(run.corpus)
-        run = with_vocab_size(run, len(corpus.vocab))
-        trainer = Trainer(run, corpus)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(run_config_to_flat(trainer.run), indent=2) + "\n")
+        # No row past the checkpoint: a kill between the two writes (older versions wrote the
+        # metrics first) must not count those characters twice.
+        rows = [r for r in rows if r["chars_seen"] <= trainer.chars_seen]
+    elif latest.exists():  # another process started a run here meanwhile
+        raise ConfigError(f"{out} already holds a run; pass --resume or choose another --out")
+    corpus = trainer.corpus
+    atomic_write(out / "config.json", json.dumps(run_config_to_flat(trainer.run), indent=2) + "\n")
     print(
         f"corpus {corpus.name}: {corpus.n_chars:,} chars, {len(corpus.vocab)} distinct, "
         f"{len(corpus.train_ids):,} train / {len(corpus.val_ids):,} val; model "
-        f"{count_parameters(trainer.model):,} parameters on {trainer.device}",
+        f"{count_parameters(trainer.model):,} parameters on {trainer.device}"
+        + ("; not the registry's reference file (sha256 differs)" if corpus.verified is False
+           else ""),
         file=sys.stderr,
-    )
-    best = min((r["val_bpc"] for r in rows), default=float("inf"))
+    )  # fmt: skip
+    best = min((r["val_bpc"] for r in rows if not r["diverged"]), default=float("inf"))
     bar = tqdm(
         total=trainer.run.train.max_train_chars,
         initial=trainer.chars_seen,
@@ -197,38 +195,35 @@ def train_to_folder(
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; every expected failure is one "error:" line and exit status 2."""
+    return run_cli(command, argv)
+
+
+def command(argv: Sequence[str] | None = None) -> int:
     started = time.time()
     args = build_parser().parse_args(argv)
-    flat = {
-        k: v
-        for k, v in vars(args).items()
-        if v is not None and k not in ("out", "resume", "threads", "time_budget")
-    }
+    flat = {k: v for k, v in vars(args).items() if k not in OWN_FLAGS}
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    if args.resume and flat:
+        raise ConfigError("--resume continues with the saved settings; drop the other flags")
     try:
-        if args.resume and flat:
-            raise ConfigError("--resume continues with the saved settings; drop the other flags")
-        budget = None if args.time_budget is None else parse_duration(args.time_budget)
         train_to_folder(
             flat,
             Path(args.out),
             resume=args.resume,
             progress=sys.stderr.isatty(),
-            deadline=None if budget is None else started + budget,
+            deadline=None if args.time_budget is None else started + args.time_budget,
         )
-    except (ConfigError, CorpusError, OSError) as error:  # OSError: e.g. an unwritable --out
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
-        print(
-            f"interrupted; continue with: python -m model.train --out {args.out} --resume",
-            file=sys.stderr,
-        )
+        print(f"interrupted; continue with: python -m model.train --out {args.out} --resume",
+              file=sys.stderr)  # fmt: skip
         return 130
     return 0
 
+
+OWN_FLAGS = ("out", "resume", "threads", "time_budget")  # not settings of the run itself
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -32,15 +32,16 @@ from model.loop import Metrics, Trainer, fit, load_checkpoint, save_checkpoint
 from model.lstm import count_parameters
 
 CHECKPOINT_FILE = "checkpoint.pt"
-# Test-only: a trial whose config has this `seed` raises at its first report, so the suite can
-# show how failed trials are retried and recorded on a real Ray (see tests/test_faults.py).
-FAIL_SEED_ENV = "CHARNN_TEST_FAIL_SEED"
 
 # What a diverged trial reports as val_bpc: finite, and worse than any run that has not diverged
 # (those stay below DIVERGED_FACTOR * log2(V) <= 3 * 20 bits, V at most all of Unicode). NaN
 # would never be stopped by ASHA and would poison its rung cutoffs, and Optuna rejects it.
 DIVERGED_BPC = 100.0
 MUTABLE = ("lr", "dropout")  # settings a restored trial takes from its (mutated) config
+
+
+class TrialFailure(RuntimeError):
+    """The failure `TrialPlan.fail_at_first_report` makes a trial raise (tests only)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class TrialPlan:
     report_s: tuple[float, ...] = ()  # training seconds at which to validate and report
     first_val_chars: int | None = None  # characters scored at report_s[0]; None: all
     deadline: float | None = None  # time.time() by which a trial's last report is done
+    fail_at_first_report: bool = False  # test-only: every attempt raises when it first reports
 
 
 def assigned_cpus() -> int:
@@ -91,11 +93,10 @@ def train_trial(
         "node_id": ray.get_runtime_context().get_node_id(),
         "pid": os.getpid(),
     }
-    fail_seed = os.environ.get(FAIL_SEED_ENV)
 
     def report(metrics: Metrics) -> None:
-        if fail_seed is not None and str(trainer.run.train.seed) == fail_seed:
-            raise RuntimeError(f"test failure: {FAIL_SEED_ENV}={fail_seed}")
+        if plan.fail_at_first_report:
+            raise TrialFailure("a failure the test suite asked for (CHARNN_TEST_FAIL_TRIALS)")
         if metrics["diverged"]:  # the last report: fit() returns right after it
             tune.report({**metrics, "val_bpc": DIVERGED_BPC, **where})
             return

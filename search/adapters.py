@@ -9,10 +9,8 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 from ray import tune
@@ -20,22 +18,10 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from search.store import SearchFolder
+
 METRIC, MODE = "val_bpc", "min"
 TIME_ATTR = "train_s"  # the schedulers' time axis: seconds of training steps
-CLOCK_FILE = "clock.json"  # this run's deadline, read by the searcher (see `write_clock`)
-
-
-def write_clock(folder: Path, started: float, deadline: float) -> None:
-    """Record when this run of the search started and must end (time.time() values).
-
-    The searcher reads it rather than holding the deadline itself, because `Tuner.restore`
-    brings back the searcher pickled by an earlier run, with that run's deadline.
-    """
-    (folder / CLOCK_FILE).write_text(json.dumps({"started": started, "deadline": deadline}))
-
-
-def read_clock(folder: Path) -> dict[str, float]:
-    return json.loads((folder / CLOCK_FILE).read_text())
 
 
 class BudgetAwareOptunaSearch(OptunaSearch):
@@ -60,7 +46,7 @@ class BudgetAwareOptunaSearch(OptunaSearch):
         self._last_start_s = last_start_s
 
     def suggest(self, trial_id: str) -> dict | str | None:
-        clock = read_clock(Path(self._folder))
+        clock = SearchFolder(self._folder).clock()
         if time.time() > clock["started"] + self._last_start_s:
             return Searcher.FINISHED
         suggestion = super().suggest(trial_id)
@@ -84,21 +70,20 @@ class BudgetAwareOptunaSearch(OptunaSearch):
 
 
 class RecordingASHA(ASHAScheduler):
-    """ASHA that writes down the trials it stops early.
+    """ASHA that writes down the trials it stops early (in the search folder).
 
     Tune marks a trial ASHA stopped TERMINATED, like one that finished; this record is what
     tells "stopped" from "completed" or "cut".
     """
 
-    def __init__(self, *args: Any, record: str, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, folder: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.record = record
+        self.folder = folder
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         action = super().on_trial_result(tune_controller, trial, result)
         if action == self.STOP and not result.get("end"):
-            with open(self.record, "a", encoding="utf-8") as f:
-                f.write(trial.trial_id + "\n")
+            SearchFolder(self.folder).record_stop(trial.trial_id)
         return action
 
 

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from model.files import atomic_path
+from corpora.files import atomic_path
 
 METHOD = 1  # bump when a figure's definition changes: older cache entries are recomputed
 CODECS: dict[str, Callable[[bytes], bytes]] = {

@@ -24,12 +24,11 @@ import os
 from typing import Any
 
 import optuna
-import ray
 from ray import tune
-from ray.autoscaler.sdk import request_resources
 from ray.tune.schedulers import FIFOScheduler, PopulationBasedTraining, TrialScheduler
 
 from corpora import Corpus
+from model.errors import ConfigError
 from model.trainable import TrialPlan, train_trial
 from search.adapters import (
     METRIC,
@@ -43,14 +42,14 @@ from search.config import SearchConfig
 from search.promotion import PromotionScheduler
 from search.schedule import Schedule
 from search.space import DefineByRun
+from search.store import SearchFolder
 from search.wandb_sink import WandbSink
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial: ProgressLines has it
 
-ASHA_STOPPED = "asha_stopped.txt"  # trial ids the scheduler stopped early, one per line
 PBT_INTERVALS = 12  # PBT perturbs every budget / PBT_INTERVALS training seconds
-STUDY_FILE = "optuna.journal"  # the persisted Optuna study, in the search folder
 CHECKPOINTS_PER_BUDGET = 10  # reports after the last rung come every tenth of the budget
+FAIL_ENV = "CHARNN_TEST_FAIL_TRIALS"  # "1": every trial raises at its first report (tests only)
 
 
 def trial_seconds(config: SearchConfig, schedule: Schedule) -> float:
@@ -116,7 +115,7 @@ def make_searcher(
 def study_storage(config: SearchConfig) -> optuna.storages.JournalStorage:
     """The search's Optuna study, kept in its folder in Optuna's own journal format: it
     tolerates shared filesystems, and `optuna-dashboard NAME/optuna.journal` opens it."""
-    backend = optuna.storages.journal.JournalFileBackend(str(config.path / STUDY_FILE))
+    backend = optuna.storages.journal.JournalFileBackend(str(SearchFolder(config.path).study_file))
     return optuna.storages.JournalStorage(backend)
 
 
@@ -129,7 +128,6 @@ def make_scheduler(config: SearchConfig, schedule: Schedule) -> TrialScheduler:
             folder=str(config.path),
             last_start_s=schedule.explore_s,
             min_run_s=schedule.grace_s,
-            record=str(config.path / ASHA_STOPPED),
         )
     if config.scheduler == "fifo":
         return FIFOScheduler()
@@ -141,7 +139,6 @@ def make_scheduler(config: SearchConfig, schedule: Schedule) -> TrialScheduler:
             perturbation_interval=schedule.max_t_s / PBT_INTERVALS,
             hyperparam_mutations=pbt_mutations(config),
             quantile_fraction=0.25,
-            seed=config.seed,
         )
     brackets = len(schedule.rungs_s) - 1 if config.scheduler == "hyperband" else 1
     return RecordingASHA(
@@ -152,7 +149,7 @@ def make_scheduler(config: SearchConfig, schedule: Schedule) -> TrialScheduler:
         grace_period=schedule.grace_s,
         reduction_factor=schedule.reduction_factor,
         brackets=max(1, brackets),
-        record=str(config.path / ASHA_STOPPED),
+        folder=str(config.path),
     )
 
 
@@ -166,7 +163,7 @@ def pbt_mutations(config: SearchConfig) -> dict[str, Any]:
 def pbt_space(config: SearchConfig, architecture: dict[str, Any]) -> dict[str, Any]:
     """Tune's param_space for PBT: the architecture fixed, lr and dropout sampled."""
     space = {k: v for k, v in architecture.items() if k not in ("lr", "dropout")}
-    space["cell"] = architecture.get("cell", config.space.cells[0])
+    space["cell"] = architecture.get("cell", config.space.cell[0])
     space.update(pbt_mutations(config))
     if architecture.get("num_layers", 1) < 2:
         space["dropout"] = 0.0
@@ -194,6 +191,8 @@ def make_trainable(
         report_s=report_points(config, schedule),
         first_val_chars=None if config.scheduler == "pbt" else config.first_rung_val_chars,
         deadline=deadline,
+        # Test-only: the suite's way to make real trials fail on a real Ray (tests/test_faults).
+        fail_at_first_report=os.environ.get(FAIL_ENV) == "1",
     )
     base = config.base_run(trial_seconds(config, schedule))
     # with_parameters puts the encoded corpus in the object store once; trials read it there.
@@ -242,44 +241,7 @@ def make_tuner(
 
 
 def raise_no_architecture() -> None:
-    from model.errors import ConfigError
-
     raise ConfigError(
         "--scheduler pbt needs an architecture to keep fixed: keep the default warm starts or "
         "pass --warm-start FOLDER with a configuration inside the space"
     )
-
-
-def start_ray(address: str | None) -> bool:
-    """Connect to `address`, or start a local Ray; returns whether this call started it."""
-    from model.errors import ConfigError
-
-    if ray.is_initialized():
-        return False
-    try:
-        ray.init(
-            address=address, include_dashboard=False, configure_logging=False, log_to_driver=False
-        )
-    except ConnectionError as error:
-        raise ConfigError(f"cannot reach a Ray cluster at {address!r}: {error}") from None
-    return True
-
-
-def default_concurrency(config: SearchConfig) -> int:
-    """As many trials at once as the cluster's CPUs (and GPUs, if asked for) allow."""
-    resources = ray.cluster_resources()
-    fit = int(resources.get("CPU", 1) // config.cpus_per_trial)
-    if config.gpus_per_trial > 0:
-        fit = min(fit, int(resources.get("GPU", 0) // config.gpus_per_trial))
-    return max(1, min(fit, config.trials) if config.trials else fit)
-
-
-def request_workers(config: SearchConfig) -> None:
-    """On an existing cluster, ask its autoscaler for room for `--concurrency` trials at once.
-
-    Tune only asks for the trials it has started; with the head node alone able to hold them
-    all, an autoscaling cluster would otherwise never grow. A no-op without an autoscaler.
-    """
-    if config.address and config.concurrency:
-        bundle = {"CPU": config.cpus_per_trial, "GPU": config.gpus_per_trial}
-        request_resources(bundles=[{k: v for k, v in bundle.items() if v}] * config.concurrency)

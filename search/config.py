@@ -7,43 +7,29 @@ overlays its sampled hyperparameters on it.
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from corpora import CorpusConfig
 from model.errors import ConfigError
-from search.space import SearchSpace, space_from_mapping
+from search.schedule import MIN_BUDGET_S
+from search.space import SearchSpace, space_from_mapping, space_to_mapping
 
 WANDB_MODES = ("offline", "online", "disabled")
 SCHEDULERS = ("promote", "asha", "hyperband", "pbt", "fifo")
 SAMPLERS = ("tpe", "random")
 
-# Named budgets: SearchConfig overrides, plus search-space overrides under "space". Explicit
-# settings win over a preset. "tiny" is what the test suite runs, "smoke" README's first command.
-PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {  # the test suite's searches: seconds of training on a 200k-character slice
-        "time_budget_s": 30.0,
-        "max_chars": 200_000,
-        "first_rung_val_chars": 4096,
-        "space": {"hidden_size": [16, 48], "batch_size": [8, 16], "seq_len": [16, 32]},
-        "warm_start_defaults": False,
-    },
-    "smoke": {"time_budget_s": 75.0, "max_chars": 1_000_000},  # README's first command
-    "small": {"time_budget_s": 300.0},
-    "medium": {"time_budget_s": 1200.0},
-    "large": {"time_budget_s": 7200.0},
-}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @dataclass(frozen=True)
 class SearchConfig:
     corpus: str = "monte-cristo"  # registered corpus name or path to a UTF-8 file
-    time_budget_s: float = 3600.0  # wall seconds for trials; the schedule is derived from it
+    time_budget_s: float = 3600.0  # wall time for trials, e.g. 300, 10m or 2h; the schedule is
+    # derived from it. With --resume: the time for this run
     trials: int = 0  # at most this many trials, over all resumes; 0: as many as the budget holds
     scheduler: str = "promote"  # promote | asha | hyperband | pbt | fifo (search.builders)
     sampler: str = "tpe"  # tpe (Optuna's TPE) | random
@@ -52,7 +38,7 @@ class SearchConfig:
     # later report scores the whole validation text
     warm_start: str | None = None  # search folder whose best configurations run first
     warm_start_top: int = 3  # how many of them
-    warm_start_defaults: bool = True  # also run the documented known-good configurations first
+    warm_start_defaults: bool = True  # run the documented known-good configurations first
     concurrency: int = 0  # trials at once; 0 means as many as the cluster's CPUs allow
     cpus_per_trial: float = 1.0  # CPU threads given to each trial (torch.set_num_threads)
     gpus_per_trial: float = 0.0  # GPUs per trial (fractions share a GPU)
@@ -79,8 +65,10 @@ class SearchConfig:
             raise ConfigError("trials, concurrency and max_failures must be non-negative")
         if not self.cpus_per_trial > 0 or not self.gpus_per_trial >= 0:
             raise ConfigError("cpus_per_trial must be positive and gpus_per_trial non-negative")
-        if not (self.time_budget_s > 0 and math.isfinite(self.time_budget_s)):
-            raise ConfigError(f"time budget must be positive seconds, got {self.time_budget_s}")
+        if not (self.time_budget_s >= MIN_BUDGET_S and math.isfinite(self.time_budget_s)):
+            raise ConfigError(
+                f"time budget must be at least {MIN_BUDGET_S:g} s, got {self.time_budget_s:g}"
+            )
         for name, allowed in (
             ("wandb_mode", WANDB_MODES),
             ("scheduler", SCHEDULERS),
@@ -134,33 +122,40 @@ class SearchConfig:
 MAX_TRIAL_CHARS = 10**15
 
 
-def from_preset(preset: str | None, **settings: Any) -> SearchConfig:
-    """A SearchConfig from a named preset (None: the defaults), with `settings` winning.
-
-    `space` in `settings` may be a SearchSpace or a mapping of range overrides, which apply on
-    top of the preset's own.
-    """
-    if preset is not None and preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    chosen = dict(PRESETS[preset]) if preset else {}
-    space = space_from_mapping(chosen.pop("space", {}))
-    given = settings.pop("space", None)
-    if isinstance(given, SearchSpace):
-        space = given
-    elif given:
-        space = space_from_mapping(dict(given), space)
-    return SearchConfig(**{**chosen, **settings}, space=space)
-
-
 def load_search_config(path: Path, overrides: dict[str, Any] | None = None) -> SearchConfig:
     """The settings a search folder was started with (its search.json), with a few per-run
     overrides such as the Ray address or the corpus folder. Unknown keys are an error."""
-    file = path / "search.json"
+    from search.store import SETTINGS, SearchFolder  # the store is the only reader of the file
+
+    saved = SearchFolder(path).read_settings()
     try:
-        saved = json.loads(file.read_text())
-        saved["space"] = SearchSpace(**{k: tuple(v) for k, v in saved["space"].items()})
+        saved["space"] = space_from_mapping(saved.get("space", {}))
         return replace(SearchConfig(**saved), **(overrides or {}))
     except ConfigError as error:
-        raise ConfigError(f"cannot use search settings {file}: {error}") from None
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
-        raise ConfigError(f"cannot read search settings {file}: {type(error).__name__}") from None
+        raise ConfigError(f"cannot use search settings {path / SETTINGS}: {error}") from None
+    except TypeError as error:  # unknown or missing fields
+        raise ConfigError(f"cannot use search settings {path / SETTINGS}: {error}") from None
+
+
+def search_argv(config: SearchConfig) -> list[str]:
+    """The `python -m search.run` arguments that repeat `config`'s search (not where it runs:
+    name, storage, address and W&B are left out). The one SearchConfig -> argv serializer."""
+    where = {"name", "storage", "address", "wandb_project", "wandb_mode", "data_dir", "space"}
+    default = SearchConfig()
+    argv: list[str] = []
+    for f in fields(SearchConfig):
+        value = getattr(config, f.name)
+        if f.name in where or (value == getattr(default, f.name) and f.name != "corpus"):
+            continue
+        flag = "--" + FLAG_NAMES.get(f.name, f.name).replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(flag if value else f"--no-{flag[2:]}")
+        else:
+            argv += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    for name, values in space_to_mapping(config.space).items():
+        if values != list(getattr(SearchSpace(), name)):
+            argv += ["--range", f"{name}={','.join(map(str, values))}"]
+    return argv
+
+
+FLAG_NAMES = {"time_budget_s": "time_budget"}  # fields whose flag is not their name

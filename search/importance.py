@@ -1,34 +1,27 @@
-"""Hyperparameter importance of a finished search, recomputed from its trials table.
+"""Hyperparameter importance of a finished search, from its own Optuna study.
 
-    result = param_importances(trials, space)    # Importance(values={"lr": 0.7, ...}, note=...)
+    result = study_importances(folder.study_file, "irc-20261129-101500")
+    result.values    # {"lr": 0.7, "hidden_size": 0.2, ...}, shares summing to 1
+    result.note      # how it was computed, or why it was not
 
-Each trial row becomes an Optuna FrozenTrial whose parameters and distributions come from
-running the search's own define-by-run function (`search.space.DefineByRun`) on the row's
-values, so the ranges are stated once and conditional parameters (dropout only with more than
-one layer) stay conditional. The evaluator is PED-ANOVA, which needs no extra package (fANOVA
-and mean-decrease-impurity need scikit-learn).
-
-Shortcuts admitted: the value is each trial's best_val_bpc, so a trial ASHA stopped early
-counts with the value it reached on its smaller budget (worse, as a rule); and with a few
-dozen trials the figures are rough. The top quantile is widened on small searches so that it
-holds about five trials, as PED-ANOVA's authors advise.
+Every search keeps its Optuna study in its folder (`optuna.journal`, Optuna's journal
+storage), so this reads the real study: the trials TPE was told about, with the distributions
+the search space gave them. The evaluator is PED-ANOVA, which needs no extra package (fANOVA
+and mean-decrease-impurity need scikit-learn). It uses the COMPLETE trials, those that ended
+their schedule or were cut by the deadline after a validation on the whole text; trials
+stopped at a rung were told as PRUNED and do not count. With a few dozen trials the figures
+are rough; the top quantile is widened on small searches so that it holds about five trials,
+as PED-ANOVA's authors advise.
 """
 
 from __future__ import annotations
 
-import math
-import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
 import optuna
-import pyarrow as pa
-from optuna.trial import FixedTrial, create_trial
 
-from search.results import HYPERPARAMETERS
-from search.space import DefineByRun, SearchSpace
-
-MIN_TRIALS = 4  # trials with a value below which no importance is reported
+MIN_TRIALS = 4  # finished trials below which no importance is reported
 TOP_TRIALS = 5  # trials PED-ANOVA should find in its top quantile
 
 
@@ -38,42 +31,33 @@ class Importance:
     note: str = ""  # how it was computed, or why it was not
 
 
-def frozen_trial(row: dict[str, Any], space: SearchSpace) -> optuna.trial.FrozenTrial:
-    """The Optuna trial a trials-table row stands for (ValueError if outside the space)."""
-    fixed = FixedTrial({name: row[name] for name in HYPERPARAMETERS})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # out-of-range values are refused by create_trial below
-        DefineByRun(space)(fixed)
-    return create_trial(
-        params=fixed.params, distributions=fixed.distributions, value=row["best_val_bpc"]
-    )
+def load_study(study_file: Path, name: str) -> optuna.Study | None:
+    """The search's persisted Optuna study, or None if it has none."""
+    if not study_file.is_file():
+        return None
+    backend = optuna.storages.journal.JournalFileBackend(str(study_file))
+    try:
+        return optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(backend))
+    except KeyError:  # no study of that name in the file
+        return None
 
 
-def param_importances(trials: pa.Table, space: SearchSpace) -> Importance:
-    """PED-ANOVA importance of each searched hyperparameter for a low best_val_bpc."""
-    rows = [
-        r
-        for r in trials.to_pylist()
-        if r["best_val_bpc"] is not None and math.isfinite(r["best_val_bpc"])
-    ]
-    frozen = []
-    for row in rows:
-        try:
-            frozen.append(frozen_trial(row, space))
-        except ValueError:
-            continue  # a value outside search.json's space: the table and config disagree
-    if len(frozen) < MIN_TRIALS:
+def study_importances(study_file: Path, name: str) -> Importance:
+    """PED-ANOVA importance of each searched hyperparameter for a low val_bpc."""
+    study = load_study(study_file, name)
+    if study is None:
+        return Importance(note=f"not computed: no Optuna study {name!r} in {study_file.name}")
+    finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(finished) < MIN_TRIALS:
         return Importance(
-            note=f"not computed: {len(frozen)} trial(s) with a value, at least {MIN_TRIALS} needed"
+            note=f"not computed: {len(finished)} finished trial(s), at least {MIN_TRIALS} needed"
         )
-    if len({t.value for t in frozen}) < 2:
+    if len({t.value for t in finished}) < 2:
         return Importance(note="not computed: every trial reached the same value")
-    quantile = min(0.5, max(0.1, TOP_TRIALS / len(frozen)))
+    quantile = min(0.5, max(0.1, TOP_TRIALS / len(finished)))
     previous = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study = optuna.create_study(direction="minimize")
-        study.add_trials(frozen)
         evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=quantile)
         values = optuna.importance.get_param_importances(study, evaluator=evaluator)
     except (ValueError, RuntimeError) as error:
@@ -82,5 +66,5 @@ def param_importances(trials: pa.Table, space: SearchSpace) -> Importance:
         optuna.logging.set_verbosity(previous)
     return Importance(
         values={name: float(v) for name, v in values.items()},
-        note=f"PED-ANOVA over {len(frozen)} trials (top {quantile:.0%} against all)",
+        note=f"PED-ANOVA over {len(finished)} finished trials (top {quantile:.0%} against all)",
     )

@@ -20,11 +20,12 @@ from matplotlib import ticker
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from model.files import atomic_path
-from search.space import SearchSpace
+from corpora.files import atomic_path
+from search.space import SearchSpace, searched
 
 STATUS_COLORS = {
     "completed": "tab:blue",
+    "cut": "tab:green",
     "stopped": "tab:orange",
     "unfinished": "tab:gray",
     "diverged": "tab:red",
@@ -100,29 +101,9 @@ def plot_baselines(rows: Sequence[dict[str, Any]], path: Path, label: str = "lab
     return save(figure, path)
 
 
-def searched_parameters(space: SearchSpace) -> list[tuple[str, str]]:
-    """(parameter, axis scale) for each hyperparameter the space really varies."""
-    params = []
-    if space.num_layers[0] < space.num_layers[1]:
-        params.append(("num_layers", "linear"))
-    if space.hidden_size[0] < space.hidden_size[1]:
-        params.append(("hidden_size", "log"))
-    if space.num_layers[1] > 1 and space.dropout[1] > 0:
-        params.append(("dropout", "linear"))
-    if space.seq_len[0] < space.seq_len[1]:
-        params.append(("seq_len", "log"))
-    if space.lr[0] < space.lr[1]:
-        params.append(("lr", "log"))
-    if space.batch_size[0] < space.batch_size[1]:
-        params.append(("batch_size", "log"))
-    if len(space.cells) > 1:
-        params.append(("cell", "category"))
-    return params
-
-
 def plot_hyperparameters(trials: pa.Table, space: SearchSpace, title: str, path: Path) -> Path:
     """One panel per searched hyperparameter: each trial's best validation bpc against it."""
-    params = searched_parameters(space) or [("lr", "log")]
+    params = searched(space) or [("lr", "log")]
     columns = min(3, len(params))
     rows_n = -(-len(params) // columns)
     figure = Figure(figsize=(4.0 * columns, 3.2 * rows_n), layout="constrained")

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from search.adapters import METRIC, MODE, TIME_ATTR, read_clock
+from search.adapters import METRIC, MODE, TIME_ATTR
+from search.store import SearchFolder
 
 
 class PromotionScheduler(FIFOScheduler):
@@ -47,7 +47,6 @@ class PromotionScheduler(FIFOScheduler):
         folder: str,
         last_start_s: float,
         min_run_s: float,
-        record: str,
     ) -> None:
         super().__init__()
         self._metric, self._mode = METRIC, MODE
@@ -57,7 +56,6 @@ class PromotionScheduler(FIFOScheduler):
         self.folder = folder  # holds the clock file: this run's start and deadline
         self.last_start_s = last_start_s  # no new trial after this: the end game
         self.min_run_s = min_run_s  # resuming a trial with less time left is not worth it
-        self.record = record  # file of the trials stopped early, one id per line
         self.recorded: list[dict[str, float]] = [{} for _ in self.rungs_s]
         self.promoted: list[set[str]] = [set() for _ in self.rungs_s]
         self.waiting: dict[str, int] = {}  # paused trial id -> the rung it waits at
@@ -91,7 +89,7 @@ class PromotionScheduler(FIFOScheduler):
 
     def _clock(self) -> tuple[float, float]:
         """Seconds since this run of the search started, and seconds left to its deadline."""
-        clock = read_clock(Path(self.folder))
+        clock = SearchFolder(self.folder).clock()
         now = time.time()
         return now - clock["started"], clock["deadline"] - now
 
@@ -137,9 +135,12 @@ class PromotionScheduler(FIFOScheduler):
         trials = {t.trial_id: t for t in tune_controller.get_trials()}
         elapsed, left = self._clock()
         end_game = elapsed > self.last_start_s
-        if end_game:  # a new trial suggested before the end game but not started: never start it
+        if end_game and (self.waiting or left < self.min_run_s):
+            # A new trial suggested before the end game but still waiting for a slot: the slot
+            # goes to a paused trial, or there is no time for a new one to reach a rung.
             for trial in trials.values():
-                if trial.status == Trial.PENDING and METRIC not in (trial.last_result or {}):
+                never_ran = METRIC not in (trial.last_result or {}) and not trial.num_failures
+                if trial.status == Trial.PENDING and never_ran:
                     tune_controller.stop_trial(trial)
         if end_game and left < self.min_run_s:
             self._stop_waiting(tune_controller, trials)
@@ -161,8 +162,7 @@ class PromotionScheduler(FIFOScheduler):
             trial = trials.get(trial_id)
             del self.waiting[trial_id]
             if trial is not None and trial.status == Trial.PAUSED:
-                with open(self.record, "a", encoding="utf-8") as f:
-                    f.write(trial_id + "\n")
+                SearchFolder(self.folder).record_stop(trial_id)
                 tune_controller.stop_trial(trial)
 
     def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:

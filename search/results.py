@@ -4,9 +4,10 @@
                                chars trained, wall time, status, best checkpoint path, ...
     runs/NAME/curves.parquet   trial_id, iteration, chars_seen, train_bpc, val_bpc, ...
 
-Both are written atomically (temporary file, then rename) with explicit Arrow schemas, so
-pyarrow or pandas alone read them and an interrupted write never leaves half a table.
-Reports (rankings, comparisons) are views computed from these tables.
+Rows are built here from what each trial reported (pure functions); `search.store` writes
+them atomically with these explicit Arrow schemas, so pyarrow or pandas alone read them and an
+interrupted write never leaves half a table. Reports (rankings, comparisons) are views
+computed from these tables.
 """
 
 from __future__ import annotations
@@ -14,16 +15,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from model.files import atomic_path
+from search.space import ARROW_TYPES, HYPERPARAMETERS
 
 STATUSES = ("completed", "cut", "stopped", "diverged", "failed", "unfinished")
-HYPERPARAMETERS = ("cell", "num_layers", "hidden_size", "dropout", "seq_len", "lr", "batch_size")
 
 TRIALS_SCHEMA = pa.schema(
     [
@@ -31,16 +29,11 @@ TRIALS_SCHEMA = pa.schema(
         ("trial_id", pa.string()),
         ("corpus", pa.string()),
         ("corpus_sha256", pa.string()),
+        ("corpus_verified", pa.bool_()),  # the registry's reference file; null: a file path
         ("corpus_chars", pa.int64()),  # characters used (after --max-chars), train + validation
         ("val_chars", pa.int64()),
         ("vocab_size", pa.int32()),
-        ("cell", pa.string()),
-        ("num_layers", pa.int32()),
-        ("hidden_size", pa.int32()),
-        ("dropout", pa.float64()),
-        ("seq_len", pa.int32()),
-        ("lr", pa.float64()),
-        ("batch_size", pa.int32()),
+        *ARROW_TYPES.items(),  # one column per hyperparameter of search.space.PARAMETERS
         ("num_params", pa.int64()),
         ("final_val_bpc", pa.float64()),  # at the trial's last report; null if it never reported
         ("final_val_chars", pa.int64()),  # validation characters that value was measured on
@@ -156,6 +149,7 @@ def trial_row(
         "trial_id": record.trial_id,
         "corpus": corpus["name"],
         "corpus_sha256": corpus["sha256"],
+        "corpus_verified": corpus.get("verified"),
         "corpus_chars": corpus["n_chars"],
         "val_chars": corpus["val_chars"],
         "vocab_size": corpus["vocab_size"],
@@ -199,22 +193,6 @@ def curve_rows(record: TrialRecord, search: str) -> Iterable[dict[str, Any]]:
         }
 
 
-def write_parquet(table: pa.Table, path: Path) -> Path:
-    """Write `table` atomically: a temporary file, then a rename."""
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
-    return path
-
-
-def write_table(rows: list[dict[str, Any]], schema: pa.Schema, path: Path) -> None:
-    """Write `rows` as Parquet with `schema`, atomically."""
-    write_parquet(pa.Table.from_pylist(rows, schema=schema), path)
-
-
-def read_trials(search_dir: str | Path) -> pa.Table:
-    return pq.read_table(Path(search_dir) / "trials.parquet")
-
-
 def ranked(trials: pa.Table) -> list[dict[str, Any]]:
     """Trials best first: by best_val_bpc (on the whole validation text), then those stopped
     before a whole-text validation by their last value (on a prefix), then those with none."""
@@ -227,33 +205,3 @@ def ranked(trials: pa.Table) -> list[dict[str, Any]]:
         return 2, 0.0
 
     return sorted(trials.to_pylist(), key=key)
-
-
-def format_ranking(trials: pa.Table, limit: int = 10) -> str:
-    """A short ranked table of trials for the terminal."""
-    header = (
-        f"{'rank':>4} {'trial':<14} {'status':<10} {'val_bpc':>8} {'chars':>10} {'train_s':>7} "
-        f"{'cell':<4} {'L':>1} {'hidden':>6} {'drop':>5} {'seq':>4} {'batch':>5} {'lr':>8}"
-    )
-    lines = [header]
-    for i, r in enumerate(ranked(trials)[:limit], start=1):
-        if r["best_val_bpc"] is not None:
-            bpc = f"{r['best_val_bpc']:.4f}"
-        else:  # measured on the validation text's first characters only
-            bpc = f"{r['final_val_bpc']:.4f}*" if r["final_val_bpc"] is not None else "-"
-        lines.append(
-            f"{i:>4} {r['trial_id'][:14]:<14} {r['status']:<10} {bpc:>8} {r['chars_trained']:>10,} "
-            f"{r['train_s'] or 0:>7.1f} "
-            f"{r['cell'] or '-':<4} {r['num_layers'] or 0:>1} {r['hidden_size'] or 0:>6} "
-            f"{r['dropout'] or 0:>5.2f} {r['seq_len'] or 0:>4} {r['batch_size'] or 0:>5} "
-            f"{r['lr'] or 0:>8.2e}"
-        )
-    counts = {s: 0 for s in STATUSES}
-    for s in trials.column("status").to_pylist():
-        counts[s] += 1
-    lines.append(
-        f"{trials.num_rows} trials: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    )
-    if any(r["best_val_bpc"] is None and r["final_val_bpc"] is not None for r in ranked(trials)):
-        lines.append("* on the first characters of the validation text (stopped at a rung)")
-    return "\n".join(lines)

@@ -32,6 +32,7 @@ MIN_GRACE_S = 5.0  # the shortest first rung, in training seconds
 GRACE_SHARE = 0.01  # and at least this share of the budget
 END_RESERVE_S = 2.0  # budget kept for the last trials' final validation and report
 START_COST_S = 2.0  # a trial's start before its first training step, roughly (measured ~1 s)
+MIN_BUDGET_S = 20.0  # below this no trial could reach a first rung and continue past it
 MIN_STARTUP_TRIALS, MAX_STARTUP_TRIALS = 3, 10  # TPE's random start-up, besides warm starts
 EXPLORE_SHARE = 1 / 3  # promote: new trials start in this first share of the budget only
 
@@ -62,8 +63,8 @@ def plan_schedule(
     budget_s: float, slots: int, reduction_factor: int = REDUCTION_FACTOR
 ) -> Schedule:
     """The schedule for `budget_s` wall seconds on `slots` trial slots (see the module doc)."""
-    if not budget_s > 0 or not math.isfinite(budget_s):
-        raise ConfigError(f"time budget must be a positive number of seconds, got {budget_s}")
+    if not budget_s >= MIN_BUDGET_S or not math.isfinite(budget_s):
+        raise ConfigError(f"time budget must be at least {MIN_BUDGET_S:g} s, got {budget_s:g}")
     if slots < 1:
         raise ConfigError(f"slots must be at least 1, got {slots}")
     if reduction_factor < 2:

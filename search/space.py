@@ -1,61 +1,118 @@
-"""The hyperparameter search space: ranges stated once, as data, sampled define-by-run.
+"""The search space, declared once: one table of hyperparameters, and everything made from it.
 
-`SearchSpace` holds the ranges; `DefineByRun(space)` turns them into the function Optuna calls
-for every trial (it only suggests values, it computes nothing). The same ranges export to a
-W&B sweep configuration, and load from a YAML or TOML file for overrides:
+`PARAMETERS` is the table: each hyperparameter's name (the training setting it sets, see
+`model.config`), kind, default range, scale, condition and column type. From it come
 
-    hidden_size: [128, 512]     # any field; pairs are [low, high], lists of choices stay lists
-    cells: [lstm, gru]
+- `SearchSpace`, the ranges of one search (a frozen dataclass with one field per parameter),
+  with its validation and its overrides (`--range`, `--space` files, `space_from_mapping`);
+- `DefineByRun`, the function Optuna calls for every trial (it only suggests values);
+- `wandb_sweep`, the same space for W&B's own sweep controller;
+- `searched`, the parameters a space really varies (plot axes, importance);
+- `ARROW_TYPES` and `FORMATS`, the result tables' columns and how reports print them.
+
+Adding a hyperparameter is one entry in `PARAMETERS` (and its training setting in `model`).
+Override files are YAML or TOML:
+
+    hidden_size: [128, 512]     # ranges are [low, high]; choices are a list
+    cell: [lstm, gru]
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, make_dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import yaml
 
 from model.errors import ConfigError
 from model.lstm import CELLS
 
-RANGES = ("num_layers", "hidden_size", "dropout", "seq_len", "lr", "batch_size")  # [low, high]
-
 
 @dataclass(frozen=True)
-class SearchSpace:
-    num_layers: tuple[int, int] = (1, 3)  # stacked recurrent layers, uniform integer
-    hidden_size: tuple[int, int] = (64, 512)  # units per layer, log-uniform (GPU: see GPU_SPACE)
-    dropout: tuple[float, float] = (0.0, 0.5)  # between layers; sampled only when num_layers > 1
-    seq_len: tuple[int, int] = (32, 256)  # backpropagation length, log-uniform integer
-    lr: tuple[float, float] = (1e-3, 3e-2)  # Adam learning rate, log-uniform
-    batch_size: tuple[int, int] = (16, 128)  # parallel streams, log-uniform integer
-    cells: tuple[str, ...] = ("lstm",)  # recurrent cells; sampled only when more than one
+class Param:
+    """One hyperparameter of the search space."""
 
-    def __post_init__(self) -> None:
-        for name in RANGES:
-            low, high = getattr(self, name)
-            if not 0 <= low <= high:
+    name: str  # the training setting it sets (model.config flat key)
+    kind: str  # "int" or "float" (a [low, high] range) or "choice" (a list of choices)
+    default: tuple  # CPU default: (low, high), or the choices
+    help: str
+    log: bool = False  # sampled log-uniformly
+    gpu_default: tuple | None = None  # default when trials run on GPUs, if different
+    needs_layers: int = 0  # sampled only with more than this many layers; else `fixed`
+    fixed: Any = None  # its value when not sampled (one choice, or the condition false)
+    fmt: str = "{}"  # how reports print a value
+
+    def sampled(self, space: SearchSpace, values: dict[str, Any]) -> bool:
+        """Whether a trial samples it, given the values sampled before it."""
+        if self.kind == "choice":
+            return len(getattr(space, self.name)) > 1
+        if self.needs_layers and values.get("num_layers", 1) <= self.needs_layers:
+            return False
+        return not (self.fixed is not None and getattr(space, self.name)[1] == self.fixed)
+
+    def constant(self, space: SearchSpace) -> Any:
+        """Its value in a trial that does not sample it."""
+        return getattr(space, self.name)[0] if self.kind == "choice" else self.fixed
+
+
+# Order matters: a condition may only read parameters listed before it.
+PARAMETERS: tuple[Param, ...] = (
+    Param("num_layers", "int", (1, 3), "stacked recurrent layers"),
+    Param("hidden_size", "int", (64, 512), "units per layer", log=True,
+          gpu_default=(128, 2048)),
+    Param("dropout", "float", (0.0, 0.5), "dropout between layers", needs_layers=1, fixed=0.0,
+          fmt="{:.2f}"),
+    Param("seq_len", "int", (32, 256), "characters per step (backpropagation length)", log=True),
+    Param("lr", "float", (1e-3, 3e-2), "Adam learning rate", log=True, fmt="{:.2e}"),
+    Param("batch_size", "int", (16, 128), "parallel streams", log=True, gpu_default=(32, 256)),
+    Param("cell", "choice", ("lstm",), f"recurrent cells ({', '.join(CELLS)})"),
+)  # fmt: skip
+BY_NAME = {p.name: p for p in PARAMETERS}
+HYPERPARAMETERS = tuple(BY_NAME)  # every searched training setting, in sampling order
+ARROW_TYPES = {
+    p.name: {"int": pa.int32(), "float": pa.float64(), "choice": pa.string()}[p.kind]
+    for p in PARAMETERS
+}
+FORMATS = {p.name: p.fmt for p in PARAMETERS}
+ALIASES = {"cells": "cell"}  # older search.json files and --space files
+GPU_SPACE: dict[str, tuple] = {p.name: p.gpu_default for p in PARAMETERS if p.gpu_default}
+
+
+def _check(self: Any) -> None:
+    """SearchSpace validation: ranges ordered and positive where they must be, known choices."""
+    for p in PARAMETERS:
+        value = getattr(self, p.name)
+        if p.kind == "choice":
+            unknown = sorted(set(value) - set(CELLS)) if p.name == "cell" else []
+            if not value or unknown:
                 raise ConfigError(
-                    f"search range {name} must satisfy 0 <= low <= high, got {low}, {high}"
+                    f"{p.name} must be among {', '.join(CELLS)}, got {', '.join(value) or 'none'}"
                 )
-        if self.num_layers[0] < 1 or self.hidden_size[0] < 1 or self.seq_len[0] < 1:
-            raise ConfigError("num_layers, hidden_size and seq_len ranges must start at 1 or more")
-        if self.lr[0] <= 0 or self.dropout[1] >= 1:
-            raise ConfigError("lr must be positive and dropout below 1")
-        if self.batch_size[0] < 1:
-            raise ConfigError("batch_size range must start at 1 or more")
-        unknown = sorted(set(self.cells) - set(CELLS))
-        if not self.cells or unknown:
-            raise ConfigError(
-                f"cells must be among {', '.join(CELLS)}, got {', '.join(self.cells) or 'none'}"
-            )
+            continue
+        low, high = value
+        if not 0 <= low <= high:
+            raise ConfigError(f"search range {p.name} must satisfy 0 <= low <= high, got {value}")
+        if p.kind == "int" and low < 1:
+            raise ConfigError(f"search range {p.name} must start at 1 or more, got {low}")
+        if p.log and not low > 0:
+            raise ConfigError(f"search range {p.name} must be positive (log scale), got {low}")
+    if self.dropout[1] >= 1:
+        raise ConfigError(f"dropout must stay below 1, got {self.dropout[1]}")
 
 
-# Overrides of the defaults when trials run on GPUs (--gpus-per-trial): wider models and more
-# streams cost a GPU little more time per step than small ones (see README's defaults table).
-GPU_SPACE: dict[str, Any] = {"hidden_size": (128, 2048), "batch_size": (32, 256)}
+SearchSpace = make_dataclass(
+    "SearchSpace",
+    [(p.name, tuple, field(default=p.default)) for p in PARAMETERS],
+    frozen=True,
+    namespace={
+        "__post_init__": _check,
+        "__doc__": "The ranges (and choices) of one search, one field per entry of PARAMETERS.",
+        "__module__": __name__,  # picklable: Tune pickles the searcher that holds a space
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -63,51 +120,72 @@ class DefineByRun:
     """The Optuna define-by-run function for a space: `DefineByRun(space)(optuna_trial)`.
 
     A class rather than a closure so that Tune can pickle the searcher into its experiment
-    checkpoint (for resume).
+    checkpoint (for resume). Returns the constants of the parameters it did not sample, which
+    Tune merges into the trial's config.
     """
 
     space: SearchSpace
 
-    def __call__(self, trial: Any) -> dict[str, Any] | None:
-        space = self.space
-        num_layers = trial.suggest_int("num_layers", *space.num_layers)
-        trial.suggest_int("hidden_size", *space.hidden_size, log=True)
-        if num_layers > 1 and space.dropout[1] > 0:
-            trial.suggest_float("dropout", *space.dropout)
-        trial.suggest_int("seq_len", *space.seq_len, log=True)
-        trial.suggest_float("lr", *space.lr, log=True)
-        trial.suggest_int("batch_size", *space.batch_size, log=True)
-        if len(space.cells) > 1:
-            trial.suggest_categorical("cell", list(space.cells))
-        constants: dict[str, Any] = {}  # fixed values Tune merges into the trial's config
-        if num_layers == 1 or space.dropout[1] == 0:
-            constants["dropout"] = 0.0
-        if len(space.cells) == 1:
-            constants["cell"] = space.cells[0]
+    def __call__(self, trial: Any) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        constants: dict[str, Any] = {}
+        for p in PARAMETERS:
+            bounds = getattr(self.space, p.name)
+            if not p.sampled(self.space, values):
+                constants[p.name] = p.constant(self.space)
+            elif p.kind == "int":
+                values[p.name] = trial.suggest_int(p.name, *bounds, log=p.log)
+            elif p.kind == "float":
+                values[p.name] = trial.suggest_float(p.name, *bounds, log=p.log)
+            else:
+                values[p.name] = trial.suggest_categorical(p.name, list(bounds))
         return constants
 
 
+def searched(space: SearchSpace) -> list[tuple[str, str]]:
+    """(parameter, axis scale) of each hyperparameter the space really varies."""
+    varied = []
+    for p in PARAMETERS:
+        value = getattr(space, p.name)
+        if p.kind == "choice":
+            if len(value) > 1:
+                varied.append((p.name, "category"))
+        elif value[0] < value[1] and (not p.needs_layers or space.num_layers[1] > p.needs_layers):
+            varied.append((p.name, "log" if p.log else "linear"))
+    return varied
+
+
 def space_from_mapping(overrides: dict[str, Any], base: SearchSpace | None = None) -> SearchSpace:
-    """`base` with the given fields replaced; unknown fields are an error."""
+    """`base` with the given parameters' ranges replaced; unknown names are an error.
+
+    Values may be lists, or strings like "64,512" from the command line.
+    """
     base = base or SearchSpace()
-    names = {f.name for f in fields(SearchSpace)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise ConfigError(f"unknown search-space field(s): {', '.join(unknown)}")
     values: dict[str, Any] = {}
-    for name, value in overrides.items():
-        if isinstance(value, str):  # "64,512" from the command line, typed like the default
-            kind = type(getattr(base, name)[0])
+    for key, value in overrides.items():
+        name = ALIASES.get(key, key)
+        p = BY_NAME.get(name)
+        if p is None:
+            raise ConfigError(
+                f"unknown search-space field {key!r}; choose from {', '.join(HYPERPARAMETERS)}"
+            )
+        if isinstance(value, str):
+            kind = {"int": int, "float": float, "choice": str}[p.kind]
             try:
                 value = [kind(v.strip()) for v in value.split(",") if v.strip()]
             except ValueError as error:
                 raise ConfigError(f"search-space field {name}: {error}") from None
         if not isinstance(value, list | tuple):
             raise ConfigError(f"search-space field {name} must be a list, got {value!r}")
-        if name in RANGES and len(value) != 2:
-            raise ConfigError(f"search range {name} must be [low, high], got {value}")
+        if p.kind != "choice" and len(value) != 2:
+            raise ConfigError(f"search range {name} must be [low, high], got {list(value)}")
         values[name] = tuple(value)
     return replace(base, **values)
+
+
+def space_to_mapping(space: SearchSpace) -> dict[str, list]:
+    """The space as plain lists (search.json, --range strings)."""
+    return {name: list(value) for name, value in asdict(space).items()}
 
 
 def load_space_file(path: str | Path, base: SearchSpace | None = None) -> SearchSpace:
@@ -130,35 +208,24 @@ def load_space_file(path: str | Path, base: SearchSpace | None = None) -> Search
 def wandb_sweep(
     space: SearchSpace, metric: str = "val_bpc", command: list[str] | None = None
 ) -> dict[str, Any]:
-    """The same space as a W&B sweep configuration (for W&B's own sweep controller)."""
-    parameters: dict[str, Any] = {
-        "num_layers": {
-            "distribution": "int_uniform",
-            "min": space.num_layers[0],
-            "max": space.num_layers[1],
-        },
-        "hidden_size": {
-            "distribution": "q_log_uniform_values",
-            "q": 1,
-            "min": space.hidden_size[0],
-            "max": space.hidden_size[1],
-        },
-        "dropout": {"distribution": "uniform", "min": space.dropout[0], "max": space.dropout[1]},
-        "seq_len": {
-            "distribution": "q_log_uniform_values",
-            "q": 1,
-            "min": space.seq_len[0],
-            "max": space.seq_len[1],
-        },
-        "lr": {"distribution": "log_uniform_values", "min": space.lr[0], "max": space.lr[1]},
-        "batch_size": {
-            "distribution": "q_log_uniform_values",
-            "q": 1,
-            "min": space.batch_size[0],
-            "max": space.batch_size[1],
-        },
-        "cell": {"values": list(space.cells)},
-    }
+    """The same space as a W&B sweep configuration (for W&B's own sweep controller).
+
+    W&B sweeps cannot express a condition: dropout is sampled for every run and has no effect
+    with one layer.
+    """
+    parameters: dict[str, Any] = {}
+    for p in PARAMETERS:
+        value = getattr(space, p.name)
+        if p.kind == "choice":
+            parameters[p.name] = {"values": list(value)}
+        elif p.kind == "int":
+            distribution = "q_log_uniform_values" if p.log else "int_uniform"
+            parameters[p.name] = {"distribution": distribution, "min": value[0], "max": value[1]}
+            if p.log:
+                parameters[p.name]["q"] = 1
+        else:
+            distribution = "log_uniform_values" if p.log else "uniform"
+            parameters[p.name] = {"distribution": distribution, "min": value[0], "max": value[1]}
     sweep: dict[str, Any] = {
         "method": "bayes",
         "metric": {"name": metric, "goal": "minimize"},
@@ -167,3 +234,6 @@ def wandb_sweep(
     if command:
         sweep["command"] = command
     return sweep
+
+
+SPACE_FIELDS = tuple(f.name for f in fields(SearchSpace))

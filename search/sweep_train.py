@@ -13,12 +13,14 @@ logged to the sweep's W&B run.
 
 from __future__ import annotations
 
-import argparse
+import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from corpora import CorpusError
+from corpora.errors import run_cli
+from corpora.flags import OneLineParser
 from model.config import FLAT_KEYS
 from model.errors import ConfigError
 from model.train import train_to_folder
@@ -37,29 +39,32 @@ def parse_sweep_args(extra: list[str]) -> dict[str, Any]:
     return flat
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m search.sweep_train", description=__doc__)
+def command(argv: Sequence[str] | None = None) -> int:
+    parser = OneLineParser(prog="python -m search.sweep_train", description=__doc__)
     parser.add_argument("--corpus", required=True, help="corpus name or path")
     parser.add_argument("--max-train-chars", type=int, default=None, help="training budget")
     parser.add_argument("--data-dir", default=None, help="local corpus folder")
     parser.add_argument("--out", default="runs/sweeps", help="folder for each run's checkpoints")
     args, extra = parser.parse_known_args(argv)
-    try:
-        flat = {
-            "corpus": args.corpus,
-            **({"max_train_chars": args.max_train_chars} if args.max_train_chars else {}),
-            **({"data_dir": args.data_dir} if args.data_dir else {}),
-            **parse_sweep_args(extra),
-        }
-        import wandb  # only here: the sweep agent's run
+    flat = {
+        "corpus": args.corpus,
+        **({"max_train_chars": args.max_train_chars} if args.max_train_chars else {}),
+        **({"data_dir": args.data_dir} if args.data_dir else {}),
+        **parse_sweep_args(extra),
+    }
+    import wandb  # only here: the sweep agent's run
 
-        with wandb.init(config=flat) as run:
-            out = Path(args.out) / run.id
-            train_to_folder(flat, out, progress=False, on_report=run.log)
-    except (ConfigError, CorpusError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    # W&B's own files beside the runs (OUT/wandb/), in the mode WANDB_MODE asks for.
+    with wandb.init(config=flat, dir=str(out), mode=os.environ.get("WANDB_MODE")) as run:
+        train_to_folder(flat, out / run.id, progress=False, on_report=run.log)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The agent's command; every expected failure is one "error:" line and exit status 2."""
+    return run_cli(command, argv)
 
 
 if __name__ == "__main__":

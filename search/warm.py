@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from model.errors import ConfigError
-from search.space import RANGES, SearchSpace
+from search.space import HYPERPARAMETERS, PARAMETERS, SearchSpace
 
 # Known-good starting points (see README, "How the defaults were chosen"). The first is
 # karpathy/char-rnn's default network (2 x 128 LSTM, 50 streams of 50 characters) at a
@@ -37,31 +37,30 @@ DEFAULT_WARM_STARTS: tuple[dict[str, Any], ...] = (
     {"num_layers": 2, "hidden_size": 256, "dropout": 0.1, "seq_len": 100, "batch_size": 64,
      "lr": 5e-3},
 )  # fmt: skip
-WARM_KEYS = ("cell", "num_layers", "hidden_size", "dropout", "seq_len", "lr", "batch_size")
+WARM_KEYS = HYPERPARAMETERS
 
 
 def fit_to_space(point: dict[str, Any], space: SearchSpace) -> dict[str, Any] | None:
     """`point` as the space's define-by-run function would suggest it, or None if outside it.
 
-    Only the parameters the space samples are kept: dropout only with more than one layer,
-    the cell only when more than one is searched.
+    Only the parameters the space samples are kept (dropout only with more than one layer,
+    the cell only when more than one is searched); a constant must match the space's.
     """
     out: dict[str, Any] = {}
-    for name in RANGES:
-        if name == "dropout" and (point.get("num_layers", 1) < 2 or space.dropout[1] == 0):
+    for p in PARAMETERS:
+        value = point.get(p.name)
+        if not p.sampled(space, out):
+            inactive = p.needs_layers and out.get("num_layers", 1) <= p.needs_layers
+            if value is not None and not inactive and value != p.constant(space):
+                return None  # e.g. a GRU configuration in an LSTM-only space
             continue
-        value = point.get(name)
-        low, high = getattr(space, name)
-        if value is None or not low <= value <= high:
+        bounds = getattr(space, p.name)
+        inside = value in bounds if p.kind == "choice" else (
+            value is not None and bounds[0] <= value <= bounds[1]
+        )  # fmt: skip
+        if not inside:
             return None
-        out[name] = value
-    if len(space.cells) > 1:
-        cell = point.get("cell") or "lstm"
-        if cell not in space.cells:
-            return None
-        out["cell"] = cell
-    elif point.get("cell") not in (None, space.cells[0]):
-        return None
+        out[p.name] = value
     return out
 
 
@@ -70,9 +69,9 @@ def top_configurations(folder: str | Path, top: int) -> list[dict[str, Any]]:
     path = Path(folder)
     table_file = path / "trials.parquet"
     if not path.is_dir():
-        raise ConfigError(f"--warm-start folder {path} does not exist")
+        raise ConfigError(f"search folder {path} does not exist")
     if not table_file.is_file():
-        raise ConfigError(f"--warm-start folder {path} holds no search (no trials.parquet)")
+        raise ConfigError(f"folder {path} holds no search (no trials.parquet)")
     try:
         rows = pq.read_table(table_file).to_pylist()
     except (OSError, pa.ArrowException) as error:
@@ -81,7 +80,7 @@ def top_configurations(folder: str | Path, top: int) -> list[dict[str, Any]]:
         raise ConfigError(f"{table_file} is not a trials table of this project")
     scored = [r for r in rows if r.get("best_val_bpc") is not None]
     if not scored:
-        raise ConfigError(f"--warm-start search {path} has no trial with a validation result")
+        raise ConfigError(f"search {path} has no trial with a validation result")
     scored.sort(key=lambda r: r["best_val_bpc"])
     return [{k: r[k] for k in WARM_KEYS if r[k] is not None} for r in scored[:top]]
 

@@ -36,7 +36,7 @@ def ray_local():
 
 def tiny_search(storage, corpus, name, corpus_dir, **settings):
     """The "tiny" preset (the suite's size: seconds of training on a 200k-character slice)."""
-    from search.config import from_preset
+    from search.presets import from_preset
 
     return from_preset(
         "tiny", corpus=corpus, name=name, storage=str(storage), data_dir=str(corpus_dir),

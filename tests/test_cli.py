@@ -1,4 +1,5 @@
-"""The training and sampling command lines, run as a user runs them: as subprocesses."""
+"""The training and sampling command lines, called in-process as `main(argv)`; one test runs
+them as real processes to show their exit status."""
 
 import subprocess
 import sys
@@ -7,45 +8,56 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from corpora.cli import main as corpora_main
+from model.sample import main as sample_main
+from model.train import main as train_main
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--hidden-size", "16", "--num-layers", "1", "--batch-size", "8", "--seq-len", "16",
         "--max-chars", "50000", "--eval-every-chars", "2048", "--device", "cpu"]  # fmt: skip
 
 
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
 
 
-def test_train_resume_and_sample(corpus_dir, tmp_path):
+def test_train_resume_and_sample(corpus_dir, tmp_path, capsys):
     out = tmp_path / "mc"
-    first = run("model.train", "--corpus", "monte-cristo", "--data-dir", str(corpus_dir), *TINY,
-                "--max-train-chars", "4096", "--out", str(out), cwd=tmp_path)  # fmt: skip
-    assert first.returncode == 0, first.stderr
-    assert "val_bpc" in first.stdout
+    args = ["--corpus", "monte-cristo", "--data-dir", str(corpus_dir), *TINY]
+    assert train_main([*args, "--max-train-chars", "4096", "--out", str(out)]) == 0
+    assert "val_bpc" in capsys.readouterr().out
     assert {p.name for p in out.iterdir()} >= {"checkpoint.pt", "best.pt", "metrics.parquet"}
     assert pq.read_table(out / "metrics.parquet").column("chars_seen").to_pylist() == [2048, 4096]
 
-    again = run("model.train", "--out", str(out), "--corpus", "irc", cwd=tmp_path)
-    assert again.returncode == 2 and "already holds a run" in again.stderr  # nothing overwritten
+    assert train_main(["--out", str(out), "--corpus", "irc"]) == 2  # nothing overwritten
+    assert "already holds a run" in one_error_line(capsys)
 
-    sample = run("model.sample", "--checkpoint", str(out), "--length", "60", "--seed", "7",
-                 "--prime", "The ", cwd=tmp_path)  # fmt: skip
-    assert sample.returncode == 0, sample.stderr
-    assert sample.stdout.startswith("The ") and len(sample.stdout.rstrip("\n")) >= 60
-    repeat = run("model.sample", "--checkpoint", str(out), "--length", "60", "--seed", "7",
-                 "--prime", "The ", cwd=tmp_path)  # fmt: skip
-    assert repeat.stdout == sample.stdout
+    sample = ["--checkpoint", str(out), "--length", "60", "--seed", "7", "--prime", "The "]
+    assert sample_main(sample) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("The ") and len(text.rstrip("\n")) >= 60
+    assert sample_main(sample) == 0 and capsys.readouterr().out == text  # same seed, same text
 
 
-def test_resume_of_a_finished_run_has_nothing_left_to_train(corpus_dir, tmp_path):
+def test_resume_of_a_finished_run_has_nothing_left_to_train(corpus_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["model.train", "--corpus", "monte-cristo", "--data-dir", str(corpus_dir), *TINY,
-            "--out", str(out)]  # fmt: skip
-    assert run(*args, "--max-train-chars", "2048", cwd=tmp_path).returncode == 0
-    resumed = run("model.train", "--out", str(out), "--resume", cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "completed" in resumed.stdout  # nothing left to train: the saved budget was reached
+    args = ["--corpus", "monte-cristo", "--data-dir", str(corpus_dir), *TINY, "--out", str(out)]
+    assert train_main([*args, "--max-train-chars", "2048"]) == 0
+    capsys.readouterr()
+    assert train_main(["--out", str(out), "--resume"]) == 0
+    assert "completed" in capsys.readouterr().out  # the saved budget was reached
+
+
+def test_a_time_budget_ends_training_with_a_last_report(corpus_dir, tmp_path, capsys):
+    out = tmp_path / "timed"
+    args = ["--corpus", "monte-cristo", "--data-dir", str(corpus_dir), *TINY, "--out", str(out),
+            "--max-train-chars", "1000000000", "--eval-every-chars", "0",
+            "--time-budget", "4"]  # fmt: skip
+    assert train_main(args) == 0
+    rows = pq.read_table(out / "metrics.parquet").to_pylist()
+    assert [r["end"] for r in rows] == ["cut"] and rows[0]["chars_seen"] > 0
 
 
 @pytest.mark.parametrize(
@@ -61,9 +73,11 @@ def test_resume_of_a_finished_run_has_nothing_left_to_train(corpus_dir, tmp_path
         (None, ["--corpus", "monte-cristo", "--dropout", "1.5"], "dropout"),
         (None, ["--corpus", "monte-cristo", "--cell", "transformer"], "cell"),
         (None, ["--corpus", "monte-cristo", "--val-fraction", "0.9"], "val_fraction"),
+        (None, ["--corpus", "monte-cristo", "--seed", "1180591620717411303424"], "seed"),
+        (None, ["--corpus", "monte-cristo", "--device", "tpu"], "device"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(setup, args, message, corpus_dir, tmp_path):
+def test_bad_input_is_one_line_and_exit_2(setup, args, message, corpus_dir, tmp_path, capsys):
     files = {
         "empty.txt": b"",
         "binary.txt": b"\x00\x01\x02 binary",
@@ -73,14 +87,36 @@ def test_bad_input_is_one_line_and_exit_2(setup, args, message, corpus_dir, tmp_
     if setup:
         (tmp_path / setup).write_bytes(files[setup])
     args = [a.replace("{dir}", str(tmp_path)) for a in args]
-    result = run("model.train", *args, "--data-dir", str(corpus_dir), "--out",
-                 str(tmp_path / "out"), cwd=tmp_path)  # fmt: skip
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert train_main([*args, "--data-dir", str(corpus_dir), "--out", str(tmp_path / "out")]) == 2
+    assert message in one_error_line(capsys)
     assert not (tmp_path / "out").exists()
 
 
-def test_sample_refuses_a_missing_checkpoint(tmp_path):
-    result = run("model.sample", "--checkpoint", str(tmp_path / "nothing"), cwd=tmp_path)
-    assert result.returncode == 2 and result.stderr.startswith("error: checkpoint not found")
+def test_sample_refuses_a_missing_checkpoint_and_names_a_missing_device(tmp_path, capsys):
+    assert sample_main(["--checkpoint", str(tmp_path / "nothing")]) == 2
+    assert one_error_line(capsys).startswith("error: checkpoint not found")
+    (tmp_path / "x.pt").write_bytes(b"")
+    assert sample_main(["--checkpoint", str(tmp_path / "x.pt"), "--device", "cuda:0"]) == 2
+    assert "cuda:0" in one_error_line(capsys)
+
+
+@pytest.mark.slow
+def test_real_processes_exit_with_the_status_main_returns(tmp_path):
+    for module, argv, code in (
+        ("model.train", ["--corpus", "no-such-corpus", "--out", str(tmp_path / "o")], 2),
+        ("model.sample", ["--checkpoint", str(tmp_path / "none")], 2),
+        ("corpora", ["fetch", "no-such-corpus"], 2),
+        ("corpora", ["list"], 0),
+    ):
+        done = subprocess.run([sys.executable, "-m", module, *argv], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode == code, (module, done.stderr)
+        if code:
+            assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
+
+
+def test_corpora_cli_lists_and_refuses_in_one_line(corpus_dir, capsys):
+    assert corpora_main(["list", "--data-dir", str(corpus_dir)]) == 0
+    assert "monte-cristo" in capsys.readouterr().out
+    assert corpora_main(["fetch", "nope", "--no-download"]) == 2
+    one_error_line(capsys)

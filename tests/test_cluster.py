@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+RAY = str(Path(sys.executable).parent / "ray")  # the CLI of this interpreter's Ray
 
 
 def free_port() -> int:
@@ -57,10 +58,14 @@ def two_node_cluster(tmp_path):
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN": secrets.token_hex(32),
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1",  # the suite's local Ray sets 0 (loopback only)
+        # A lost node is declared dead within a few seconds, not the default half minute.
+        "RAY_health_check_period_ms": "1000",
+        "RAY_health_check_timeout_ms": "1000",
+        "RAY_health_check_failure_threshold": "3",
     }
     node = ["--num-cpus=1", "--node-ip-address=127.0.0.2", "--disable-usage-stats", "--block"]
     head_cmd = [
-        "ray",
+        RAY,
         "start",
         "--head",
         f"--port={address.split(':')[1]}",
@@ -82,7 +87,7 @@ def two_node_cluster(tmp_path):
         wait_for(lambda: bool(list(Path(temp_dir).glob("session_*/sockets/raylet"))), 120, "head")
         nodes.append(
             subprocess.Popen(
-                ["ray", "start", f"--address={address}", *node],
+                [RAY, "start", f"--address={address}", *node],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -94,7 +99,7 @@ def two_node_cluster(tmp_path):
             120,
             "worker node",
         )
-        yield address, env
+        yield address, env, nodes
     finally:
         for proc in reversed(nodes):  # `ray start --block` drains its node on SIGTERM
             proc.terminate()
@@ -108,10 +113,11 @@ def two_node_cluster(tmp_path):
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_search_spreads_over_two_nodes(two_node_cluster, corpus_dir, tmp_path):
     corpus = tmp_path / "slice.txt"  # a corpus only the driver ever reads
     corpus.write_text((corpus_dir / "monte_cristo.txt").read_text(encoding="utf-8")[:200_000])
-    address, env = two_node_cluster
+    address, env, _ = two_node_cluster
     args = [
         sys.executable,
         "-m",
@@ -154,8 +160,74 @@ def test_search_spreads_over_two_nodes(two_node_cluster, corpus_dir, tmp_path):
     assert len({t["node_id"] for t in trials}) == 2, "trials should run on both nodes"
 
 
-def test_cluster_yaml_is_a_valid_ray_cluster_config():
-    """cluster.yaml passes the Ray cluster launcher's own schema and installs this project."""
+def trials_on(node: subprocess.Popen) -> list[psutil.Process]:
+    """Trial processes (Tune's function trainables) under one `ray start --block` node."""
+    try:
+        below = psutil.Process(node.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    return [p for p in below if "ImplicitFunc" in " ".join(p.cmdline() or [])]
+
+
+@pytest.mark.slow
+def test_a_lost_worker_node_costs_no_trial_and_no_row(two_node_cluster, corpus_dir, tmp_path):
+    """The worker node's raylet and its workers are killed by PID mid-search (`ray stop` would
+    stop both nodes). The search still ends with exactly the requested trials; the trial that
+    ran there restarts from its checkpoint on the head node; no row is lost or repeated."""
+    address, env, nodes = two_node_cluster
+    storage = tmp_path / "runs"
+    args = [sys.executable, "-m", "search.run", "--corpus", "monte-cristo", "--data-dir",
+            str(corpus_dir), "--name", "lost-node", "--storage", str(storage), "--address",
+            address, "--preset", "tiny", "--trials", "3", "--time-budget", "120",
+            "--concurrency", "2", "--wandb-mode", "disabled"]  # fmt: skip
+    driver = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    search_dir = storage / "lost-node"
+
+    def checkpointed_there() -> bool:  # a trial still running on the worker node has reported
+        # Tune runs each trial in a working folder named after it: that names the trial.
+        names = set()
+        for proc in trials_on(nodes[1]):
+            try:
+                names.add(Path(proc.cwd()).name.split("_")[2])
+            except (psutil.Error, IndexError):
+                continue
+        assert driver.poll() is None, driver.stdout.read()[-3000:]
+        return any(search_dir.glob(f"train_trial_{n}_*/checkpoint_*") for n in names)
+
+    wait_for(checkpointed_there, 120, "a trial on the worker node to report and checkpoint")
+    for proc in psutil.Process(nodes[1].pid).children(recursive=True):  # raylet and workers
+        proc.kill()
+    output, _ = driver.communicate(timeout=300)
+    assert driver.returncode == 0, output[-3000:]
+
+    from ray import tune
+
+    from search.store import SearchFolder
+    from tests.test_faults import check_no_row_lost_or_repeated
+
+    rows = check_no_row_lost_or_repeated(search_dir, trials=3)
+    assert all(r["status"] in ("completed", "cut", "stopped") for r in rows), rows
+    analysis = tune.ExperimentAnalysis(str(search_dir))
+    restarted = {t.trial_id: t.num_failures for t in analysis.trials if t.num_failures}
+    assert restarted, "no trial was restarted: the lost node ran nothing"
+    second_rung = SearchFolder(search_dir).rungs()[1]
+    for trial_id in restarted:
+        # Tune's own log of every report, repeats included: where the restart resumed from.
+        log = analysis.trial_dataframes[trial_id]
+        chars, seconds = log["chars_seen"].tolist(), log["train_s"].tolist()
+        repeated = [b for a, b in zip(chars, chars[1:], strict=False) if b <= a]
+        print(f"trial {trial_id}: {restarted[trial_id]} restart(s); reports at {chars} chars; "
+              f"{sum(repeated):,} chars reported twice")  # fmt: skip
+        # A restart from zero would report the first rung again, after other training seconds;
+        # from a checkpoint it cannot (Tune may log the restored report a second time).
+        assert len({t for t in seconds if t < second_rung}) <= 1, seconds
+
+
+@pytest.mark.parametrize("name", ["cluster.yaml", "cluster-local.yaml"])
+def test_cluster_configs_are_valid_and_every_node_authenticates(name):
+    """The launcher configs pass Ray's own schema, install this project, and start every node
+    with token authentication, the token copied to Ray's default path."""
     import json
 
     import jsonschema
@@ -163,7 +235,12 @@ def test_cluster_yaml_is_a_valid_ray_cluster_config():
     import yaml
 
     schema_path = Path(ray.__file__).parent / "autoscaler" / "ray-schema.json"
-    config = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    config = yaml.safe_load((ROOT / name).read_text())
     jsonschema.validate(config, json.loads(schema_path.read_text()))
     assert any("pip install -e ." in c for c in config["setup_commands"])
-    assert config["file_mounts"] == {"~/char-rnn-search": "."}
+    assert config["file_mounts"]["~/char-rnn-search"] == "."
+    assert config["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        starts = [c for c in config[key] if "ray start" in c]
+        assert starts and all("RAY_AUTH_MODE=token ray start" in c for c in starts), key
+    assert any("RAY_AUTH_MODE=token" in c for c in config["setup_commands"])  # ray exec too

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import io
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import corpora.prepare
 from corpora import (
     REGISTRY,
     CorpusConfig,
@@ -138,8 +140,9 @@ def test_registry_entries_are_complete() -> None:
         assert spec.name == name
         assert spec.filename.endswith(".txt")
         assert spec.url.startswith("https://")
-        assert len(spec.sha256) == 64 and int(spec.sha256, 16) >= 0
-        assert callable(spec.prepare)
+        assert re.fullmatch(r"[0-9a-f]{64}", spec.sha256), spec.sha256
+        # Each source is prepared by its own function (Gutenberg, USLM XML, C sources).
+        assert spec.prepare is getattr(corpora.prepare, f"prepare_{name.replace('-', '_')}")
     assert REGISTRY["irc"].note and REGISTRY["war-and-peace"].note  # re-rendered sources
 
 
@@ -231,7 +234,7 @@ def test_fetch_downloads_once_then_serves_cache(server: Server, tmp_path: Path) 
     assert file_sha256(path) == spec.sha256
     assert fetch(spec, cache) == path
     assert server.requests["/tiny.raw"] == 1
-    assert not list(cache.glob("*.part"))
+    assert not list(cache.glob(".*.tmp"))  # no temporary file left behind
 
 
 def test_fetch_checksum_mismatch_installs_nothing(server: Server, tmp_path: Path) -> None:
@@ -612,3 +615,73 @@ def test_cli_bad_name_exits_2_with_one_line(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert result.stderr.startswith("error: unknown corpus 'no-such-corpus'")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Downloads that must not be trusted, and local files that are not what they claim
+
+
+def test_a_redirect_from_https_to_http_is_refused() -> None:
+    import urllib.error
+    import urllib.request
+
+    from corpora.fetch import _NoDowngrade
+
+    handler = _NoDowngrade()
+    request = urllib.request.Request("https://example.org/corpus.zip")
+    with pytest.raises(urllib.error.URLError, match="refused redirect from https"):
+        handler.redirect_request(request, None, 302, "Found", {}, "http://example.org/x.zip")
+    allowed = handler.redirect_request(request, None, 302, "Found", {}, "https://cdn.org/x.zip")
+    assert allowed.full_url == "https://cdn.org/x.zip"
+
+
+def test_a_download_over_the_size_cap_is_refused(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fetch_module = sys.modules["corpora.fetch"]  # `corpora.fetch` is also the function's name
+    monkeypatch.setattr(fetch_module, "MAX_DOWNLOAD_BYTES", 10)
+    with pytest.raises(CorpusError, match="byte cap"):
+        fetch(tiny_spec(server), tmp_path / "cache")
+    assert not (tmp_path / "cache" / "tiny.txt").exists()
+
+
+def test_a_held_download_lock_times_out_naming_the_lock_file(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from filelock import FileLock
+
+    monkeypatch.setattr(sys.modules["corpora.fetch"], "LOCK_TIMEOUT_S", 0.2)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    with FileLock(cache / "tiny.txt.lock"), pytest.raises(CorpusError) as info:
+        fetch(tiny_spec(server), cache)
+    assert str(cache / "tiny.txt.lock") in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [(b"", "empty"), (b"\x00\x01 binary", "binary"), ("café".encode("latin-1"), "UTF-8")],
+)
+def test_fetch_checks_the_content_of_a_local_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: bytes, message: str
+) -> None:
+    (tmp_path / "monte_cristo.txt").write_bytes(data)
+    assert main(["fetch", "monte-cristo", "--data-dir", str(tmp_path), "--no-download"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_a_registered_name_with_another_file_is_flagged_everywhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "monte_cristo.txt").write_text("Not Dumas at all.\n" * 500, encoding="utf-8")
+    assert main(["fetch", "monte-cristo", "--data-dir", str(tmp_path), "--no-download"]) == 0
+    assert "not the registry's reference file" in capsys.readouterr().err
+    corpus = load_corpus(CorpusConfig(name="monte-cristo", data_dir=str(tmp_path)))
+    assert corpus.verified is False
+    assert main(["list", "--data-dir", str(tmp_path)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("monte-cristo"))
+    assert " differs " in line
+    own = tmp_path / "notes.txt"
+    own.write_text("my own text\n" * 100, encoding="utf-8")
+    assert load_corpus(CorpusConfig(name=str(own))).verified is None  # a path: nothing to check

@@ -9,9 +9,9 @@ from ray.tune.schedulers import TrialScheduler
 
 from model.config import parse_duration
 from model.errors import ConfigError
-from search.adapters import write_clock
 from search.promotion import PromotionScheduler
 from search.schedule import MIN_GRACE_S, plan_schedule
+from search.store import SearchFolder
 
 
 @pytest.mark.parametrize("budget", [20, 75, 300, 1200, 7200, 86400])
@@ -47,8 +47,8 @@ def test_bad_durations_are_one_clear_error(text):
 
 
 def test_bad_budgets_and_slots_are_refused():
-    with pytest.raises(ConfigError, match="time budget"):
-        plan_schedule(0, 2)
+    with pytest.raises(ConfigError, match="at least 20 s"):
+        plan_schedule(10, 2)
     with pytest.raises(ConfigError, match="slots"):
         plan_schedule(60, 0)
 
@@ -63,6 +63,7 @@ class Stub:
     trial_id: str
     status: str = Trial.RUNNING
     last_result: dict | None = None
+    num_failures: int = 0
 
 
 class Controller:
@@ -80,10 +81,10 @@ class Controller:
 
 def scheduler(tmp_path, elapsed: float, budget: float = 300.0) -> PromotionScheduler:
     started = time.time() - elapsed
-    write_clock(tmp_path, started, started + budget)
+    SearchFolder(tmp_path).write_clock(started, started + budget)
     return PromotionScheduler(
         rungs_s=(10.0, 30.0), reduction_factor=3, slots=2, folder=str(tmp_path),
-        last_start_s=100.0, min_run_s=10.0, record=str(tmp_path / "stopped.txt"),
+        last_start_s=100.0, min_run_s=10.0,
     )  # fmt: skip
 
 
@@ -132,7 +133,7 @@ def test_the_end_game_resumes_the_most_promising_paused_trials(tmp_path):
     trials[1].status = Trial.RUNNING
     report(sched, controller, trials[1], 30.0, 2.1)  # alone at rung 1: waits
     assert trials[1].status == Trial.PAUSED
-    write_clock(tmp_path, time.time() - 150, time.time() + 150)  # past exploration
+    SearchFolder(tmp_path).write_clock(time.time() - 150, time.time() + 150)  # past exploration
     # Highest rung first, whatever the quota; then the best of the lower rung.
     assert sched.choose_trial_to_run(controller) is trials[1]
     trials[1].status = Trial.RUNNING
@@ -143,7 +144,7 @@ def test_the_end_game_resumes_the_most_promising_paused_trials(tmp_path):
     trials.append(Stub("t3"))
     assert report(sched, controller, trials[3], 10.0, 3.0) == TrialScheduler.PAUSE
     # ... and with too little time left, the trials still paused are stopped and recorded.
-    write_clock(tmp_path, time.time() - 295, time.time() + 5)
+    SearchFolder(tmp_path).write_clock(time.time() - 295, time.time() + 5)
     assert sched.choose_trial_to_run(controller) is None
     assert sorted(controller.stopped) == ["t2", "t3"]
     assert sorted((tmp_path / "stopped.txt").read_text().split()) == ["t2", "t3"]

@@ -11,25 +11,24 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from model.errors import ConfigError
 from model.sample import generate, load_model
-from search.adapters import read_clock
-from search.builders import STUDY_FILE, report_points
+from search.builders import report_points
 from search.results import TRIALS_SCHEMA, resumed_history
 from search.run import main as run_main
-from search.space import SearchSpace, load_space_file, space_from_mapping
+from search.store import STUDY, SearchFolder
 from search.sweep_train import main as sweep_main
 from search.tuning import run_search
 from tests.conftest import tiny_search
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # real searches on a local Ray
 
 
 def test_search_spends_its_budget_and_every_trial_ends_with_a_result(searches):
     config, outcome = searches["monte-cristo"]
     trials = pq.read_table(config.path / "trials.parquet")
     assert trials.schema.equals(TRIALS_SCHEMA)
-    assert trials.num_rows == outcome.trials >= 2 and not outcome.interrupted
+    assert trials.num_rows == outcome.trials.num_rows >= 2 and not outcome.interrupted
     rows = trials.to_pylist()
     statuses = [r["status"] for r in rows]
     assert set(statuses) <= {"completed", "cut", "stopped"}, statuses
@@ -48,7 +47,7 @@ def test_search_spends_its_budget_and_every_trial_ends_with_a_result(searches):
 
 def test_the_time_budget_is_respected(searches):
     config, outcome = searches["monte-cristo"]
-    clock = read_clock(config.path)
+    clock = SearchFolder(config.path).clock()
     assert clock["deadline"] - clock["started"] == config.time_budget_s
     curves = pq.read_table(config.path / "curves.parquet").to_pylist()
     assert max(c["time"] for c in curves) <= clock["deadline"]  # every last report in time
@@ -88,7 +87,7 @@ def test_best_model_is_kept_and_samples_text(searches):
 def test_wandb_offline_runs_are_written(searches):
     config, outcome = searches["monte-cristo"]
     runs = sorted((config.path / "wandb").glob("offline-run-*"))
-    assert len(runs) == outcome.trials
+    assert len(runs) == outcome.trials.num_rows
     for run in runs:
         assert list(run.glob("*.wandb")), f"no run file in {run}"
     sweep = yaml.safe_load((config.path / "sweep.yaml").read_text())
@@ -98,6 +97,18 @@ def test_wandb_offline_runs_are_written(searches):
     assert not (irc_config.path / "wandb").exists()  # --wandb-mode disabled
 
 
+def test_no_wandb_key_is_written_anywhere(ray_local, corpus_dir, tmp_path, monkeypatch):
+    key = "0123456789abcdef" * 2 + "feedc0de"  # the shape of a W&B API key, 40 hex digits
+    monkeypatch.setenv("WANDB_API_KEY", key)
+    config = tiny_search(tmp_path, "monte-cristo", "keyed", corpus_dir, trials=2,
+                         time_budget_s=20.0, wandb_mode="offline")  # fmt: skip
+    run_search(config)
+    files = [p for p in config.path.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".wandb" for p in files)  # W&B did write its runs
+    leaked = [p for p in files if key.encode() in p.read_bytes()]
+    assert not leaked, leaked
+
+
 def test_diverging_trials_are_recorded_and_the_search_completes(ray_local, corpus_dir, tmp_path):
     config = tiny_search(
         tmp_path, "monte-cristo", "diverge", corpus_dir, trials=2, wandb_mode="disabled",
@@ -105,7 +116,7 @@ def test_diverging_trials_are_recorded_and_the_search_completes(ray_local, corpu
     )  # fmt: skip
     outcome = run_search(config)
     trials = pq.read_table(config.path / "trials.parquet").to_pylist()
-    assert outcome.trials == 2 and not outcome.interrupted
+    assert outcome.trials.num_rows == 2 and not outcome.interrupted
     assert [t["status"] for t in trials] == ["diverged", "diverged"]
     assert all(t["lr"] >= 50 and "diverged" in t["error"] for t in trials)
     assert all(t["final_val_bpc"] is None and t["num_layers"] >= 1 for t in trials)
@@ -120,7 +131,7 @@ def test_warm_start_runs_an_earlier_searchs_best_configurations_first(
     earlier, _ = searches["irc"]  # another corpus: configurations carry over
     config = tiny_search(
         tmp_path, "monte-cristo", "warm", corpus_dir, trials=2, wandb_mode="disabled",
-        warm_start=str(earlier.path), warm_start_top=2, time_budget_s=15.0,
+        warm_start=str(earlier.path), warm_start_top=2, time_budget_s=20.0,
     )  # fmt: skip
     run_search(config)
     import optuna
@@ -128,7 +139,7 @@ def test_warm_start_runs_an_earlier_searchs_best_configurations_first(
     study = optuna.load_study(
         study_name=config.name,
         storage=optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(config.path / STUDY_FILE))
+            optuna.storages.journal.JournalFileBackend(str(config.path / STUDY))
         ),
     )
     best = sorted(
@@ -188,19 +199,6 @@ def test_sigterm_then_resume_reaches_exactly_the_requested_trials(ray_local, cor
         assert t["chars_trained"] >= before.get(t["trial_id"], 0)
 
 
-def test_space_overrides_from_cli_strings_and_files(tmp_path):
-    space = space_from_mapping({"hidden_size": "128,512", "cells": "lstm,gru"})
-    assert space.hidden_size == (128, 512) and space.cells == ("lstm", "gru")
-    (tmp_path / "space.toml").write_text("lr = [1e-3, 3e-3]\nbatch_size = [32]\n")
-    assert load_space_file(tmp_path / "space.toml").lr == (1e-3, 3e-3)
-    (tmp_path / "space.yaml").write_text("seq_len: [64, 128]\n")
-    assert load_space_file(tmp_path / "space.yaml", SearchSpace()).seq_len == (64, 128)
-    with pytest.raises(ConfigError, match="unknown search-space field"):
-        space_from_mapping({"hiden_size": [1, 2]})
-    with pytest.raises(ConfigError, match="cells"):
-        space_from_mapping({"cells": "lstm,transformer"})
-
-
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -208,6 +206,7 @@ def test_space_overrides_from_cli_strings_and_files(tmp_path):
         (["--corpus", "irc", "--trials", "-1"], "must be non-negative"),
         (["--corpus", "irc", "--time-budget", "ten minutes"], "cannot read duration"),
         (["--corpus", "irc", "--time-budget", "0"], "must be positive"),
+        (["--corpus", "irc", "--time-budget", "10"], "at least 20 s"),
         (["--corpus", "irc", "--warm-start", "no/such/folder"], "does not exist"),
         (["--corpus", "irc", "--warm-start", "{tmp}"], "holds no search"),
         (["--corpus", "irc", "--range", "hidden_size=0,8"], "must start at 1"),
@@ -231,14 +230,13 @@ def test_wandb_sweep_entry_point_trains_and_logs_offline(
     command = sweep["command"]
     assert command[:3] == ["python", "-m", "search.sweep_train"] and command[-1] == "${args}"
     monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     args = [*command[3:-1], "--out", str(tmp_path / "sweeps"), "--max_train_chars=4096",
             "--hidden_size=16", "--batch_size=8", "--seq_len=16", "--lr=3e-3", "--num_layers=1",
             "--eval_every_chars=2048"]  # fmt: skip
     assert sweep_main(args) == 0
-    (run,) = (tmp_path / "wandb").glob("offline-run-*")
+    (run,) = (tmp_path / "sweeps" / "wandb").glob("offline-run-*")
     assert list(run.glob("*.wandb"))
-    (folder,) = (tmp_path / "sweeps").iterdir()
+    (folder,) = (p for p in (tmp_path / "sweeps").iterdir() if p.name != "wandb")
     assert pq.read_table(folder / "metrics.parquet").num_rows == 2
     assert sweep_main([*args, "--hiden_size=16"]) == 2
 
@@ -250,7 +248,7 @@ def test_optuna_learns_stopped_trials_as_pruned(searches):
 
     config, _ = searches["monte-cristo"]
     storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(config.path / STUDY_FILE))
+        optuna.storages.journal.JournalFileBackend(str(config.path / STUDY))
     )
     study = optuna.load_study(study_name=config.name, storage=storage)
     told = {t.user_attrs["tune_trial_id"]: t.state for t in study.trials}

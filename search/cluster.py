@@ -1,0 +1,47 @@
+"""Ray itself: start or join it, and size the search to the cluster it finds.
+
+started = start_ray(config.address)       # None: a local Ray on this machine
+slots = config.concurrency or default_concurrency(config)
+request_workers(config)                   # an autoscaling cluster grows to --concurrency
+"""
+
+from __future__ import annotations
+
+import ray
+from ray.autoscaler.sdk import request_resources
+
+from model.errors import ConfigError
+from search.config import SearchConfig
+
+
+def start_ray(address: str | None) -> bool:
+    """Connect to `address`, or start a local Ray; returns whether this call started it."""
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(
+            address=address, include_dashboard=False, configure_logging=False, log_to_driver=False
+        )
+    except ConnectionError as error:
+        raise ConfigError(f"cannot reach a Ray cluster at {address!r}: {error}") from None
+    return True
+
+
+def default_concurrency(config: SearchConfig) -> int:
+    """As many trials at once as the cluster's CPUs (and GPUs, if asked for) allow."""
+    resources = ray.cluster_resources()
+    fit = int(resources.get("CPU", 1) // config.cpus_per_trial)
+    if config.gpus_per_trial > 0:
+        fit = min(fit, int(resources.get("GPU", 0) // config.gpus_per_trial))
+    return max(1, min(fit, config.trials) if config.trials else fit)
+
+
+def request_workers(config: SearchConfig) -> None:
+    """On an existing cluster, ask its autoscaler for room for `--concurrency` trials at once.
+
+    Tune only asks for the trials it has started; with the head node alone able to hold them
+    all, an autoscaling cluster would otherwise never grow. A no-op without an autoscaler.
+    """
+    if config.address and config.concurrency:
+        bundle = {"CPU": config.cpus_per_trial, "GPU": config.gpus_per_trial}
+        request_resources(bundles=[{k: v for k, v in bundle.items() if v}] * config.concurrency)

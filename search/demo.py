@@ -1,0 +1,118 @@
+"""The corpus-comparison demo: small equal-length searches of bundled corpora, then the report.
+
+    python -m search.demo                          # "demo": 3 corpora, about 2.5 min on 2 cores
+    python -m search.demo --preset demo-full       # 4 corpora of 2.6 M characters, 4 min each
+    python -m search.demo --corpora irc,nginx --time-budget 1m --max-chars 300000
+
+The sizes are presets of the one registry (`search.presets`); the searches run one after
+another on one local Ray, and `search.report` compares them (see `python -m search.compare`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from corpora.errors import run_cli
+from corpora.flags import OneLineParser, checked
+from model.config import parse_duration
+from search.config import SearchConfig
+from search.presets import PRESETS, from_preset, preset
+from search.report import CompareConfig, build_report
+
+DEMOS = [name for name, p in PRESETS.items() if p.corpora]
+
+
+def demo_configs(
+    name: str,
+    storage: str,
+    stamp: str,
+    corpora: Sequence[str] | None = None,
+    **overrides: object,
+) -> list[SearchConfig]:
+    """One SearchConfig per corpus of preset `name`, all cut to the same length."""
+    chosen = preset(name)
+    return [
+        from_preset(
+            name, corpus=corpus, seed=0, name=f"{corpus}-demo-{stamp}", storage=storage, **overrides
+        )  # fmt: skip
+        for corpus in (corpora or chosen.corpora)
+    ]
+
+
+def run_demo(configs: Sequence[SearchConfig]) -> list[Path]:
+    """Run the demo searches one after another on one local Ray; their folders, in order.
+
+    KeyboardInterrupt if a search was interrupted (Ctrl-C, SIGTERM); finished ones stay on disk.
+    """
+    import ray  # only the demo starts searches
+
+    from search.cluster import start_ray
+    from search.tuning import run_search
+
+    started = start_ray(None)
+    paths = []
+    try:
+        for config in configs:
+            print(f"demo: searching {config.corpus} -> {config.path}", file=sys.stderr)
+            outcome = run_search(config)
+            if outcome.interrupted:
+                raise KeyboardInterrupt(config.name)
+            paths.append(outcome.path)
+    finally:
+        if started:
+            ray.shutdown()
+    return paths
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="python -m search.demo", description=__doc__.split("\n")[0])
+    sizes = "; ".join(f"{n}: {PRESETS[n].help}" for n in DEMOS).replace("%", "%%")
+    p.add_argument("--preset", choices=DEMOS, default="demo", help=sizes)
+    p.add_argument("--corpora", default=None, help="comma-separated corpora (default: preset's)")
+    p.add_argument("--max-chars", type=int, default=None, help="prefix length of every corpus")
+    p.add_argument("--time-budget", type=checked(parse_duration), default=None, metavar="DURATION",
+                   help="search time per corpus, e.g. 60 or 5m")  # fmt: skip
+    p.add_argument("--data-dir", default=None, help="local corpus folder")
+    p.add_argument("--storage", default="runs", help="folder for the searches (default runs)")
+    p.add_argument("--out", default=None, help="report folder (default reports/demo-DATE-TIME)")
+    return p
+
+
+def command(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    overrides = {
+        k: v
+        for k, v in (
+            ("max_chars", args.max_chars),
+            ("time_budget_s", args.time_budget),
+            ("data_dir", args.data_dir),
+        )  # fmt: skip
+        if v is not None
+    }
+    corpora = [c.strip() for c in args.corpora.split(",") if c.strip()] if args.corpora else None
+    configs = demo_configs(args.preset, args.storage, stamp, corpora, **overrides)
+    try:
+        searches = [str(p) for p in run_demo(configs)]
+    except KeyboardInterrupt:
+        print("interrupted; the demo searches that finished are in --storage", file=sys.stderr)
+        return 130
+    report = build_report(CompareConfig(searches=tuple(searches),
+                                        out=args.out or f"reports/demo-{stamp}",
+                                        data_dir=args.data_dir))  # fmt: skip
+    print(report.terminal)
+    print(f"\nreport: {report.out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; every expected failure is one "error:" line and exit status 2."""
+    return run_cli(command, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

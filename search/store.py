@@ -1,0 +1,181 @@
+"""The search folder, `STORAGE/NAME/`: the one place that reads and writes its files.
+
+    folder = SearchFolder(config.path)
+    folder.write_settings(config); folder.read_settings()      # search.json
+    folder.write_tables(trial_rows, curve_rows); folder.trials()   # trials/curves.parquet
+
+| file | written by | what |
+| --- | --- | --- |
+| `search.json` | the start of a search | its settings; `--resume` reads them |
+| `schedule.json` | each run of it | the schedule derived from the budget (rungs, ...) |
+| `clock.json` | each run of it | when the run started and its deadline (the searcher reads it) |
+| `stopped.txt` | the scheduler | trials stopped early, one id per line (Tune does not save a
+  scheduler's state, so a resumed search reads it from here) |
+| `optuna.journal` | the sampler | the Optuna study, in Optuna's journal storage |
+| `trials.parquet`, `curves.parquet` | the end of each run | the result tables |
+| `best/` | the end of each run | the best checkpoint, its row and a sample |
+| `sweep.yaml` | the start | the space as a W&B sweep |
+| `.lock` | each run | held for the whole run: one search process per folder |
+
+Every write is atomic (`corpora.files`). Tune keeps its own files here too (`tuner.pkl`,
+`experiment_state-*.json`, one folder per trial).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+from filelock import FileLock, Timeout
+
+from corpora.files import atomic_path, atomic_write
+from model.errors import ConfigError
+
+SETTINGS, SCHEDULE, CLOCK = "search.json", "schedule.json", "clock.json"
+STOPPED, STUDY, SWEEP, LOCK = "stopped.txt", "optuna.journal", "sweep.yaml", ".lock"
+TRIALS, CURVES, BEST = "trials.parquet", "curves.parquet", "best"
+BEST_CHECKPOINT, BEST_ROW, BEST_SAMPLE = "best.pt", "trial.json", "sample.txt"
+
+
+class SearchFolder:
+    """Reads and writes the files of one search folder (see the module docstring)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"SearchFolder({str(self.path)!r})"
+
+    def exists(self) -> bool:
+        """Whether a search was started here (its settings were written)."""
+        return (self.path / SETTINGS).is_file()
+
+    # -- settings, schedule, clock ---------------------------------------------------------------
+
+    def write_settings(self, settings: Any) -> None:
+        """A SearchConfig (any dataclass) as search.json."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path / SETTINGS, json.dumps(asdict(settings), indent=2) + "\n")
+
+    def read_settings(self) -> dict[str, Any]:
+        """search.json as a mapping; ConfigError naming the file if it cannot be read."""
+        file = self.path / SETTINGS
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            what = type(error).__name__
+            raise ConfigError(f"cannot read search settings {file}: {what}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"cannot read search settings {file}: not a mapping")
+        return data
+
+    def write_schedule(self, schedule: Any) -> None:
+        data = {**asdict(schedule), "rungs_s": list(schedule.rungs_s)}
+        atomic_write(self.path / SCHEDULE, json.dumps(data, indent=2) + "\n")
+
+    def rungs(self) -> list[float]:
+        """The scheduler's rungs in training seconds (not the last, a trial's end); [] if none."""
+        try:
+            rungs = json.loads((self.path / SCHEDULE).read_text())["rungs_s"]
+            return [float(r) for r in rungs[:-1]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+
+    def write_clock(self, started: float, deadline: float) -> None:
+        """When this run of the search started and must end (`time.time()` values).
+
+        The searcher and scheduler read it rather than holding the deadline themselves:
+        `Tuner.restore` brings them back as pickled by an earlier run, with its deadline.
+        """
+        atomic_write(self.path / CLOCK, json.dumps({"started": started, "deadline": deadline}))
+
+    def clock(self) -> dict[str, float]:
+        return json.loads((self.path / CLOCK).read_text())
+
+    # -- the scheduler's record of early stops ---------------------------------------------------
+
+    def record_stop(self, trial_id: str) -> None:
+        with open(self.path / STOPPED, "a", encoding="utf-8") as f:
+            f.write(trial_id + "\n")
+
+    def stopped(self) -> set[str]:
+        file = self.path / STOPPED
+        return set(file.read_text().split()) if file.is_file() else set()
+
+    # -- tables ------------------------------------------------------------------------------------
+
+    def write_tables(
+        self,
+        trials: list[dict[str, Any]],
+        curves: list[dict[str, Any]],
+        trials_schema: pa.Schema,
+        curves_schema: pa.Schema,
+    ) -> None:
+        write_parquet(pa.Table.from_pylist(trials, schema=trials_schema), self.path / TRIALS)
+        write_parquet(pa.Table.from_pylist(curves, schema=curves_schema), self.path / CURVES)
+
+    def trials(self) -> pa.Table:
+        return read_parquet(self.path / TRIALS)
+
+    def curves(self) -> pa.Table:
+        return read_parquet(self.path / CURVES)
+
+    # -- the best model --------------------------------------------------------------------------
+
+    @property
+    def best(self) -> Path:
+        return self.path / BEST
+
+    def keep_best(self, checkpoint: Path, row: dict[str, Any]) -> Path:
+        """Copy the best trial's checkpoint file and row into best/; returns the folder."""
+        self.best.mkdir(exist_ok=True)
+        with atomic_path(self.best / BEST_CHECKPOINT) as tmp:
+            shutil.copyfile(checkpoint, tmp)
+        atomic_write(self.best / BEST_ROW, json.dumps(row, indent=2, default=str) + "\n")
+        return self.best
+
+    def write_sample(self, text: str) -> None:
+        atomic_write(self.best / BEST_SAMPLE, text + "\n")
+
+    # -- the rest --------------------------------------------------------------------------------
+
+    def write_sweep(self, sweep: dict[str, Any]) -> None:
+        atomic_write(self.path / SWEEP, yaml.safe_dump(sweep, sort_keys=False))
+
+    @property
+    def study_file(self) -> Path:
+        return self.path / STUDY
+
+    def lock(self, timeout_s: float = 0.0) -> FileLock:
+        """An exclusive lock on the folder, to hold for a whole run: a second search process on
+        the same folder gets a one-line error instead of a share of it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.path / LOCK, timeout=timeout_s)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise ConfigError(
+                f"search {self.path.name!r} is in use by another process ({self.path / LOCK})"
+            ) from None
+        return lock
+
+
+def write_parquet(table: pa.Table, path: Path) -> Path:
+    """Write `table` atomically: a temporary file, then a rename."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return path
+
+
+def read_parquet(path: Path) -> pa.Table:
+    """A result table; ConfigError naming the file if it is missing or unreadable."""
+    try:
+        return pq.read_table(path)
+    except (OSError, pa.ArrowException) as error:
+        raise ConfigError(f"cannot read {path}: {str(error).splitlines()[0]}") from None

@@ -1,0 +1,325 @@
+"""Controlled studies: what one factor does to learning, everything else held fixed.
+
+    python -m search.study cell --corpus monte-cristo --max-chars 300000 --budget-chars 200000 \
+        --seeds 2
+    python -m search.study hidden_size --corpus irc --base runs/irc-20261129-101500 \
+        --values 64,128,256 --time-budget 60
+    python -m search.study max_chars --corpus irc --values 250000,1000000,4000000
+
+A search answers "what is best"; a study answers "what does this factor do, other things
+equal". FACTOR is any hyperparameter of the search space (`search.space.PARAMETERS`: cell,
+num_layers, hidden_size, dropout, seq_len, lr, batch_size) or `max_chars`, the length of the
+training text (its first N characters; the validation text stays the same). Everything else
+comes from the best configuration of an earlier search (`--base`) or from `BASE` and `--set`.
+Each value runs with several seeds, every arm with the same training-character budget (or the
+same time), reporting on the whole validation text ten times on the way; wall time and
+chars/s are recorded too, so "faster per character" and "faster per second" can both be read.
+
+The arms run on Ray Tune as a grid (`tune.grid_search`, no early stopping) of the search's own
+trainable, locally or on a cluster (`--address`). The study folder holds the search tables
+(trials.parquet, curves.parquet), `study.parquet` (one row per arm and seed), and the report
+`study.md` with its PNG curves (`search.study_report`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from corpora import load_corpus
+from corpora.errors import run_cli
+from corpora.flags import OneLineParser, checked
+from model.config import parse_duration
+from model.errors import ConfigError
+from search.config import SearchConfig
+from search.results import (
+    CURVES_SCHEMA,
+    TRIALS_SCHEMA,
+    TrialRecord,
+    curve_rows,
+    trial_row,
+    trial_status,
+)
+from search.space import BY_NAME, HYPERPARAMETERS
+from search.store import SearchFolder, write_parquet
+
+# Everything a study holds fixed unless --base or --set says otherwise: char-rnn's 2 x 128 LSTM
+# at a learning rate fit for short budgets (the project's first warm start).
+BASE: dict[str, Any] = {"cell": "lstm", "num_layers": 2, "hidden_size": 128, "dropout": 0.0,
+                        "seq_len": 64, "batch_size": 32, "lr": 4e-3}  # fmt: skip
+FACTORS = (*HYPERPARAMETERS, "max_chars")
+DEFAULT_VALUES: dict[str, tuple] = {
+    "cell": ("lstm", "gru", "rnn"),
+    "num_layers": (1, 2, 3),
+    "hidden_size": (64, 128, 256),
+    "dropout": (0.0, 0.25, 0.5),
+    "seq_len": (16, 64, 256),
+    "batch_size": (8, 32, 128),
+    "lr": (1e-3, 3e-3, 1e-2),
+    "max_chars": (100_000, 400_000, 1_600_000),
+}
+THRESHOLDS = (3.0, 2.5, 2.0)
+REPORTS = 10  # validations on the whole text per arm
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    factor: str  # the hyperparameter studied, or max_chars (training text length)
+    corpus: str = "monte-cristo"  # registered corpus name or path to a UTF-8 file
+    values: tuple = ()  # the factor's values; () for DEFAULT_VALUES
+    base: str | None = None  # search folder whose best configuration the other settings copy
+    sets: tuple[tuple[str, Any], ...] = ()  # fixed settings over the base, (name, value)
+    seeds: int = 3  # seeds per value
+    budget_chars: int = 2_000_000  # training characters of every arm
+    time_budget_s: float = 0.0  # instead: training seconds of every arm (0: use budget_chars)
+    max_chars: int | None = None  # corpus prefix (train + validation)
+    val_fraction: float = 0.05  # held-out share of the text, from its end
+    cpus_per_trial: float = 1.0  # CPU threads per arm
+    name: str = ""  # study folder under storage; "" derives one
+    storage: str = "runs"  # folder holding searches and studies
+    address: str | None = None  # existing Ray cluster; None starts a local Ray
+    data_dir: str | None = None  # local corpus folder
+    sample_chars: int = 300  # characters sampled from each value's best model
+
+    def __post_init__(self) -> None:
+        if self.factor not in FACTORS:
+            raise ConfigError(f"unknown factor {self.factor!r}; choose from {', '.join(FACTORS)}")
+        if self.seeds < 1 or self.budget_chars < 1 or not self.time_budget_s >= 0:
+            raise ConfigError("seeds and budget_chars must be at least 1, time_budget_s >= 0")
+
+
+def parse_value(factor: str, text: str) -> Any:
+    """A value of `factor` from the command line, checked against the space's kind."""
+    kind = "int" if factor == "max_chars" else BY_NAME[factor].kind
+    try:
+        value = {"int": int, "float": float, "choice": str}[kind](text)
+    except ValueError:
+        raise ConfigError(f"{factor} takes {kind} values, got {text!r}") from None
+    if factor == "cell" and value not in ("lstm", "gru", "rnn"):
+        raise ConfigError(f"cell must be lstm, gru or rnn, got {value!r}")
+    if kind != "choice" and not value >= 0:
+        raise ConfigError(f"{factor} must not be negative, got {value}")
+    return value
+
+
+def base_settings(config: StudyConfig) -> dict[str, Any]:
+    """The fixed hyperparameters: --base's best configuration (or BASE), then --set."""
+    settings = dict(BASE)
+    if config.base:
+        from search.warm import top_configurations
+
+        settings.update(top_configurations(config.base, 1)[0])
+    for key, value in config.sets:
+        if key not in HYPERPARAMETERS:
+            raise ConfigError(f"--set {key}: not a hyperparameter ({', '.join(HYPERPARAMETERS)})")
+        settings[key] = parse_value(key, str(value))
+    if settings["num_layers"] == 1:
+        settings["dropout"] = 0.0
+    return settings
+
+
+def arms(config: StudyConfig) -> list[dict[str, Any]]:
+    """One trial config per value and seed: the base with the factor set (and nothing else)."""
+    base = base_settings(config)
+    values = config.values or DEFAULT_VALUES[config.factor]
+    out = []
+    for value in values:
+        for seed in range(config.seeds):
+            arm = {**base, "seed": seed}
+            if config.factor == "max_chars":
+                arm["train_chars"] = int(value)
+            else:
+                arm[config.factor] = value
+            out.append(arm)
+    return out
+
+
+def search_config(config: StudyConfig) -> SearchConfig:
+    """The settings the trainable shares with a search (corpus, split, device)."""
+    return SearchConfig(corpus=config.corpus, name=config.name, storage=config.storage,
+                        address=config.address, data_dir=config.data_dir,
+                        max_chars=config.max_chars, val_fraction=config.val_fraction,
+                        cpus_per_trial=config.cpus_per_trial, wandb_mode="disabled")  # fmt: skip
+
+
+def study_row(record: TrialRecord, factor: str, whole_val: int) -> dict[str, Any]:
+    """One arm and seed: final/best bpc, speed, characters and seconds to each threshold."""
+    history = [h for h in record.history if h.get("val_chars") == whole_val]
+    last = record.history[-1] if record.history else {}
+    value = record.config.get("train_chars" if factor == "max_chars" else factor)
+    row: dict[str, Any] = {
+        "factor": factor,
+        "value": str(value),
+        "seed": record.config.get("seed"),
+        "trial_id": record.trial_id,
+        "final_val_bpc": history[-1]["val_bpc"] if history else None,
+        "best_val_bpc": min((h["val_bpc"] for h in history), default=None),
+        "final_train_bpc": last.get("train_bpc"),
+        "chars_trained": last.get("chars_seen"),
+        "train_s": last.get("train_s"),
+        "wall_s": last.get("elapsed_s"),
+        "chars_per_s": last["chars_seen"] / last["train_s"] if last.get("train_s") else None,
+    }
+    row["gap_bpc"] = (
+        row["final_val_bpc"] - row["final_train_bpc"]
+        if row["final_val_bpc"] is not None and row["final_train_bpc"] is not None
+        else None
+    )
+    for t in THRESHOLDS:
+        hit = next((h for h in history if h["val_bpc"] <= t), None)
+        row[f"chars_to_{t:g}"] = hit["chars_seen"] if hit else None
+        row[f"seconds_to_{t:g}"] = hit["train_s"] if hit else None
+    return row
+
+
+STUDY_SCHEMA = pa.schema(
+    [("factor", pa.string()), ("value", pa.string()), ("seed", pa.int64()),
+     ("trial_id", pa.string()), ("final_val_bpc", pa.float64()), ("best_val_bpc", pa.float64()),
+     ("final_train_bpc", pa.float64()), ("chars_trained", pa.int64()), ("train_s", pa.float64()),
+     ("wall_s", pa.float64()), ("chars_per_s", pa.float64()), ("gap_bpc", pa.float64()),
+     *((f"chars_to_{t:g}", pa.int64()) for t in THRESHOLDS),
+     *((f"seconds_to_{t:g}", pa.float64()) for t in THRESHOLDS)]
+)  # fmt: skip
+
+
+def run_study(config: StudyConfig) -> Path:
+    """Run every arm and seed to its budget; write the tables and the report; the folder."""
+    import ray
+    from ray import tune
+
+    from model.trainable import TrialPlan
+    from search.cluster import start_ray
+    from search.study_report import write_report
+    from search.tuning import collect_trials, corpus_facts
+
+    grid = arms(config)
+    sc = search_config(config)
+    folder = SearchFolder(sc.path)
+    if folder.path.exists():
+        raise ConfigError(f"study {config.name!r} already exists in {folder.path.parent}")
+    corpus = load_corpus(sc.corpus_config())
+    largest = max((a.get("train_chars", 0) for a in grid), default=0)
+    if largest > len(corpus.train_ids):
+        raise ConfigError(f"max_chars {largest:,} exceeds the {len(corpus.train_ids):,} "
+                          "training characters of this corpus")  # fmt: skip
+    budget_s = config.time_budget_s
+    base = {**sc.base_run(budget_s), "max_train_chars": config.budget_chars if not budget_s
+            else 10**15, "decay": "none", "eval_every_chars": 0 if budget_s else
+            max(1, config.budget_chars // REPORTS)}  # fmt: skip
+    plan = TrialPlan(report_s=tuple(budget_s * k / REPORTS for k in range(1, REPORTS)))
+    # One grid axis over whole arm configs: every arm (value and seed) is exactly one trial.
+    space = {"arm": tune.grid_search(list(range(len(grid))))}
+    folder.path.mkdir(parents=True)
+    lock = folder.lock()
+    started = start_ray(config.address)
+    try:
+        trainable = tune.with_parameters(study_trial, corpus=corpus, base=base, plan=plan,
+                                         arms=grid)  # fmt: skip
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, {"cpu": config.cpus_per_trial}),
+            param_space=space,
+            tune_config=tune.TuneConfig(reuse_actors=True),
+            run_config=tune.RunConfig(
+                name=sc.name, storage_path=str(folder.path.parent), verbose=0
+            ),  # fmt: skip
+        )
+        records = collect_trials(tuner.fit(), folder, len(corpus.val_ids))
+    finally:
+        if started:
+            ray.shutdown()
+        lock.release()
+    records = [replace(r, config={**grid[r.config["arm"]], **r.config}) for r in records]
+    facts = corpus_facts(corpus)
+    folder.write_tables([trial_row(r, sc.name, facts, trial_status(r)) for r in records],
+                        [c for r in records for c in curve_rows(r, sc.name)],
+                        TRIALS_SCHEMA, CURVES_SCHEMA)  # fmt: skip
+    rows = [study_row(r, config.factor, len(corpus.val_ids)) for r in records]
+    write_parquet(pa.Table.from_pylist(rows, schema=STUDY_SCHEMA), folder.path / "study.parquet")
+    write_report(config, folder, records, rows)
+    return folder.path
+
+
+def study_trial(config: dict[str, Any], corpus: Any, base: dict[str, Any], plan: Any,
+                arms: list[dict[str, Any]]) -> None:  # fmt: skip
+    """The search's trainable, on the arm `config["arm"]` names."""
+    from model.trainable import train_trial
+
+    train_trial(arms[config["arm"]], corpus=corpus, base=base, plan=plan)
+
+
+def summarize(rows: Sequence[dict[str, Any]], key: str) -> tuple[float | None, float | None]:
+    """Mean and standard deviation over seeds (None where no seed has a value)."""
+    values = [r[key] for r in rows if r[key] is not None]
+    if not values:
+        return None, None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="python -m search.study", description=__doc__.split("\n")[0])
+    p.add_argument("factor", help=f"what varies: {', '.join(FACTORS)}")
+    p.add_argument("--corpus", default="monte-cristo", help="corpus name or path")
+    p.add_argument("--values", default=None, help="comma-separated values (default per factor)")
+    p.add_argument("--base", default=None, metavar="FOLDER",
+                   help="an earlier search whose best configuration fixes the rest")  # fmt: skip
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="fix one hyperparameter (repeatable)")  # fmt: skip
+    p.add_argument("--seeds", type=int, default=3, help="seeds per value (default 3)")
+    p.add_argument("--budget-chars", type=int, default=2_000_000,
+                   help="training characters of every arm (default 2,000,000)")  # fmt: skip
+    p.add_argument("--time-budget", type=checked(parse_duration), default=None, metavar="DURATION",
+                   help="instead: training time of every arm, e.g. 60 or 2m")  # fmt: skip
+    p.add_argument("--max-chars", type=int, default=None, help="corpus prefix length")
+    p.add_argument("--val-fraction", type=float, default=0.05, help="validation share (0.05)")
+    p.add_argument("--name", default="", help="study folder name (default FACTOR-CORPUS-TIME)")
+    p.add_argument("--storage", default="runs", help="folder for studies (default runs)")
+    p.add_argument("--address", default=None, help="a running Ray cluster, e.g. auto")
+    p.add_argument("--data-dir", default=None, help="local corpus folder")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> StudyConfig:
+    if args.factor not in FACTORS:
+        raise ConfigError(f"unknown factor {args.factor!r}; choose from {', '.join(FACTORS)}")
+    values = tuple(parse_value(args.factor, v.strip()) for v in (args.values or "").split(",")
+                   if v.strip())  # fmt: skip
+    sets = []
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        sets.append((key.strip(), value.strip()))
+    stem = Path(args.corpus).stem if args.corpus.endswith(".txt") else args.corpus
+    name = args.name or f"study-{args.factor}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return StudyConfig(
+        factor=args.factor, corpus=args.corpus, values=values, base=args.base, sets=tuple(sets),
+        seeds=args.seeds, budget_chars=args.budget_chars, time_budget_s=args.time_budget or 0.0,
+        max_chars=args.max_chars, val_fraction=args.val_fraction, name=name,
+        storage=args.storage, address=args.address, data_dir=args.data_dir,
+    )  # fmt: skip
+
+
+def command(argv: Sequence[str] | None = None) -> int:
+    config = config_from_args(build_parser().parse_args(argv))
+    base_settings(config)  # a bad --base or --set fails before Ray starts
+    path = run_study(config)
+    print((path / "study.md").read_text(encoding="utf-8").split("\n## ")[1].split("\n", 1)[1])
+    print(f"study: {path / 'study.parquet'}, {path / 'study.md'}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; every expected failure is one "error:" line and exit status 2."""
+    return run_cli(command, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Faults a long search must survive, on a real local Ray: a trial that raises, a driver killed
+with SIGKILL and resumed, a full disk. (A lost worker node: tests/test_cluster.py.)"""
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from ray import tune
+
+from search.builders import FAIL_ENV
+from search.tuning import run_search
+from tests.conftest import tiny_search
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def check_no_row_lost_or_repeated(search_dir: Path, trials: int) -> list[dict]:
+    """Exactly `trials` rows, one per trial; each trial's reports strictly advance."""
+    rows = pq.read_table(search_dir / "trials.parquet").to_pylist()
+    assert len(rows) == trials and len({r["trial_id"] for r in rows}) == trials, rows
+    curves = pq.read_table(search_dir / "curves.parquet").to_pylist()
+    for row in rows:
+        seen = [c["chars_seen"] for c in curves if c["trial_id"] == row["trial_id"]]
+        assert seen == sorted(set(seen)), (row["trial_id"], seen)  # none repeated or lost
+        assert len(seen) == row["iterations"]
+    return rows
+
+
+def test_a_failing_trial_is_retried_then_recorded_and_the_search_completes(
+    ray_local, corpus_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setenv(FAIL_ENV, "1")  # every trial raises at its first report, every attempt
+    config = tiny_search(tmp_path, "monte-cristo", "failing", corpus_dir, trials=2,
+                         max_failures=1, wandb_mode="disabled")  # fmt: skip
+    outcome = run_search(config)
+    rows = pq.read_table(config.path / "trials.parquet").to_pylist()
+    assert len(rows) == 2 and not outcome.interrupted and outcome.best is None
+    assert all(r["status"] == "failed" and "test suite asked" in r["error"] for r in rows), rows
+    attempts = {
+        t.trial_id: t.num_failures for t in tune.ExperimentAnalysis(str(config.path)).trials
+    }
+    assert attempts == {r["trial_id"]: 2 for r in rows}  # the first run and one retry each
+
+
+def search_command(tmp_path: Path, corpus_dir: Path, address: str) -> list[str]:
+    return [sys.executable, "-m", "search.run", "--corpus", "monte-cristo", "--name", "killed",
+            "--storage", str(tmp_path), "--data-dir", str(corpus_dir), "--address", address,
+            "--preset", "tiny", "--trials", "4", "--time-budget", "60", "--wandb-mode",
+            "disabled"]  # fmt: skip
+
+
+def test_sigkill_of_the_driver_then_resume(ray_local, corpus_dir, tmp_path):
+    """SIGKILL, not SIGTERM: nothing is written on the way out. The same command plus --resume
+    ends with exactly the requested trials, those cut short continuing from their checkpoints."""
+    args = search_command(tmp_path, corpus_dir, ray_local)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    driver = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    search_dir = tmp_path / "killed"
+    deadline = time.monotonic() + 120
+    while len(list(search_dir.glob("train_trial_*/checkpoint_*"))) < 2:
+        assert driver.poll() is None and time.monotonic() < deadline, "no checkpoints in 120 s"
+        time.sleep(0.2)
+    time.sleep(12)  # past Tune's periodic save of its experiment state
+    checkpointed = {
+        p.parent.name.split("_")[2] for p in search_dir.glob("train_trial_*/checkpoint_*")
+    }
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=30)
+    assert not (search_dir / "trials.parquet").exists()  # killed: nothing written on the way out
+
+    resumed = subprocess.run([*args, "--resume"], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=300)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    rows = check_no_row_lost_or_repeated(search_dir, trials=4)
+    assert all(r["status"] in ("completed", "cut", "stopped") for r in rows), rows
+    curves = pq.read_table(search_dir / "curves.parquet").to_pylist()
+    for trial_id in checkpointed:  # continued from a checkpoint: its first report survives
+        first = min(c["chars_seen"] for c in curves if c["trial_id"] == trial_id)
+        assert first > 0 and any(r["trial_id"] == trial_id for r in rows)
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(corpus_dir, tmp_path):
+    """Under RLIMIT_FSIZE a checkpoint cannot be written: one line, exit 2, no partial file."""
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "model.train", "--corpus", "monte-cristo", "--data-dir",
+            str(corpus_dir), "--max-chars", "50000", "--hidden-size", "256", "--num-layers", "2",
+            "--batch-size", "8", "--seq-len", "16", "--max-train-chars", "2048",
+            "--eval-every-chars", "1024", "--device", "cpu", "--out", str(out)]  # fmt: skip
+
+    def small_files() -> None:  # checkpoints of this model are ~7 MB; metrics are tiny
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          preexec_fn=small_files)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and "Traceback" not in done.stderr, done.stderr
+    assert "checkpoint" in lines[-1] or "too large" in lines[-1].lower(), lines[-1]
+    leftovers = [p.name for p in out.iterdir() if p.name.endswith(".tmp")] if out.exists() else []
+    assert not leftovers and not (out / "checkpoint.pt").exists()
+    assert json.loads((out / "config.json").read_text())["hidden_size"] == 256

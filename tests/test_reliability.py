@@ -1,0 +1,157 @@
+"""Nothing lost, nothing counted twice: concurrent writers, locks, resume edge cases, and every
+bad file a user can hand over becoming one line. Ray-free, so they run in the fast tier."""
+
+import json
+import multiprocessing
+import re
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+from filelock import FileLock
+
+from corpora.files import atomic_path, atomic_write
+from model.errors import ConfigError
+from model.sample import main as sample_main
+from model.train import main as train_main
+from search.run import default_name
+from search.store import SearchFolder
+
+TINY = ["--corpus", "monte-cristo", "--hidden-size", "16", "--num-layers", "1", "--batch-size",
+        "8", "--seq-len", "16", "--max-chars", "50000", "--eval-every-chars", "2048",
+        "--device", "cpu"]  # fmt: skip
+
+
+def write_many(path: str, tag: str) -> None:
+    for _ in range(200):
+        atomic_write(path, tag * 10_000)
+
+
+def test_two_writers_of_one_file_never_mix_or_fail(tmp_path):
+    target = tmp_path / "shared.txt"
+    writers = [multiprocessing.Process(target=write_many, args=(str(target), t)) for t in "ab"]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join(timeout=60)
+    assert [w.exitcode for w in writers] == [0, 0]  # no FileNotFoundError on rename
+    text = target.read_text()
+    assert text in ("a" * 10_000, "b" * 10_000)  # one writer's whole file, never both
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_failed_atomic_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    target = tmp_path / "table.txt"
+    atomic_write(target, "old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("the writer died")
+    assert target.read_text() == "old" and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_search_folder_has_one_owner_at_a_time(tmp_path):
+    folder = SearchFolder(tmp_path / "search")
+    held = folder.lock()
+    try:
+        with pytest.raises(ConfigError, match="in use by another process"):
+            SearchFolder(tmp_path / "search").lock()
+    finally:
+        held.release()
+    SearchFolder(tmp_path / "search").lock().release()  # free again
+
+
+def test_default_names_differ_within_one_second():
+    names = {default_name("irc") for _ in range(50)}
+    assert len(names) == 50 and all(re.fullmatch(r"irc-\d{8}-\d{6}-[0-9a-f]{4}", n) for n in names)
+
+
+def one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and err[-1].startswith("error: ") and not any("Traceback" in e for e in err), err
+    return err[-1]
+
+
+def test_a_run_folder_has_one_trainer_at_a_time(corpus_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    with FileLock(out / ".lock"):
+        code = train_main([*TINY, "--data-dir", str(corpus_dir), "--out", str(out)])
+    assert code == 2 and "in use by another training process" in one_line(capsys)
+    assert not (out / "checkpoint.pt").exists()
+
+
+@pytest.fixture
+def trained(corpus_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_main([*TINY, "--data-dir", str(corpus_dir), "--max-train-chars", "4096",
+                       "--out", str(out)]) == 0  # fmt: skip
+    capsys.readouterr()
+    return out
+
+
+def test_resume_writes_no_row_twice_after_a_kill_between_the_two_writes(trained, capsys):
+    # As if killed after writing metrics.parquet but before the checkpoint (the old order):
+    # the table holds a row the checkpoint never reached.
+    rows = pq.read_table(trained / "metrics.parquet").to_pylist()
+    checkpoint = torch.load(trained / "checkpoint.pt", weights_only=True)
+    checkpoint["progress"]["chars_seen"] = rows[0]["chars_seen"]
+    checkpoint["run_config"]["max_train_chars"] = 6144
+    torch.save(checkpoint, trained / "checkpoint.pt")
+    assert train_main(["--out", str(trained), "--resume"]) == 0
+    seen = pq.read_table(trained / "metrics.parquet").column("chars_seen").to_pylist()
+    assert seen == sorted(set(seen)) == [2048, 4096, 6144]
+
+
+def test_resuming_a_diverged_run_says_so_and_changes_nothing(corpus_dir, tmp_path, capsys):
+    out = tmp_path / "diverged"
+    args = [*TINY, "--data-dir", str(corpus_dir), "--lr", "1000000", "--grad-clip", "0",
+            "--max-train-chars", "4096", "--out", str(out)]  # fmt: skip
+    assert train_main(args) == 0
+    capsys.readouterr()
+    before = (out / "metrics.parquet").read_bytes()
+    for _ in range(2):
+        assert train_main(["--out", str(out), "--resume"]) == 2
+        assert "diverged" in one_line(capsys)
+    assert (out / "metrics.parquet").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (lambda c: torch.zeros(3), "not a checkpoint of this project: Tensor"),
+        (lambda c: {"model": c["model"]}, "not a checkpoint of this project: a dict without"),
+        (lambda c: {**c, "model": {k: v[:1] for k, v in c["model"].items()}}, "do not fit"),
+    ],
+    ids=["bare tensor", "missing keys", "wrong shapes"],
+)
+def test_a_foreign_checkpoint_is_one_line(trained, capsys, content, message):
+    good = torch.load(trained / "checkpoint.pt", weights_only=True)
+    for name in ("checkpoint.pt", "best.pt"):
+        torch.save(content(good), trained / name)
+    assert train_main(["--out", str(trained), "--resume"]) == 2
+    assert message in one_line(capsys)
+    assert sample_main(["--checkpoint", str(trained)]) == 2
+    assert message in one_line(capsys)
+
+
+def test_a_corrupt_metrics_table_is_one_line(trained, capsys):
+    (trained / "metrics.parquet").write_bytes(b"PAR1 not really")
+    assert train_main(["--out", str(trained), "--resume"]) == 2
+    assert "cannot read metrics" in one_line(capsys)
+
+
+def test_settings_of_a_search_folder_are_read_through_the_store(tmp_path):
+    folder = SearchFolder(tmp_path / "s")
+    folder.path.mkdir()
+    (folder.path / "search.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="cannot read search settings"):
+        folder.read_settings()
+    (folder.path / "search.json").write_text(json.dumps([1, 2]))
+    with pytest.raises(ConfigError, match="not a mapping"):
+        folder.read_settings()
+    assert folder.rungs() == [] and folder.stopped() == set()
+    folder.record_stop("t1")
+    folder.record_stop("t2")
+    assert folder.stopped() == {"t1", "t2"}
+    assert not Path(folder.path / "trials.parquet").exists()

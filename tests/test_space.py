@@ -1,0 +1,115 @@
+"""The search space is declared once: every consumer follows `search.space.PARAMETERS`.
+
+Adding a hyperparameter is one entry in PARAMETERS (and its training setting in `model`); this
+walks the table and checks each place that must know of it.
+"""
+
+import pyarrow as pa
+import pytest
+from optuna.trial import FixedTrial
+
+from model.config import FLAT_KEYS
+from model.errors import ConfigError
+from search.config import SearchConfig, search_argv
+from search.predictability import predictability_schema
+from search.render import BEST_COLUMNS, format_ranking
+from search.results import CURVES_SCHEMA, TRIALS_SCHEMA
+from search.space import (
+    ARROW_TYPES,
+    HYPERPARAMETERS,
+    PARAMETERS,
+    DefineByRun,
+    SearchSpace,
+    load_space_file,
+    searched,
+    space_from_mapping,
+    space_to_mapping,
+    wandb_sweep,
+)
+from search.warm import fit_to_space
+
+# A space where every parameter varies (two cells, up to three layers).
+WIDE = space_from_mapping({"cell": ["lstm", "gru"], "num_layers": [1, 3]})
+POINT = {"num_layers": 2, "hidden_size": 100, "dropout": 0.2, "seq_len": 64, "lr": 3e-3,
+         "batch_size": 32, "cell": "gru"}  # fmt: skip
+
+
+def test_the_point_covers_the_table():
+    assert set(POINT) == set(HYPERPARAMETERS) == {p.name for p in PARAMETERS}
+
+
+@pytest.mark.parametrize("param", PARAMETERS, ids=lambda p: p.name)
+def test_every_consumer_knows_every_parameter(param):
+    name = param.name
+    # A training setting of `model` that a trial's config sets.
+    assert name in FLAT_KEYS
+    # The search space has a field for it, with the table's default.
+    assert getattr(SearchSpace(), name) == param.default
+    # Optuna's define-by-run function samples it (in a space where it varies).
+    trial = FixedTrial(POINT)
+    constants = DefineByRun(WIDE)(trial)
+    assert name in trial.params and name not in constants
+    # W&B's sweep, the plot axes, the result tables and the reports carry it.
+    assert name in wandb_sweep(WIDE)["parameters"]
+    assert name in dict(searched(WIDE))
+    assert TRIALS_SCHEMA.field(name).type == ARROW_TYPES[name]
+    assert name in [h for h, _ in BEST_COLUMNS]
+    schema = predictability_schema((2.0,), [10])
+    assert name in schema.names and f"importance_{name}" in schema.names
+    # Warm starts keep it; --range overrides it and the argv serializer writes it back.
+    assert fit_to_space(POINT, WIDE)[name] == POINT[name]
+    changed = {name: ["lstm", "rnn"]} if param.kind == "choice" else {name: [1, 2]}
+    if name in ("dropout", "lr"):
+        changed = {name: [0.1, 0.2]}
+    space = space_from_mapping(changed)
+    argv = search_argv(SearchConfig(corpus="irc", space=space))
+    assert f"{name}={','.join(map(str, changed[name]))}" in argv
+    assert space_to_mapping(space)[name] == changed[name]
+
+
+def test_conditions_hold_everywhere():
+    # With one layer, dropout is not sampled but set to its fixed value, in every consumer.
+    trial = FixedTrial({**POINT, "num_layers": 1})
+    constants = DefineByRun(WIDE)(trial)
+    assert "dropout" not in trial.params and constants["dropout"] == 0.0
+    one_layer = space_from_mapping({"num_layers": [1, 1]})
+    assert "dropout" not in dict(searched(one_layer))
+    assert fit_to_space({**POINT, "num_layers": 1, "cell": "lstm"}, one_layer) is not None
+    # One cell: a constant, not a choice Optuna sees.
+    trial = FixedTrial(POINT)
+    assert DefineByRun(SearchSpace())(trial)["cell"] == "lstm" and "cell" not in trial.params
+
+
+def test_ranking_has_a_column_per_parameter():
+    row = {name: None for name in TRIALS_SCHEMA.names}
+    row.update(POINT, trial_id="t1", status="cut", best_val_bpc=2.0, chars_trained=1, train_s=1.0)
+    text = format_ranking(pa.Table.from_pylist([row], schema=TRIALS_SCHEMA))
+    header = text.splitlines()[0].split()
+    assert set(HYPERPARAMETERS) <= set(header)
+    assert "val_chars" in CURVES_SCHEMA.names
+
+
+def test_overrides_from_strings_files_and_old_names(tmp_path):
+    space = space_from_mapping({"hidden_size": "128,512", "cells": "lstm,gru"})  # old name
+    assert space.hidden_size == (128, 512) and space.cell == ("lstm", "gru")
+    (tmp_path / "space.toml").write_text("lr = [1e-3, 3e-3]\nbatch_size = [32, 32]\n")
+    assert load_space_file(tmp_path / "space.toml").lr == (1e-3, 3e-3)
+    (tmp_path / "space.yaml").write_text("seq_len: [64, 128]\n")
+    assert load_space_file(tmp_path / "space.yaml", SearchSpace()).seq_len == (64, 128)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"hiden_size": [1, 2]}, "unknown search-space field"),
+        ({"cell": "lstm,transformer"}, "cell must be among"),
+        ({"hidden_size": [0, 8]}, "must start at 1"),
+        ({"lr": [0.0, 1e-2]}, "log scale"),
+        ({"dropout": [0.0, 1.0]}, "below 1"),
+        ({"seq_len": [64]}, r"\[low, high\]"),
+        ({"num_layers": "one,two"}, "num_layers"),
+    ],
+)
+def test_bad_overrides_are_one_clear_error(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        space_from_mapping(overrides)

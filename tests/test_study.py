@@ -1,0 +1,65 @@
+"""Controlled studies: arms differ only in the factor; a tiny study on a real local Ray."""
+
+import re
+
+import pyarrow.parquet as pq
+import pytest
+
+from search.space import HYPERPARAMETERS
+from search.study import BASE, StudyConfig, arms, main, run_study
+
+
+def test_arms_differ_only_in_the_factor_and_the_seed():
+    grid = arms(StudyConfig(factor="hidden_size", values=(32, 64), seeds=2,
+                            sets=(("lr", "0.01"),)))  # fmt: skip
+    assert [(a["hidden_size"], a["seed"]) for a in grid] == [(32, 0), (32, 1), (64, 0), (64, 1)]
+    for arm in grid:
+        assert {k: v for k, v in arm.items() if k not in ("hidden_size", "seed")} == {
+            **{k: v for k, v in BASE.items() if k != "hidden_size"},
+            "lr": 0.01,
+        }
+    data = arms(StudyConfig(factor="max_chars", values=(1000, 2000), seeds=1))
+    assert [a["train_chars"] for a in data] == [1000, 2000]  # the training text only
+    assert all(a["hidden_size"] == BASE["hidden_size"] for a in data)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["colour"], "unknown factor 'colour'"),
+        (["cell", "--values", "lstm,transformer"], "cell must be lstm, gru or rnn"),
+        (["hidden_size", "--values", "64,wide"], "hidden_size takes int values"),
+        (["lr", "--set", "hidden=3"], "not a hyperparameter"),
+        (["lr", "--base", "{tmp}"], "holds no search"),
+    ],
+)
+def test_bad_studies_are_one_line(argv, message, tmp_path, capsys):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main([*argv, "--storage", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+
+
+@pytest.mark.slow
+def test_a_tiny_cell_study_writes_every_arm_and_its_report(ray_local, corpus_dir, tmp_path):
+    config = StudyConfig(
+        factor="cell", corpus="monte-cristo", seeds=2, budget_chars=30_000, max_chars=100_000,
+        sets=(("hidden_size", "32"), ("batch_size", "16"), ("seq_len", "32")),
+        name="cells", storage=str(tmp_path), data_dir=str(corpus_dir), sample_chars=40,
+    )  # fmt: skip
+    path = run_study(config)
+    study = pq.read_table(path / "study.parquet").to_pylist()
+    assert sorted((r["value"], r["seed"]) for r in study) == [
+        (cell, seed) for cell in ("gru", "lstm", "rnn") for seed in (0, 1)
+    ]
+    assert all(r["chars_trained"] >= 30_000 and r["final_val_bpc"] for r in study)
+    trials = pq.read_table(path / "trials.parquet").to_pylist()
+    assert len(trials) == 6
+    for name in HYPERPARAMETERS:  # arms differ in the factor only, as recorded
+        if name != "cell":
+            assert len({t[name] for t in trials}) == 1, name
+    assert {t["cell"] for t in trials} == {"lstm", "gru", "rnn"}
+    report = (path / "study.md").read_text(encoding="utf-8")
+    for cell in ("lstm", "gru", "rnn"):
+        assert re.search(rf"^\|\s*{cell}\s*\|", report, re.M) and f"cell = {cell}" in report
+    assert (path / "curves.png").read_bytes().startswith(b"\x89PNG")
