@@ -6,9 +6,12 @@ returns a Tune or Optuna object; `search.tuning.run_search` wires them together.
 Schedulers (`--scheduler`), all on the same time axis, seconds of training steps, chosen by
 the comparison in README ("Choosing the scheduler"):
 
-- `promote` (default): successive halving that pauses trials at rungs and promotes the best,
-  then gives the end of the budget to the most promising ones (`search.promotion`).
-- `asha`: Tune's ASHA, which stops or continues a trial the moment it reaches a rung.
+- `asha` (default): Tune's ASHA, which stops or continues a trial the moment it reaches a
+  rung. The first trial at a rung always continues, so with few slots the warm starts keep
+  their slots while they stay the best: on 2 cores that measured best at T = 300 s.
+- `promote`: successive halving that pauses trials at rungs and promotes the best, then gives
+  the end of the budget to the most promising ones (`search.promotion`): it explores more,
+  and its winner trains for less of the budget.
 - `hyperband`: asynchronous Hyperband, Tune's ASHA with one bracket per rung, each bracket
   starting at a later rung, so fewer trials are judged on their earliest results.
 - `pbt`: Population Based Training. The architecture stays fixed (the first warm-start

@@ -19,7 +19,7 @@ from search.schedule import MIN_BUDGET_S
 from search.space import SearchSpace, space_from_mapping, space_to_mapping
 
 WANDB_MODES = ("offline", "online", "disabled")
-SCHEDULERS = ("promote", "asha", "hyperband", "pbt", "fifo")
+SCHEDULERS = ("asha", "promote", "hyperband", "pbt", "fifo")
 SAMPLERS = ("tpe", "random")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -31,7 +31,7 @@ class SearchConfig:
     time_budget_s: float = 3600.0  # wall time for trials, e.g. 300, 10m or 2h; the schedule is
     # derived from it. With --resume: the time for this run
     trials: int = 0  # at most this many trials, over all resumes; 0: as many as the budget holds
-    scheduler: str = "promote"  # promote | asha | hyperband | pbt | fifo (search.builders)
+    scheduler: str = "asha"  # asha | promote | hyperband | pbt | fifo (search.builders)
     sampler: str = "tpe"  # tpe (Optuna's TPE) | random
     reduction_factor: int = 3  # asha/hyperband keep the best 1/rf of the trials at each rung
     first_rung_val_chars: int = 65_536  # validation characters scored at the first rung; every

@@ -1,11 +1,12 @@
-"""Successive halving by promotion, within a time budget: the default scheduler (`promote`).
+"""Successive halving by promotion, within a time budget (`--scheduler promote`).
 
 Ray Tune's `ASHAScheduler` decides the moment a trial reaches a rung: it continues if it is
 in the best 1/rf of the trials recorded there so far, else it stops for good. The first trial
 at a rung has nothing to be compared with and always continues. With many workers that is a
 small price; with the few trial slots of one machine it decides the whole search: the first
-two trials (the warm starts) pass every rung and keep both slots to the end, and nothing else
-is ever tried (measured: README, "Choosing the scheduler").
+two trials (the warm starts) pass every rung while they stay the best and keep both slots to
+the end, and little else is tried (README, "Choosing the scheduler": at 5 minutes on 2 cores
+that exploitation measured better than this scheduler's exploration).
 
 This scheduler is ASHA as its paper gives it (Li et al., "A System for Massively Parallel
 Hyperparameter Tuning", 2020, Algorithm 2): a trial that reaches a rung is paused with its

@@ -176,10 +176,12 @@ def test_a_lost_worker_node_costs_no_trial_and_no_row(two_node_cluster, corpus_d
     ran there restarts from its checkpoint on the head node; no row is lost or repeated."""
     address, env, nodes = two_node_cluster
     storage = tmp_path / "runs"
+    # --scheduler promote pauses trials at their first rung, so all three start early even on
+    # the one node left; ASHA's first trials would keep the slots to the deadline.
     args = [sys.executable, "-m", "search.run", "--corpus", "monte-cristo", "--data-dir",
             str(corpus_dir), "--name", "lost-node", "--storage", str(storage), "--address",
             address, "--preset", "tiny", "--trials", "3", "--time-budget", "120",
-            "--concurrency", "2", "--wandb-mode", "disabled"]  # fmt: skip
+            "--scheduler", "promote", "--concurrency", "2", "--wandb-mode", "disabled"]  # fmt: skip
     driver = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
     search_dir = storage / "lost-node"

@@ -54,13 +54,13 @@ def search_command(tmp_path: Path, corpus_dir: Path, address: str) -> list[str]:
     return [sys.executable, "-m", "search.run", "--corpus", "monte-cristo", "--name", "killed",
             "--storage", str(tmp_path), "--data-dir", str(corpus_dir), "--address", address,
             "--preset", "tiny", "--trials", "4", "--time-budget", "60", "--wandb-mode",
-            "disabled"]  # fmt: skip
+            "disabled", "--scheduler", "promote"]  # fmt: skip
 
 
 def test_sigkill_of_the_driver_then_resume(ray_local, corpus_dir, tmp_path):
     """SIGKILL, not SIGTERM: nothing is written on the way out. The same command plus --resume
     ends with exactly the requested trials, those cut short continuing from their checkpoints."""
-    args = search_command(tmp_path, corpus_dir, ray_local)
+    args = search_command(tmp_path, corpus_dir, ray_local)  # promote: every trial starts early
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     driver = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)  # fmt: skip

@@ -161,6 +161,7 @@ def test_sigterm_then_resume_reaches_exactly_the_requested_trials(ray_local, cor
         sys.executable, "-m", "search.run", "--corpus", "monte-cristo", "--name", "resumed",
         "--storage", str(tmp_path), "--data-dir", str(corpus_dir), "--address", ray_local,
         "--preset", "tiny", "--trials", "5", "--time-budget", "60", "--wandb-mode", "disabled",
+        "--scheduler", "promote",
         "--range", "hidden_size=32,64",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
