@@ -38,6 +38,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from search.store import SearchFolder
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS = ROOT / "docs"
@@ -70,16 +72,15 @@ def run_arm(command: list[str], log: Path) -> tuple[float, float]:
 
 def search_points(folder: Path, started: float) -> tuple[list[tuple[float, float]], dict]:
     """(seconds since start, val_bpc) of every whole-text validation, and the time split."""
-    trials = pq.read_table(folder / "trials.parquet").to_pylist()
-    curves = pq.read_table(folder / "curves.parquet").to_pylist()
+    store = SearchFolder(folder)
+    trials, curves = store.trials().to_pylist(), store.curves().to_pylist()
     whole = trials[0]["val_chars"]
     points = [
         (c["time"] - started, c["val_bpc"])
         for c in curves
         if c["val_bpc"] is not None and c["val_chars"] == whole
     ]
-    clock = json.loads((folder / "clock.json").read_text())
-    search = json.loads((folder / "search.json").read_text())
+    clock, search = store.clock(), store.read_settings()
     end = max(c["time"] for c in curves)
     slots = search["concurrency"] or os.cpu_count() // int(search["cpus_per_trial"])
     slot_s = slots * (end - clock["started"])

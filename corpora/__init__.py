@@ -8,6 +8,10 @@ Files come from a local data folder (--data-dir / $CHARNN_DATA_DIR), then the ca
 ($XDG_CACHE_HOME/char-rnn-search), then a locked, checksum-verified download. This package knows
 nothing of models; `model` and `search` import from it, never the other way round.
 `python -m corpora list` shows what is available.
+
+As the lowest layer it also holds what every package shares: atomic file writes
+(`corpora.files`), the user-error type and the one command-line wrapper (`corpora.errors`),
+and command-line flags derived from config dataclasses (`corpora.flags`).
 """
 
 from corpora.dataset import Corpus, CorpusConfig, load_corpus, split_ids

@@ -1,12 +1,16 @@
 """Plain-PyTorch training loop for `CharLSTM` on stateful batches; knows nothing of Ray or Optuna.
 
     trainer = Trainer(run_config, corpus)            # or Trainer.restore(checkpoint_dict, corpus)
-    status = fit(trainer, report=history.append)     # "completed" or "diverged"
+    status = fit(trainer, report=history.append)     # "completed", "cut" or "diverged"
 
-`fit` calls `report(metrics)` every `eval_every_chars` training characters and at the end; the
-caller decides what a report means (a Tune iteration, a metrics row plus a checkpoint file, a
-list in a test). `trainer.checkpoint()` captures everything needed to continue exactly where
-training stopped: weights, optimizer, stream position, hidden state, RNG state, vocab, config.
+A run's budget is characters (`max_train_chars`), training seconds (`max_train_s`), or both:
+whichever is used up first ends it, and cosine decay follows the one further along. `fit`
+calls `report(metrics)` every `eval_every_chars` characters, at given training seconds (a
+search's rungs), and at the end; given a deadline, it stops early enough to validate and
+report once more before it. The caller decides what a report means (a Tune iteration, a
+metrics row plus a checkpoint file, a list in a test). `trainer.checkpoint()` captures
+everything needed to continue exactly where training stopped: weights, optimizer, stream
+position, hidden state, RNG state, vocab, config.
 """
 
 from __future__ import annotations

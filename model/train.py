@@ -39,6 +39,8 @@ from model.loop import Metrics, Trainer, fit, load_checkpoint, save_checkpoint
 from model.lstm import ModelConfig, count_parameters
 from model.sample import BEST, LATEST
 
+OWN_FLAGS = ("out", "resume", "threads", "time_budget")  # not settings of the run itself
+
 
 def build_parser() -> argparse.ArgumentParser:
     """Flags from the config dataclasses (help: their field comments), then this command's own."""
@@ -222,8 +224,6 @@ def command(argv: Sequence[str] | None = None) -> int:
         return 130
     return 0
 
-
-OWN_FLAGS = ("out", "resume", "threads", "time_budget")  # not settings of the run itself
 
 if __name__ == "__main__":
     sys.exit(main())

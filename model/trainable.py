@@ -92,6 +92,7 @@ def train_trial(
         "num_params": count_parameters(trainer.model),
         "node_id": ray.get_runtime_context().get_node_id(),
         "pid": os.getpid(),
+        "val_total": trainer.val_chars,  # a report's val_chars below this: a prefix
     }
 
     def report(metrics: Metrics) -> None:

@@ -44,6 +44,7 @@ class BudgetAwareOptunaSearch(OptunaSearch):
         super().__init__(*args, **kwargs)
         self._folder = folder
         self._last_start_s = last_start_s
+        self._valued: set[str] = set()  # trials that reported a value (saved with the searcher)
 
     def suggest(self, trial_id: str) -> dict | str | None:
         clock = SearchFolder(self._folder).clock()
@@ -56,14 +57,23 @@ class BudgetAwareOptunaSearch(OptunaSearch):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if METRIC in result:  # a report without a value (none yet) teaches Optuna nothing
+            self._valued.add(trial_id)
             super().on_trial_result(trial_id, result)
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
-        finished = result and result.get("end") in ("completed", "cut")
-        if not (result and METRIC in result) and not error:  # never ran (stopped before it
-            error = True  # started): FAIL, which TPE ignores, rather than a PRUNED trial
+        # Finished: it ended its schedule or was cut by the deadline, and its last value covers
+        # the whole validation text (a trial started too late to validate it all is not).
+        finished = (
+            result
+            and result.get("end") in ("completed", "cut")
+            and result.get("val_chars") == result.get("val_total")
+        )
+        # Tune tells a trial stopped while paused (the promotion scheduler's end) with no
+        # result: it reported values, so it is PRUNED like any trial stopped early.
+        if trial_id not in self._valued and not error:  # never reported a value (stopped
+            error = True  # before it started): FAIL, which TPE ignores, rather than PRUNED
         elif result and not error and not finished:
             result = None  # no final value: OptunaSearch tells PRUNED
         super().on_trial_complete(trial_id, result=result, error=error)
@@ -90,16 +100,15 @@ class RecordingASHA(ASHAScheduler):
 class ProgressLines(tune.Callback):
     """One line per finished trial, with the running best: the search's progress display."""
 
-    def __init__(self, total: int, val_chars: int) -> None:
+    def __init__(self, total: int) -> None:
         self.total = total  # trials at most; 0: as many as the budget holds
-        self.val_chars = val_chars  # of the whole validation text: the best counts only those
-        self.best = math.inf
+        self.best = math.inf  # over values on the whole validation text
         self.started = time.time()
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **_: Any
     ) -> None:
-        if not result.get("diverged") and result.get("val_chars") == self.val_chars:
+        if not result.get("diverged") and result.get("val_chars") == result.get("val_total"):
             self.best = min(self.best, result.get(METRIC, math.inf))
 
     def _line(self, trials: list, trial: Any, what: str) -> None:

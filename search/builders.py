@@ -173,8 +173,8 @@ def pbt_space(config: SearchConfig, architecture: dict[str, Any]) -> dict[str, A
     return space
 
 
-def make_callbacks(config: SearchConfig, val_chars: int) -> list[Any]:
-    progress = ProgressLines(config.trials, val_chars)
+def make_callbacks(config: SearchConfig) -> list[Any]:
+    progress = ProgressLines(config.trials)
     if config.wandb_mode == "disabled":
         return [progress]
     os.environ["WANDB_MODE"] = config.wandb_mode  # wandb reads it: no API key check offline
@@ -209,7 +209,6 @@ def make_tuner(
     trainable: Any,
     schedule: Schedule,
     warm: list[dict[str, Any]],
-    val_chars: int,
 ) -> tune.Tuner:
     pbt = config.scheduler == "pbt"
     if pbt and not warm:
@@ -233,7 +232,7 @@ def make_tuner(
         run_config=tune.RunConfig(
             name=config.name,
             storage_path=str(config.path.parent),
-            callbacks=make_callbacks(config, val_chars),
+            callbacks=make_callbacks(config),
             # The latest two: a trial's last checkpoint is the one validated on all the text.
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             # A crashed trial (lost node, killed worker) restarts from its last checkpoint.

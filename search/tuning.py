@@ -277,7 +277,7 @@ def _run(
                                        resume_unfinished=True, resume_errored=False,
                                        restart_errored=False)  # fmt: skip
         else:
-            tuner = make_tuner(config, trainable, schedule, warm, len(corpus.val_ids))
+            tuner = make_tuner(config, trainable, schedule, warm)
         with sigterm_stops_gracefully():
             grid = tuner.fit()
         records = collect_trials(grid, folder, len(corpus.val_ids))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import queue
+import sys
 import threading
 from numbers import Real
 from typing import Any
@@ -32,18 +33,19 @@ class WandbSink(tune.Callback):
     def __init__(
         self, *, project: str, group: str, mode: str, folder: str, timeout_s: float = 60.0
     ) -> None:
+        self.args = {"project": project, "group": group, "mode": mode, "folder": folder,
+                     "timeout_s": timeout_s}  # fmt: skip
         self.settings = {"project": project, "group": group, "mode": mode, "dir": folder}
         self.timeout_s = timeout_s  # how long the end of the search waits for the writer
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []  # what the writer could not log; never raised into Tune
 
-    def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks with its state
-        return {"settings": self.settings, "timeout_s": self.timeout_s}
+    def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks (tuner.pkl): no thread
+        return dict(self.args)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(**{**state["settings"], "folder": state["settings"]["dir"]},
-                      timeout_s=state["timeout_s"])  # fmt: skip
+        self.__init__(**state)
 
     def setup(self, **info: Any) -> None:
         self._thread = threading.Thread(target=self._write, name="wandb-sink", daemon=True)
@@ -72,6 +74,9 @@ class WandbSink(tune.Callback):
         if self._thread is not None and self._thread.is_alive():
             self._queue.put((STOP, None, None))
             self._thread.join(self.timeout_s)
+        if self.errors:  # logging never ends a search, but it is not silent either
+            print(f"W&B: {len(self.errors)} event(s) not logged; first: {self.errors[0]}",
+                  file=sys.stderr)  # fmt: skip
 
     def _write(self) -> None:
         import wandb  # imported in the writer thread, off the driver's start-up

@@ -155,3 +155,14 @@ def test_settings_of_a_search_folder_are_read_through_the_store(tmp_path):
     folder.record_stop("t2")
     assert folder.stopped() == {"t1", "t2"}
     assert not Path(folder.path / "trials.parquet").exists()
+
+
+def test_the_wandb_writer_survives_tunes_pickling_for_resume(tmp_path):
+    import pickle
+
+    from search.wandb_sink import WandbSink
+
+    sink = WandbSink(project="p", group="g", mode="offline", folder=str(tmp_path))
+    copy = pickle.loads(pickle.dumps(sink))  # what Tuner.restore reads from tuner.pkl
+    assert copy.settings == sink.settings and copy.timeout_s == sink.timeout_s
+    assert copy.errors == [] and copy._thread is None  # a fresh writer, started by setup()

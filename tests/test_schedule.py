@@ -148,3 +148,33 @@ def test_the_end_game_resumes_the_most_promising_paused_trials(tmp_path):
     assert sched.choose_trial_to_run(controller) is None
     assert sorted(controller.stopped) == ["t2", "t3"]
     assert sorted((tmp_path / "stopped.txt").read_text().split()) == ["t2", "t3"]
+
+
+def test_optuna_is_told_how_each_trial_ended(tmp_path):
+    """Finished: COMPLETE; stopped early, also while paused (no result): PRUNED; never ran: FAIL."""
+    import optuna
+    from ray import tune
+
+    from search.adapters import BudgetAwareOptunaSearch
+
+    SearchFolder(tmp_path).write_clock(time.time(), time.time() + 60)
+    searcher = BudgetAwareOptunaSearch(
+        space={"lr": tune.loguniform(1e-3, 1e-2)}, metric="val_bpc", mode="min",
+        folder=str(tmp_path), last_start_s=60,
+    )  # fmt: skip
+    for trial in ("done", "stopped", "paused", "never"):
+        searcher.suggest(trial)
+    whole = {"val_chars": 100, "val_total": 100}
+    for trial in ("done", "stopped", "paused"):
+        searcher.on_trial_result(trial, {"val_bpc": 2.5, "training_iteration": 1, **whole})
+    searcher.on_trial_complete("done", {"val_bpc": 2.0, "end": "completed", **whole})
+    searcher.on_trial_complete("stopped", {"val_bpc": 2.4, **whole})  # the scheduler's stop
+    searcher.on_trial_complete("paused")  # Tune: a paused trial stopped, with no result
+    searcher.on_trial_complete("never")
+    states = {
+        t.user_attrs["tune_trial_id"]: t.state
+        for t in searcher._ot_study.get_trials(deepcopy=False)
+    }
+    told = optuna.trial.TrialState
+    assert states == {"done": told.COMPLETE, "stopped": told.PRUNED, "paused": told.PRUNED,
+                      "never": told.FAIL}  # fmt: skip
