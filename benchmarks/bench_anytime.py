@@ -61,13 +61,23 @@ def corpus_args(corpus: str, data_dir: str | None) -> list[str]:
 
 
 def run_arm(command: list[str], log: Path) -> tuple[float, float]:
-    """Run one arm to its end; returns its start and end (time.time())."""
+    """Run one arm to its end; returns its start and end (time.time()).
+
+    The times are kept next to the log: with `--keep`, an arm that already ran to its end is
+    read back instead of run again (a benchmark stopped halfway goes on where it stopped).
+    """
+    times = log.with_suffix(".times.json")
+    if times.exists():
+        done = json.loads(times.read_text())
+        return done["started"], done["ended"]
     started = time.time()
     with open(log, "w") as out:
         done = subprocess.run(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     if done.returncode != 0:
         raise SystemExit(f"arm failed ({done.returncode}): {' '.join(command)}; see {log}")
-    return started, time.time()
+    ended = time.time()
+    times.write_text(json.dumps({"started": started, "ended": ended}) + "\n")
+    return started, ended
 
 
 def search_points(folder: Path, started: float) -> tuple[list[tuple[float, float]], dict]:
