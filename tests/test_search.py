@@ -156,8 +156,12 @@ def test_warm_start_runs_an_earlier_searchs_best_configurations_first(
         assert trial.params == {k: row[k] for k in trial.params}, (trial.params, row)
 
 
-def test_sigterm_then_resume_reaches_exactly_the_requested_trials(ray_local, corpus_dir, tmp_path):
-    """The driver is a subprocess on the session's Ray; SIGTERM it mid-search, then --resume."""
+def test_sigterm_then_resume_keeps_every_trial_within_the_bound(ray_local, corpus_dir, tmp_path):
+    """The driver is a subprocess on the session's Ray; SIGTERM it mid-search, then --resume.
+
+    The resumed run has the budget again; `--trials` is an upper bound (how many new trials fit
+    depends on the time the restored ones take), never exceeded by counting trials twice.
+    """
     args = [
         sys.executable, "-m", "search.run", "--corpus", "monte-cristo", "--name", "resumed",
         "--storage", str(tmp_path), "--data-dir", str(corpus_dir), "--address", ray_local,
@@ -190,7 +194,9 @@ def test_sigterm_then_resume_reaches_exactly_the_requested_trials(ray_local, cor
     )
     assert second.returncode == 0, second.stdout + second.stderr
     trials = pq.read_table(search_dir / "trials.parquet").to_pylist()
-    assert len(trials) == 5 and len({t["trial_id"] for t in trials}) == 5
+    ids = [t["trial_id"] for t in trials]
+    assert len(set(ids)) == len(ids) <= 5, ids
+    assert {t["trial_id"] for t in interrupted if t["chars_trained"]} <= set(ids)  # none lost
     assert all(t["status"] in ("completed", "cut", "stopped") for t in trials), trials
     # The persisted Optuna study came back with the search, not as a second study.
     import optuna
