@@ -422,5 +422,17 @@ def load_weights(model: torch.nn.Module, weights: Any, path: str) -> None:
     try:
         model.load_state_dict(weights)
     except (RuntimeError, TypeError, AttributeError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(f"{path}: weights do not fit the model of its config: {first}") from None
+        raise ConfigError(
+            f"{path}: weights do not fit the model of its config: {first_problem(error)}"
+        ) from None
+
+
+def first_problem(error: Exception) -> str:
+    """One line of a `load_state_dict` error: its first mismatch, and how many more there are
+    (torch's message is a header line, then one tab-indented line per problem)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    details = lines[1:] if lines[0].startswith("Error(s) in loading") else lines
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    return (details[0] if details else lines[0]).rstrip(".") + more

@@ -121,7 +121,10 @@ def test_resuming_a_diverged_run_says_so_and_changes_nothing(corpus_dir, tmp_pat
     [
         (lambda c: torch.zeros(3), "not a checkpoint of this project: Tensor"),
         (lambda c: {"model": c["model"]}, "not a checkpoint of this project: a dict without"),
-        (lambda c: {**c, "model": {k: v[:1] for k, v in c["model"].items()}}, "do not fit"),
+        (
+            lambda c: {**c, "model": {k: v[:1] for k, v in c["model"].items()}},
+            "do not fit the model of its config: size mismatch for",
+        ),
     ],
     ids=["bare tensor", "missing keys", "wrong shapes"],
 )
