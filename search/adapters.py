@@ -44,7 +44,7 @@ class BudgetAwareOptunaSearch(OptunaSearch):
         super().__init__(*args, **kwargs)
         self._folder = folder
         self._last_start_s = last_start_s
-        self._valued: set[str] = set()  # trials that reported a value (saved with the searcher)
+        self._valued: dict[str, int] = {}  # trial -> its last step told (saved with the searcher)
 
     def suggest(self, trial_id: str) -> dict | str | None:
         clock = SearchFolder(self._folder).clock()
@@ -57,7 +57,7 @@ class BudgetAwareOptunaSearch(OptunaSearch):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if METRIC in result:  # a report without a value (none yet) teaches Optuna nothing
-            self._valued.add(trial_id)
+            self._valued[trial_id] = result.get("training_iteration", 0)
             super().on_trial_result(trial_id, result)
 
     def on_trial_complete(
@@ -70,11 +70,15 @@ class BudgetAwareOptunaSearch(OptunaSearch):
             and result.get("end") in ("completed", "cut")
             and result.get("val_chars") == result.get("val_total")
         )
-        # Tune tells a trial stopped while paused (the promotion scheduler's end) with no
-        # result: it reported values, so it is PRUNED like any trial stopped early.
-        if trial_id not in self._valued and not error:  # never reported a value (stopped
-            error = True  # before it started): FAIL, which TPE ignores, rather than PRUNED
+        # Tune hands a scheduler's stopping report to this method only (not on_trial_result),
+        # and a trial stopped while paused (the promotion scheduler's end) with no result.
+        valued = trial_id in self._valued or bool(result and METRIC in result)
+        if not valued and not error:  # never reported a value (stopped before it started):
+            error, result = True, None  # FAIL, which TPE ignores, rather than PRUNED
         elif result and not error and not finished:
+            told = self._valued.get(trial_id, -1)  # the stopping report: the last intermediate
+            if METRIC in result and result.get("training_iteration", 0) > told:
+                self.on_trial_result(trial_id, result)
             result = None  # no final value: OptunaSearch tells PRUNED
         super().on_trial_complete(trial_id, result=result, error=error)
 

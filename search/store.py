@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,25 @@ SETTINGS, SCHEDULE, CLOCK = "search.json", "schedule.json", "clock.json"
 STOPPED, STUDY, SWEEP, LOCK = "stopped.txt", "optuna.journal", "sweep.yaml", ".lock"
 TRIALS, CURVES, BEST = "trials.parquet", "curves.parquet", "best"
 BEST_CHECKPOINT, BEST_ROW, BEST_SAMPLE = "best.pt", "trial.json", "sample.txt"
+
+
+def read_json(file: Path, settle_s: float = 2.0) -> Any:
+    """`json.loads` of a file of the search folder that Tune may be copying over itself.
+
+    After `Tuner.restore`, Tune copies the folder's top-level .json files into its driver
+    staging folder and, each time it saves its state, copies them back over the originals
+    (`pyarrow.fs.copy_files`: truncate, then write). The content stays ours, and our writes are
+    atomic, but a reader can catch one of Tune's copies half done: it retries until the file
+    parses, for up to `settle_s`.
+    """
+    deadline = time.monotonic() + settle_s
+    while True:
+        try:
+            return json.loads(file.read_text(encoding="utf-8"))
+        except ValueError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 class SearchFolder:
@@ -67,7 +87,7 @@ class SearchFolder:
         """search.json as a mapping; ConfigError naming the file if it cannot be read."""
         file = self.path / SETTINGS
         try:
-            data = json.loads(file.read_text(encoding="utf-8"))
+            data = read_json(file)
         except (OSError, ValueError) as error:
             what = type(error).__name__
             raise ConfigError(f"cannot read search settings {file}: {what}") from None
@@ -82,7 +102,7 @@ class SearchFolder:
     def rungs(self) -> list[float]:
         """The scheduler's rungs in training seconds (not the last, a trial's end); [] if none."""
         try:
-            rungs = json.loads((self.path / SCHEDULE).read_text())["rungs_s"]
+            rungs = read_json(self.path / SCHEDULE)["rungs_s"]
             return [float(r) for r in rungs[:-1]]
         except (OSError, ValueError, KeyError, TypeError):
             return []
@@ -96,7 +116,7 @@ class SearchFolder:
         atomic_write(self.path / CLOCK, json.dumps({"started": started, "deadline": deadline}))
 
     def clock(self) -> dict[str, float]:
-        return json.loads((self.path / CLOCK).read_text())
+        return read_json(self.path / CLOCK)
 
     # -- the scheduler's record of early stops ---------------------------------------------------
 

@@ -139,8 +139,7 @@ def collect_trials(
     stopped = folder.stopped()
     records = []
     for result in grid:
-        frame = result.metrics_dataframe
-        history = [] if frame is None or frame.empty else resumed_history(frame.to_dict("records"))
+        history = resumed_history(reports(result))
         if not history and not result.error:
             continue  # suggested, then never started: the budget's exploration had ended
         trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name.split("_")[2]
@@ -155,6 +154,19 @@ def collect_trials(
             )
         )
     return records
+
+
+def reports(result: tune.Result) -> list[dict[str, Any]]:
+    """Every report of a trial, in order: Tune's log of them (`metrics_dataframe`), and the
+    last one Tune acted on (`metrics`) where the log does not have it yet. A trial that ended
+    itself just as a scheduler stopped it is told to the searcher with that last report."""
+    frame = result.metrics_dataframe
+    rows = [] if frame is None or frame.empty else frame.to_dict("records")
+    last = result.metrics or {}
+    logged = max((r.get("time") or 0.0 for r in rows), default=0.0)
+    if "chars_seen" in last and (last.get("time") or 0.0) > logged:
+        rows.append(last)
+    return rows
 
 
 def best_checkpoint(result: Any, val_chars: int) -> str | None:

@@ -169,3 +169,18 @@ def test_the_wandb_writer_survives_tunes_pickling_for_resume(tmp_path):
     copy = pickle.loads(pickle.dumps(sink))  # what Tuner.restore reads from tuner.pkl
     assert copy.settings == sink.settings and copy.timeout_s == sink.timeout_s
     assert copy.errors == [] and copy._thread is None  # a fresh writer, started by setup()
+
+
+def test_a_folder_file_caught_mid_copy_is_read_once_whole(tmp_path):
+    """Tune re-copies a restored search's .json files non-atomically; readers wait it out."""
+    import threading
+
+    from search.store import read_json
+
+    file = tmp_path / "clock.json"
+    file.write_text("")  # truncated, the copy's content not yet written
+    threading.Timer(0.1, file.write_text, args=('{"started": 1.0, "deadline": 2.0}',)).start()
+    assert read_json(file) == {"started": 1.0, "deadline": 2.0}
+    file.write_text("{not json")
+    with pytest.raises(ValueError):
+        read_json(file, settle_s=0.1)

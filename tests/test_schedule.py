@@ -151,7 +151,9 @@ def test_the_end_game_resumes_the_most_promising_paused_trials(tmp_path):
 
 
 def test_optuna_is_told_how_each_trial_ended(tmp_path):
-    """Finished: COMPLETE; stopped early, also while paused (no result): PRUNED; never ran: FAIL."""
+    """As Tune calls the searcher: a scheduler's stopping report comes only to
+    on_trial_complete, a trial stopped while paused comes with no result. Finished: COMPLETE;
+    stopped early (at any report, or while paused): PRUNED with its last value; never ran: FAIL."""
     import optuna
     from ray import tune
 
@@ -162,19 +164,26 @@ def test_optuna_is_told_how_each_trial_ended(tmp_path):
         space={"lr": tune.loguniform(1e-3, 1e-2)}, metric="val_bpc", mode="min",
         folder=str(tmp_path), last_start_s=60,
     )  # fmt: skip
-    for trial in ("done", "stopped", "paused", "never"):
+    trials = ("done", "stopped", "stopped_first", "paused", "never")
+    for trial in trials:
         searcher.suggest(trial)
     whole = {"val_chars": 100, "val_total": 100}
     for trial in ("done", "stopped", "paused"):
         searcher.on_trial_result(trial, {"val_bpc": 2.5, "training_iteration": 1, **whole})
-    searcher.on_trial_complete("done", {"val_bpc": 2.0, "end": "completed", **whole})
-    searcher.on_trial_complete("stopped", {"val_bpc": 2.4, **whole})  # the scheduler's stop
-    searcher.on_trial_complete("paused")  # Tune: a paused trial stopped, with no result
+    searcher.on_trial_complete(
+        "done", {"val_bpc": 2.0, "training_iteration": 2, "end": "completed", **whole}
+    )
+    searcher.on_trial_complete("stopped", {"val_bpc": 2.4, "training_iteration": 2, **whole})
+    searcher.on_trial_complete("stopped_first", {"val_bpc": 2.9, "training_iteration": 1, **whole})
+    searcher.on_trial_complete("paused")
     searcher.on_trial_complete("never")
-    states = {
-        t.user_attrs["tune_trial_id"]: t.state
-        for t in searcher._ot_study.get_trials(deepcopy=False)
-    }
-    told = optuna.trial.TrialState
-    assert states == {"done": told.COMPLETE, "stopped": told.PRUNED, "paused": told.PRUNED,
-                      "never": told.FAIL}  # fmt: skip
+    told = {t.user_attrs["tune_trial_id"]: t for t in searcher._ot_study.get_trials(deepcopy=False)}
+    state = optuna.trial.TrialState
+    assert {k: t.state for k, t in told.items()} == {
+        "done": state.COMPLETE, "stopped": state.PRUNED, "stopped_first": state.PRUNED,
+        "paused": state.PRUNED, "never": state.FAIL,
+    }  # fmt: skip
+    assert told["done"].value == 2.0
+    assert told["stopped"].intermediate_values == {1: 2.5, 2: 2.4}
+    assert told["stopped_first"].intermediate_values == {1: 2.9}
+    assert told["paused"].intermediate_values == {1: 2.5}
