@@ -156,6 +156,24 @@ def collect_trials(
     return records
 
 
+def fit(tuner: tune.Tuner) -> tune.ResultGrid:
+    """`tuner.fit()`, also when a restored search holds a trial that never started.
+
+    Tune suggests a trial before it can start it; if the search is interrupted in between and
+    the resumed run ends before starting it, the trial has no folder and Tune's `ResultGrid`
+    fails on it ("Should not access `trial_fs_path` without setting `trial_dir_name`"). The
+    results are then built from the same analysis without such trials: they never ran.
+    """
+    try:
+        return tuner.fit()
+    except RuntimeError as error:
+        analysis = getattr(getattr(tuner, "_local_tuner", None), "_experiment_analysis", None)
+        if "trial_dir_name" not in str(error) or analysis is None:
+            raise
+        analysis.trials = [t for t in analysis.trials if t.storage.trial_dir_name]
+        return tune.ResultGrid(analysis)
+
+
 def reports(result: tune.Result) -> list[dict[str, Any]]:
     """Every report of a trial, in order: Tune's log of them (`metrics_dataframe`), and the
     last one Tune acted on (`metrics`) where the log does not have it yet. A trial that ended
@@ -291,7 +309,7 @@ def _run(
         else:
             tuner = make_tuner(config, trainable, schedule, warm)
         with sigterm_stops_gracefully():
-            grid = tuner.fit()
+            grid = fit(tuner)
         records = collect_trials(grid, folder, len(corpus.val_ids))
     finally:
         if started_ray:
