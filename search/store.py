@@ -136,9 +136,12 @@ class SearchFolder:
         curves: list[dict[str, Any]],
         trials_schema: pa.Schema,
         curves_schema: pa.Schema,
-    ) -> None:
-        write_parquet(pa.Table.from_pylist(trials, schema=trials_schema), self.path / TRIALS)
+    ) -> pa.Table:
+        """trials.parquet and curves.parquet; returns the trials table as written."""
+        table = pa.Table.from_pylist(trials, schema=trials_schema)
+        write_parquet(table, self.path / TRIALS)
         write_parquet(pa.Table.from_pylist(curves, schema=curves_schema), self.path / CURVES)
+        return table
 
     def trials(self) -> pa.Table:
         return read_parquet(self.path / TRIALS)

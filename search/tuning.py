@@ -50,7 +50,7 @@ from search.results import (
 )
 from search.schedule import Schedule, plan_schedule
 from search.space import wandb_sweep
-from search.store import SearchFolder
+from search.store import TRIALS, SearchFolder
 from search.warm import warm_points
 
 
@@ -98,8 +98,7 @@ def corpus_facts(corpus: Corpus) -> dict[str, Any]:
 
 def check_same_corpus(folder: SearchFolder, corpus: Corpus) -> None:
     """A resumed search must train on the text it started with."""
-    trials = folder.path / "trials.parquet"
-    if not trials.is_file():
+    if not (folder.path / TRIALS).is_file():
         return
     recorded = set(folder.trials().column("corpus_sha256").to_pylist()) - {None}
     if recorded and recorded != {corpus.sha256}:
@@ -207,8 +206,7 @@ def write_results(
     facts = corpus_facts(corpus)
     rows = [trial_row(r, config.name, facts, trial_status(r)) for r in records]
     curves = [row for r in records for row in curve_rows(r, config.name)]
-    folder.write_tables(rows, curves, TRIALS_SCHEMA, CURVES_SCHEMA)
-    return pa.Table.from_pylist(rows, schema=TRIALS_SCHEMA)
+    return folder.write_tables(rows, curves, TRIALS_SCHEMA, CURVES_SCHEMA)
 
 
 def keep_best(
