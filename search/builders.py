@@ -23,7 +23,9 @@ the comparison in README ("Choosing the scheduler"):
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
@@ -51,7 +53,7 @@ from search.wandb_sink import WandbSink
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial: ProgressLines has it
 
 PBT_INTERVALS = 12  # PBT perturbs every budget / PBT_INTERVALS training seconds
-CHECKPOINTS_PER_BUDGET = 10  # reports after the last rung come every tenth of the budget
+MAX_REPORT_GAP = 1 / 4  # share of the budget: the longest a trial trains between two reports
 FAIL_ENV = "CHARNN_TEST_FAIL_TRIALS"  # "1": every trial raises at its first report (tests only)
 
 
@@ -63,19 +65,29 @@ def trial_seconds(config: SearchConfig, schedule: Schedule) -> float:
 
 
 def report_points(config: SearchConfig, schedule: Schedule) -> tuple[float, ...]:
-    """Training seconds at which trials validate and report: where the scheduler decides, then
-    every tenth of the budget for the trials that outlive every rung (checkpoints that survive
-    a lost node, and the best-so-far model on the whole validation text)."""
+    """Training seconds at which trials validate and report (see `report_grid`)."""
     if config.scheduler == "fifo":
         return ()
     if config.scheduler == "pbt":
         step = schedule.max_t_s / PBT_INTERVALS
         return tuple(step * k for k in range(1, PBT_INTERVALS))
-    rungs = schedule.rungs_s[:-1]  # the last rung is the trial's end, reported anyway
-    step = schedule.budget_s / CHECKPOINTS_PER_BUDGET
-    after = rungs[-1] if rungs else 0.0
-    extra = [after + step * k for k in range(1, CHECKPOINTS_PER_BUDGET)]
-    return (*rungs, *(t for t in extra if t < schedule.max_t_s))
+    return report_grid(schedule.rungs_s, schedule.budget_s * MAX_REPORT_GAP)
+
+
+def report_grid(rungs: Sequence[float], max_gap: float) -> tuple[float, ...]:
+    """Where the scheduler decides (every rung but the last, which is the trial's end and
+    reported anyway), and, for the trials that pass the second rung, once more between every
+    two later rungs, at their geometric mean: the best model so far is then known at evenly
+    spaced log-times (an anytime curve) for one validation more per rung. No two reports are
+    more than `max_gap` apart, so a lost node costs a trial at most that much training."""
+    points = list(rungs)
+    points += [math.sqrt(lo * hi) for lo, hi in zip(rungs[1:], rungs[2:], strict=False)]
+    points.sort()
+    filled = points[:1]
+    for lo, hi in zip(points, points[1:], strict=False):
+        parts = math.ceil((hi - lo) / max_gap - 1e-9)
+        filled += [lo + (hi - lo) * k / parts for k in range(1, parts + 1)]
+    return tuple(filled[:-1])
 
 
 def last_start(config: SearchConfig, schedule: Schedule) -> float:
@@ -223,6 +235,8 @@ def make_tuner(
             search_alg=None if pbt else make_searcher(config, schedule, warm),
             scheduler=make_scheduler(config, schedule),
             num_samples=(config.trials or schedule.slots) if pbt else (config.trials or -1),
+            # Tune lets as many trials wait for their workers as this limit ("auto" pending
+            # trials), so every slot starts at once; one at a time without it.
             max_concurrent_trials=None if pauses else schedule.slots,
             # A backstop only: trials end themselves before the deadline, and no trial starts
             # once it could not reach a rung.

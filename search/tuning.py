@@ -282,9 +282,6 @@ def _run(
 ) -> SearchOutcome:
     # Tune warns whenever checkpoints come faster than one per 5 s; short trials always do.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # One suggestion waiting at a time: the sampler suggests when a slot frees, knowing the
-    # latest results, rather than queueing configurations ahead.
-    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "1")
     # Suggestions stopped before they started have no metrics; Tune warns about each.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     started_ray = start_ray(config.address)

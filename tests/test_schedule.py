@@ -9,6 +9,7 @@ from ray.tune.schedulers import TrialScheduler
 
 from model.config import parse_duration
 from model.errors import ConfigError
+from search.builders import report_grid
 from search.promotion import PromotionScheduler
 from search.schedule import MIN_GRACE_S, plan_schedule
 from search.store import SearchFolder
@@ -31,6 +32,21 @@ def test_longer_budgets_get_more_rungs_and_more_random_start_up_trials():
     short, long = plan_schedule(60, 2), plan_schedule(3600, 2)
     assert len(short.rungs_s) < len(long.rungs_s)
     assert short.startup_trials <= long.startup_trials
+
+
+@pytest.mark.parametrize("budget", [20, 60, 300, 1200, 86400])
+def test_trials_report_at_every_rung_between_later_rungs_and_never_far_apart(budget):
+    plan = plan_schedule(budget, slots=2)
+    rungs, gap = plan.rungs_s, budget / 4
+    points = report_grid(rungs, gap)
+    assert list(points) == sorted(set(points)) and points[-1] < plan.max_t_s
+    assert set(rungs[:-1]) <= set(points)  # the scheduler's decisions, the end excepted
+    for low, high in zip(rungs[1:], rungs[2:], strict=False):  # a value between later rungs
+        assert any(low < p < high for p in points)
+    if rungs[1] - rungs[0] <= gap:  # most trials end at the first rung: nothing more before
+        assert not any(rungs[0] < p < rungs[1] for p in points)
+    ends = (*points, plan.max_t_s)
+    assert all(b - a <= gap + 1e-9 for a, b in zip(ends, ends[1:], strict=False))
 
 
 @pytest.mark.parametrize(
