@@ -1,7 +1,7 @@
 """The schedule of a search, derived from its time budget and the number of trial slots.
 
     plan = plan_schedule(budget_s=300, slots=2)
-    plan.max_t_s, plan.rungs_s, plan.last_start_s   # 285.0, (10.6, 31.7, 95.0, 285.0), 272.9
+    plan.max_t_s, plan.rungs_s, plan.last_start_s   # 296.0, (11.0, 32.9, 98.7, 296.0), 285.0
 
 The budget is the main knob. A trial's time axis is seconds of training steps (`train_s`), so
 the scheduler compares trials at equal compute whatever their size, batch or sequence length.
