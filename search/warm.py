@@ -20,11 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from model.errors import ConfigError
 from search.space import HYPERPARAMETERS, PARAMETERS, SearchSpace
+from search.store import TRIALS, SearchFolder
 
 # Known-good starting points (see README, "How the defaults were chosen"). The first is
 # karpathy/char-rnn's default network (2 x 128 LSTM, 50 streams of 50 characters) at a
@@ -66,16 +64,13 @@ def fit_to_space(point: dict[str, Any], space: SearchSpace) -> dict[str, Any] | 
 
 def top_configurations(folder: str | Path, top: int) -> list[dict[str, Any]]:
     """The `top` best distinct configurations of the search in `folder`, best first."""
-    path = Path(folder)
-    table_file = path / "trials.parquet"
+    store = SearchFolder(folder)
+    path, table_file = store.path, store.path / TRIALS
     if not path.is_dir():
         raise ConfigError(f"search folder {path} does not exist")
     if not table_file.is_file():
-        raise ConfigError(f"folder {path} holds no search (no trials.parquet)")
-    try:
-        rows = pq.read_table(table_file).to_pylist()
-    except (OSError, pa.ArrowException) as error:
-        raise ConfigError(f"cannot read {table_file}: {str(error).splitlines()[0]}") from None
+        raise ConfigError(f"folder {path} holds no search (no {TRIALS})")
+    rows = store.trials().to_pylist()
     if rows and not set(WARM_KEYS) <= set(rows[0]):
         raise ConfigError(f"{table_file} is not a trials table of this project")
     scored = [r for r in rows if r.get("best_val_bpc") is not None]
