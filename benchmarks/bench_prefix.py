@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from itertools import combinations
 from pathlib import Path
@@ -53,7 +54,9 @@ def score_search(folder: Path, data_dir: str | None) -> dict:
         rows.append({"trial": trial.name.split("_")[2], "train_s": trainer.train_s, **values})
         print(f"  {folder.name} {rows[-1]['trial']}: " + ", ".join(
             f"{k} {v:.3f}" for k, v in values.items()), flush=True)  # fmt: skip
-    rows = [r for r in rows if r["whole"] < 20]  # a model that blew up later ranks nothing
+    # A model worse than uniform guessing on the whole text blew up after its prefix: it ranks
+    # nothing.
+    rows = [r for r in rows if r["whole"] < math.log2(len(corpus.vocab))]
     whole = [r["whole"] for r in rows]
     agreement = {
         str(n): {
