@@ -64,7 +64,7 @@ def find_searches(storage: str | Path) -> list[Path]:
     storage = Path(storage)
     if not storage.is_dir():
         raise ConfigError(f"storage folder not found: {storage}")
-    found = sorted(p.parent for p in storage.glob("*/trials.parquet"))
+    found = sorted(p.parent for p in storage.glob(f"*/{TRIALS}"))
     if not found:
         raise ConfigError(f"no finished searches (NAME/trials.parquet) in {storage}")
     return found

@@ -143,6 +143,10 @@ class SearchFolder:
         write_parquet(pa.Table.from_pylist(curves, schema=curves_schema), self.path / CURVES)
         return table
 
+    def has_trials(self) -> bool:
+        """Whether a run of this search has written its trials table."""
+        return (self.path / TRIALS).is_file()
+
     def trials(self) -> pa.Table:
         return read_parquet(self.path / TRIALS)
 

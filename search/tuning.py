@@ -50,7 +50,7 @@ from search.results import (
 )
 from search.schedule import Schedule, plan_schedule
 from search.space import wandb_sweep
-from search.store import TRIALS, SearchFolder
+from search.store import SearchFolder
 from search.warm import warm_points
 
 
@@ -98,7 +98,7 @@ def corpus_facts(corpus: Corpus) -> dict[str, Any]:
 
 def check_same_corpus(folder: SearchFolder, corpus: Corpus) -> None:
     """A resumed search must train on the text it started with."""
-    if not (folder.path / TRIALS).is_file():
+    if not folder.has_trials():
         return
     recorded = set(folder.trials().column("corpus_sha256").to_pylist()) - {None}
     if recorded and recorded != {corpus.sha256}:

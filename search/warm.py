@@ -68,7 +68,7 @@ def top_configurations(folder: str | Path, top: int) -> list[dict[str, Any]]:
     path, table_file = store.path, store.path / TRIALS
     if not path.is_dir():
         raise ConfigError(f"search folder {path} does not exist")
-    if not table_file.is_file():
+    if not store.has_trials():
         raise ConfigError(f"folder {path} holds no search (no {TRIALS})")
     rows = store.trials().to_pylist()
     if rows and not set(WARM_KEYS) <= set(rows[0]):
