@@ -26,6 +26,7 @@ from search.space import SearchSpace, searched
 STATUS_COLORS = {
     "completed": "tab:blue",
     "cut": "tab:green",
+    "plateaued": "tab:purple",
     "stopped": "tab:orange",
     "unfinished": "tab:gray",
     "diverged": "tab:red",
@@ -36,6 +37,8 @@ BASELINE_BARS = (  # (column of the predictability table, legend label)
     ("gzip_given_train_bpc", "gzip -9 | train"),
     ("bz2_given_train_bpc", "bz2 -9 | train"),
     ("xz_given_train_bpc", "xz -9e | train"),
+    ("zstd_given_train_bpc", "zstd -22 --long | train"),
+    ("ppmd_given_train_bpc", "PPMd | train"),
     ("best_val_bpc", "best LSTM"),
 )
 
@@ -78,7 +81,7 @@ def plot_best_curves(curves: Sequence[Curve], path: Path) -> Path:
 
 
 def plot_baselines(rows: Sequence[dict[str, Any]], path: Path, label: str = "label") -> Path:
-    """Grouped bars per corpus: unigram entropy, the three compressors, the best model."""
+    """Grouped bars per corpus: unigram entropy, the compressors, the best model."""
     figure = Figure(figsize=(max(6.0, 1.8 * len(rows) + 2), 4.5), layout="constrained")
     ax = figure.subplots()
     width = 0.8 / len(BASELINE_BARS)
@@ -97,7 +100,7 @@ def plot_baselines(rows: Sequence[dict[str, Any]], path: Path, label: str = "lab
     ax.set_title("Best model and baselines per corpus (lower: more predictable)")
     ax.grid(axis="y", alpha=0.3)
     ax.set_ylim(top=ax.get_ylim()[1] * 1.3)  # room for the legend above the bars
-    ax.legend(fontsize="small", ncols=3, loc="upper center")
+    ax.legend(fontsize="small", ncols=4, loc="upper center")
     return save(figure, path)
 
 

@@ -53,15 +53,20 @@ def rung_columns(rung: float) -> tuple[str, str, str]:
 
 
 _HYPER_TYPES = {name: TRIALS_SCHEMA.field(name).type for name in HYPERPARAMETERS}
-_BASELINE_COLUMNS = (
+_BASELINE_COLUMNS = (  # bits per validation character (search.baselines.Baselines)
     "unigram_bpc",
     "gzip_given_train_bpc",
     "bz2_given_train_bpc",
     "xz_given_train_bpc",
+    "zstd_given_train_bpc",
+    "ppmd_given_train_bpc",
     "gzip_alone_bpc",
     "bz2_alone_bpc",
     "xz_alone_bpc",
+    "zstd_alone_bpc",
+    "ppmd_alone_bpc",
 )
+_BASELINE_ORDERS = ("ppmd_order", "ppmd_alone_order")  # PPMd's model order behind each figure
 
 
 def predictability_schema(thresholds: Sequence[float], rungs: Sequence[int]) -> pa.Schema:
@@ -83,6 +88,7 @@ def predictability_schema(thresholds: Sequence[float], rungs: Sequence[int]) -> 
         ("val_fraction", f64),
         ("distinct_chars", i32),  # vocabulary size
         *((name, f64) for name in _BASELINE_COLUMNS),  # bits per validation character
+        *((name, i32) for name in _BASELINE_ORDERS),
         ("best_compressor", text),  # lowest *_given_train_bpc
         ("best_compressor_bpc", f64),
         ("best_val_bpc", f64),  # lowest validation bpc of any trial
@@ -146,7 +152,7 @@ def search_row(
         "val_bytes": baselines.val_bytes,
         "val_fraction": sc.val_fraction,
         "distinct_chars": first["vocab_size"],
-        **{name: getattr(baselines, name) for name in _BASELINE_COLUMNS},
+        **{name: getattr(baselines, name) for name in (*_BASELINE_COLUMNS, *_BASELINE_ORDERS)},
         "best_compressor": compressor,
         "best_compressor_bpc": compressor_bpc,
         "best_val_bpc": best_bpc,

@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 from tabulate import tabulate
 
+from search.baselines import PPMD_MEM_SIZE
 from search.predictability import rung_columns, threshold_columns, threshold_label
 from search.results import STATUSES, ranked
 from search.space import FORMATS, HYPERPARAMETERS
@@ -34,6 +35,11 @@ def _finite(value: Any) -> bool:
 def col(name: str, fmt: Callable[[Any], str] = str) -> Cell:
     """The cell of column `name`, formatted; DASH where the value does not exist."""
     return lambda row: fmt(row[name]) if isinstance(row[name], str) or _finite(row[name]) else DASH
+
+
+def ppmd_cell(row: dict[str, Any], bpc: str, order: str) -> str:
+    """PPMd's bpc with the model order that reached it: `1.706 (8)`."""
+    return f"{row[bpc]:.3f} ({row[order]})" if _finite(row[bpc]) else DASH
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -63,7 +69,9 @@ MAIN_COLUMNS: tuple[tuple[str, Cell], ...] = (  # the ranking, also printed to t
     ("best compressor", lambda r: f"{r['best_compressor']} {r['best_compressor_bpc']:.3f}"),
     ("gain", col("gain_bpc", "{:+.3f}".format)),
     ("gain %", col("gain_pct", "{:+.1f}".format)),
+    ("PPMd | train (order)", lambda r: ppmd_cell(r, "ppmd_given_train_bpc", "ppmd_order")),
     ("xz | train", col("xz_given_train_bpc", BPC)),
+    ("zstd | train", col("zstd_given_train_bpc", BPC)),
     ("bz2 | train", col("bz2_given_train_bpc", BPC)),
     ("gzip | train", col("gzip_given_train_bpc", BPC)),
     ("unigram", col("unigram_bpc", BPC)),
@@ -75,6 +83,8 @@ ALONE_COLUMNS: tuple[tuple[str, Cell], ...] = (
     ("gzip alone", col("gzip_alone_bpc", BPC)),
     ("bz2 alone", col("bz2_alone_bpc", BPC)),
     ("xz alone", col("xz_alone_bpc", BPC)),
+    ("zstd alone", col("zstd_alone_bpc", BPC)),
+    ("PPMd alone (order)", lambda r: ppmd_cell(r, "ppmd_alone_bpc", "ppmd_alone_order")),
 )
 HYPER_COLUMNS: tuple[tuple[str, Cell], ...] = tuple(  # one per search.space parameter
     (name, col(name, FORMATS[name].format)) for name in HYPERPARAMETERS
@@ -180,9 +190,12 @@ def render_markdown(
         "`X | train` is the conditional cost 8 * (C(train + val) - C(train)) / val chars: what "
         "the compressor needs for the validation text after it has seen the training text, the "
         "fair comparison with a model trained on that text (gzip only remembers the last 32 KiB "
-        "and bz2 its 900 kB block; xz -9e remembers 64 MiB). `gain` is the best compressor's bpc "
-        "minus the best model's: positive when the model wins. `unigram` is the entropy of the "
-        "validation text's own character frequencies. `sha256` is that of the corpus file.",
+        "and bz2 its 900 kB block; xz -9e remembers 64 MiB, zstd -22 --long a window of the "
+        f"whole text, PPMd a {PPMD_MEM_SIZE >> 20} MiB model). PPMd (variant H, as in 7-Zip) is "
+        "shown with the model order, of those tried, that did best on this text. `gain` is the "
+        "best compressor's bpc minus the best model's: positive when the model wins. `unigram` is "
+        "the entropy of the validation text's own character frequencies. `sha256` is that of the "
+        "corpus file.",
         "",
         "## Compressors on the validation text alone",
         "",

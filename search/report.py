@@ -6,11 +6,12 @@
 
 How predictable is a text, and how fast does a model learn it? Each search folder gives one
 row (one corpus, cut to one prefix length): the best validation bpc its search found, with that
-trial's hyperparameters; what gzip, bz2 and xz need for the *same* validation text given the
-training text (`search.baselines`); how many training characters and seconds the best trial
-needed to reach fixed bpc thresholds; the best and median bpc of the trials at each rung
-(equal budgets); how many trials were stopped early or diverged; the hyperparameter importance
-(`search.importance`); and a sample from the best model (fixed seed and temperature).
+trial's hyperparameters; what gzip, bz2, xz, zstd and PPMd need for the *same* validation text
+given the training text (`search.baselines`); how many training characters and seconds the
+best trial needed to reach fixed bpc thresholds; the best and median bpc of the trials at each
+rung (equal budgets); how many trials were stopped early or diverged; the hyperparameter
+importance (`search.importance`); and a sample from the best model (fixed seed and
+temperature).
 
 The report is a view of the searches' trials.parquet and curves.parquet plus the corpus text
 (reloaded with the search's own CorpusConfig and checked against the recorded sha256). It is

@@ -24,7 +24,16 @@ import pytest
 
 import search.baselines
 from model.errors import ConfigError
-from search.baselines import cache_key, cached_baselines, compute_baselines, unigram_entropy
+from search.baselines import (
+    COMPRESSORS,
+    METHOD,
+    PPMD_ORDERS,
+    cache_key,
+    cached_baselines,
+    compute_baselines,
+    ppmd_compress,
+    unigram_entropy,
+)
 from search.compare import main
 from search.demo import build_parser as demo_parser
 from search.demo import demo_configs
@@ -45,7 +54,9 @@ THRESHOLDS = (4.5, 0.5)  # tiny models reach the first within their budget, neve
 COLUMNS = [
     "rank", "corpus", "corpus_chars", "distinct_chars", "corpus_sha256", "text_sha256",
     "unigram_bpc", "gzip_given_train_bpc", "bz2_given_train_bpc", "xz_given_train_bpc",
-    "gzip_alone_bpc", "bz2_alone_bpc", "xz_alone_bpc", "best_compressor", "best_compressor_bpc",
+    "zstd_given_train_bpc", "ppmd_given_train_bpc", "ppmd_order", "gzip_alone_bpc",
+    "bz2_alone_bpc", "xz_alone_bpc", "zstd_alone_bpc", "ppmd_alone_bpc", "ppmd_alone_order",
+    "best_compressor", "best_compressor_bpc",
     "best_val_bpc", "gain_bpc", "best_trial", "hidden_size", "lr", "batch_size", "seq_len",
     "trials", "completed", "cut", "stopped", "diverged", "importance_note", "sample",
 ]  # fmt: skip
@@ -106,8 +117,11 @@ def test_one_row_per_search_with_every_column(report, rows, searches):
             best["lr"],
             best["seq_len"],
         )
-        compressors = [row[f"{c}_given_train_bpc"] for c in ("gzip", "bz2", "xz")]
-        assert row["best_compressor_bpc"] == min(compressors)
+        compressors = {c: row[f"{c}_given_train_bpc"] for c in COMPRESSORS}
+        assert set(compressors) == {"gzip", "bz2", "xz", "zstd", "ppmd"}
+        assert row["best_compressor_bpc"] == min(compressors.values())
+        assert compressors[row["best_compressor"]] == row["best_compressor_bpc"]
+        assert row["ppmd_order"] in PPMD_ORDERS and row["ppmd_alone_order"] in PPMD_ORDERS
         assert row["gain_bpc"] == pytest.approx(row["best_compressor_bpc"] - row["best_val_bpc"])
 
 
@@ -124,10 +138,19 @@ def test_compressor_figure_recomputed_independently(rows, corpus_dir):
     counts = Counter(text[-n_val:])
     entropy = -sum(k / n_val * math.log2(k / n_val) for k in counts.values())
     assert row["unigram_bpc"] == pytest.approx(entropy)
+    # PPMd of the recorded order, through the same formula.
+    order = row["ppmd_order"]
+    ppmd = 8 * (len(ppmd_compress(train + val, order)) - len(ppmd_compress(train, order))) / n_val
+    assert row["ppmd_given_train_bpc"] == pytest.approx(ppmd, rel=1e-12)
     # Statute is more predictable than a novel for every compressor, as the issue reports.
-    for codec in ("gzip", "bz2", "xz"):
+    for codec in COMPRESSORS:
         assert row[f"{codec}_given_train_bpc"] < rows["monte-cristo"][f"{codec}_given_train_bpc"]
         assert row[f"{codec}_given_train_bpc"] <= row[f"{codec}_alone_bpc"] + 0.05
+    # PPMd models both texts best (0.89 and 1.87 bpc here; the next best, bz2, 1.11 and 2.39),
+    # and having seen the training text is worth more than a bit a character to it.
+    for r in rows.values():
+        assert r["best_compressor"] == "ppmd"
+        assert r["ppmd_given_train_bpc"] < r["ppmd_alone_bpc"] - 1
 
 
 def test_learning_speed_and_rungs_are_views_of_the_curves(rows, searches):
@@ -203,8 +226,13 @@ def test_baselines_are_cached_in_the_search_folder(rows, searches, monkeypatch):
     monkeypatch.setattr(search.baselines, "compute_baselines", never)
     sha256 = pq.read_table(config.path / "trials.parquet").column("corpus_sha256")[0].as_py()
     key = cache_key(sha256, config.max_chars, config.val_fraction)
+    assert key.endswith(f":m{METHOD}") and set(json.loads(cache.read_text())) == {key}
     cached = cached_baselines(cache, key, train, val)
     assert cached.xz_given_train_bpc == rows["irc"]["xz_given_train_bpc"]
+    assert (cached.ppmd_given_train_bpc, cached.ppmd_order) == (
+        rows["irc"]["ppmd_given_train_bpc"],
+        rows["irc"]["ppmd_order"],
+    )
     monkeypatch.undo()
     assert compute_baselines(train, val) == cached
     assert unigram_entropy("aabb") == 1.0
