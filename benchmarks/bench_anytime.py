@@ -2,6 +2,8 @@
 
     python benchmarks/bench_anytime.py --budget 300                       # every corpus, a b c
     python benchmarks/bench_anytime.py --budget 1200 --corpora monte-cristo irc --arms a c
+    python benchmarks/bench_anytime.py --budget 300 --corpora /work/texts/reina_valera_1909.txt \
+        --arms a c d e --keep /tmp/bench      # a file path is a corpus too (its stem names it)
 
 Each corpus is cut to its first 2.6 M characters with 10% validation. The arms run one after
 another on the same cores, each as the command a user would type:
@@ -13,7 +15,11 @@ another on the same cores, each as the command a user would type:
   50 characters, lr 2e-3) on all the machine's cores (`--threads`), given the same wall time
   as arm a took from its start to its end (start-up and wrap-up included), validating every
   2 M characters;
-- d: `model.train` with this project's own defaults, the same way (optional);
+- d: the warm starts alone, under the same scheduler and budget (`--trials` the number of
+  default warm starts): what the search adds by exploring;
+- e: the recipe a Ray Tune user would write from Tune's documentation (`OptunaSearch` +
+  `ASHAScheduler` with their defaults, no warm starts), over the same space and trainable
+  (benchmarks/ray_recipe.py);
 - a:NAME: the search with `--scheduler NAME` (promote, asha, hyperband, pbt), to compare
   schedulers (optional).
 
@@ -21,7 +27,8 @@ Every arm's best-so-far `val_bpc` on the whole validation text is recorded again
 seconds since its process started (an anytime curve). The figures go to
 benchmarks/results/anytime-T{T}.json, one PNG per corpus to docs/, and a Markdown table is
 printed. Searches also report how their trial-slot seconds split into training steps,
-validation, checkpoints and the rest.
+validation, checkpoints and the rest, and what share of trial time went to plateaus: a
+trial's training after its best validation, where that tail is over a third of its time.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from search.store import SearchFolder
+from search.warm import DEFAULT_WARM_STARTS
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -51,8 +59,14 @@ ARM_NAMES = {
     "a": "search (defaults)",
     "b": "random search, no early stopping",
     "c": "char-rnn defaults, one run",
-    "d": "model.train defaults, one run",
+    "d": "warm starts alone",
+    "e": "Ray Tune docs recipe (OptunaSearch + ASHA)",
 }
+
+
+def label(corpus: str) -> str:
+    """A registered name as it is, a file by its stem."""
+    return Path(corpus).stem.replace("_", "-") if "/" in corpus else corpus
 
 
 def corpus_args(corpus: str, data_dir: str | None) -> list[str]:
@@ -91,6 +105,16 @@ def search_points(folder: Path, started: float) -> tuple[list[tuple[float, float
         if c["val_bpc"] is not None and c["val_chars"] == whole
     ]
     clock, search = store.clock(), store.read_settings()
+    whole_curves: dict[str, list[tuple[float, float]]] = {}
+    for c in curves:
+        if c["val_bpc"] is not None and c["val_chars"] == whole:
+            whole_curves.setdefault(c["trial_id"], []).append((c["train_s"], c["val_bpc"]))
+    plateau = 0.0
+    for trial in trials:
+        seen = whole_curves.get(trial["trial_id"])
+        if seen and trial["train_s"]:
+            tail = trial["train_s"] - min(seen, key=lambda p: p[1])[0]
+            plateau += tail if tail > trial["train_s"] / 3 else 0.0
     end = max(c["time"] for c in curves)
     slots = search["concurrency"] or os.cpu_count() // int(search["cpus_per_trial"])
     slot_s = slots * (end - clock["started"])
@@ -104,6 +128,11 @@ def search_points(folder: Path, started: float) -> tuple[list[tuple[float, float
         "eval": evals / slot_s,
         "checkpoint": ckpt / slot_s,
         "other": 1 - (train + evals + ckpt) / slot_s,
+        "plateau": plateau / slot_s,
+        "origins": {
+            str(o): sum(t.get("origin") == o for t in trials)
+            for o in {t.get("origin") for t in trials}
+        },
         "trials": len(trials),
         "statuses": {
             s: sum(t["status"] == s for t in trials) for s in {t["status"] for t in trials}
@@ -142,14 +171,23 @@ def bench_corpus(corpus: str, budget: float, arms: list[str], args: Any, tmp: Pa
     common = corpus_args(corpus, args.data_dir)
     out: dict[str, Any] = {}
     wall_a = None
+    tag = label(corpus)
     for arm in arms:
-        log = tmp / f"{corpus}-{arm.replace(':', '-')}.log"
-        if arm[0] in ("a", "b"):
+        log = tmp / f"{tag}-{arm.replace(':', '-')}.log"
+        if arm == "e":
+            folder = tmp / f"{tag}-e"
+            command = [sys.executable, "benchmarks/ray_recipe.py", *common,
+                       "--time-budget", str(budget), "--out", str(folder)]  # fmt: skip
+            started, ended = run_arm(command, log)
+            recorded = json.loads((folder / "points.json").read_text())["points"]
+            points, split = [(t - started, v) for t, v in recorded], {}
+        elif arm[0] in ("a", "b", "d"):
             extra = {"a": [], "b": ["--sampler", "random", "--scheduler", "fifo",
-                                    "--no-warm-start-defaults"]}.get(arm)  # fmt: skip
+                                    "--no-warm-start-defaults"],
+                     "d": ["--trials", str(len(DEFAULT_WARM_STARTS))]}.get(arm)  # fmt: skip
             if extra is None:  # a:NAME
                 extra = ["--scheduler", arm.split(":", 1)[1]]
-            name = f"{corpus}-{arm.replace(':', '-')}"
+            name = f"{tag}-{arm.replace(':', '-')}"
             command = [sys.executable, "-m", "search.run", *common, "--time-budget", str(budget),
                        "--storage", str(tmp), "--name", name, *extra]  # fmt: skip
             started, ended = run_arm(command, log)
@@ -158,13 +196,12 @@ def bench_corpus(corpus: str, budget: float, arms: list[str], args: Any, tmp: Pa
                 wall_a = ended - started
         else:
             wall = wall_a or budget
-            model = CHAR_RNN if arm == "c" else []
-            command = [sys.executable, "-m", "model.train", *common, *model,
+            command = [sys.executable, "-m", "model.train", *common, *CHAR_RNN,
                        "--threads", str(os.cpu_count()), "--time-budget", str(wall),
                        "--max-train-chars", str(10**12), "--eval-every-chars", "2000000",
-                       "--out", str(tmp / f"{corpus}-{arm}")]  # fmt: skip
+                       "--out", str(tmp / f"{tag}-{arm}")]  # fmt: skip
             started, ended = run_arm(command, log)
-            points, split = run_points(tmp / f"{corpus}-{arm}", started)
+            points, split = run_points(tmp / f"{tag}-{arm}", started)
         curve = best_so_far(points)
         out[arm] = {
             "command": " ".join(command[1:]).replace(str(tmp), "TMP"),
@@ -173,9 +210,7 @@ def bench_corpus(corpus: str, budget: float, arms: list[str], args: Any, tmp: Pa
             "final": curve[-1][1] if curve else None,
             **split,
         }
-        print(
-            f"  {corpus} {arm}: final {out[arm]['final']} after {ended - started:.0f} s", flush=True
-        )
+        print(f"  {tag} {arm}: final {out[arm]['final']} after {ended - started:.0f} s", flush=True)
     equal = min(out[a]["wall_s"] for a in arms)  # every arm's best so far at the same second
     for arm in arms:
         out[arm]["at_equal_wall"] = value_at(out[arm]["curve"], equal)
@@ -217,7 +252,7 @@ def arm_name(arm: str) -> str:
 
 
 def arm_order(arm: str) -> tuple[str, str]:
-    return arm[0], arm  # a, then a:NAME, then b, c, d: c needs a's wall time
+    return arm[0], arm  # a, then a:NAME, then b, c, d, e: c needs a's wall time
 
 
 def markdown(budget: float, results: dict) -> str:
@@ -240,9 +275,10 @@ def markdown(budget: float, results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budget", type=float, required=True, help="T, seconds")
-    parser.add_argument("--corpora", nargs="+", default=list(CORPORA), help="registered names")
+    parser.add_argument("--corpora", nargs="+", default=list(CORPORA),
+                        help="registered names or paths to UTF-8 files")  # fmt: skip
     parser.add_argument("--arms", nargs="+", default=["a", "b", "c"],
-                        help="a b c d, or a:SCHEDULER")  # fmt: skip
+                        help="a b c d e, or a:SCHEDULER")  # fmt: skip
     parser.add_argument("--data-dir", default=os.environ.get("CHARNN_DATA_DIR"),
                         help="local corpus folder (default: $CHARNN_DATA_DIR)")  # fmt: skip
     parser.add_argument("--keep", default=None, help="keep the runs in this folder")
@@ -253,8 +289,8 @@ def main() -> None:
         tmp = Path(args.keep or scratch)
         tmp.mkdir(parents=True, exist_ok=True)
         for corpus in args.corpora:
-            results[corpus] = bench_corpus(corpus, args.budget, arms, args, tmp)
-            plot(corpus, args.budget, results[corpus])
+            results[label(corpus)] = bench_corpus(corpus, args.budget, arms, args, tmp)
+            plot(label(corpus), args.budget, results[label(corpus)])
     table = markdown(args.budget, results)
     RESULTS.mkdir(exist_ok=True)
     name = f"anytime-T{args.budget:.0f}"

@@ -18,7 +18,7 @@ from corpora import CorpusConfig
 from model.errors import ConfigError
 from model.lstm import ModelConfig
 
-DECAYS = ("none", "cosine")
+DECAYS = ("none", "cosine", "wsd")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -56,6 +56,8 @@ class TrainConfig:
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
     warmup_chars: int = 0  # linear learning-rate warm-up, in training characters
     decay: str = "none"  # learning-rate decay after warm-up: none | cosine (to 10% at the end)
+    # | wsd (warmup-stable-decay, cooled down to 10% before every report: see model.loop)
+    cooldown: float = 0.3  # wsd: share of each stretch between two reports spent cooling down
     max_train_chars: int = 5_000_000  # training budget in characters (targets), over all epochs
     max_train_s: float = 0.0  # training budget in seconds of training steps; 0: none. Training
     # ends at whichever budget is used up first, and cosine decay follows the one further along.
@@ -80,6 +82,8 @@ class TrainConfig:
         ):
             if not getattr(self, name) >= 0:  # also refuses NaN
                 raise ConfigError(f"{name} must be non-negative, got {getattr(self, name)}")
+        if not 0 < self.cooldown <= 1:
+            raise ConfigError(f"cooldown must be in (0, 1], got {self.cooldown}")
         if self.decay not in DECAYS:
             raise ConfigError(f"decay must be one of {', '.join(DECAYS)}, got {self.decay!r}")
         if not 0 <= self.seed < 2**63:  # torch.manual_seed's range

@@ -1,7 +1,7 @@
 """Plain-PyTorch training loop for `CharLSTM` on stateful batches; knows nothing of Ray or Optuna.
 
     trainer = Trainer(run_config, corpus)            # or Trainer.restore(checkpoint_dict, corpus)
-    status = fit(trainer, report=history.append)     # "completed", "cut" or "diverged"
+    status = fit(trainer, report=history.append)     # "completed", "cut", "plateaued", "diverged"
 
 A run's budget is characters (`max_train_chars`), training seconds (`max_train_s`), or both:
 whichever is used up first ends it, and cosine decay follows the one further along. `fit`
@@ -10,7 +10,16 @@ search's rungs), and at the end; given a deadline, it stops early enough to vali
 report once more before it. The caller decides what a report means (a Tune iteration, a
 metrics row plus a checkpoint file, a list in a test). `trainer.checkpoint()` captures
 everything needed to continue exactly where training stopped: weights, optimizer, stream
-position, hidden state, RNG state, vocab, config.
+position, hidden state, RNG state, vocab, config, and the validations so far.
+
+The `wsd` learning-rate schedule (warmup-stable-decay) makes a run good at every point where
+it may be stopped: the reports. Each stretch between two reports trains at the full rate and
+cools down to 10% over its last `cooldown` share, so every report scores a cooled-down model,
+as a run planned to end there would be; the next stretch starts at the full rate again. The
+last stretch ends at the run's budget or, given a deadline, when training must stop for it.
+A run given a plateau share stops itself ("plateaued") once its best validation has not
+improved over that last share of its training time: overfitting or stalled runs free their
+slot, and their best checkpoint is the one to keep.
 """
 
 from __future__ import annotations
@@ -43,6 +52,9 @@ VAL_STREAMS = 16
 # Seconds a run stopping for a deadline keeps for its last checkpoint and report, beyond the
 # estimated time of its last validation.
 FINAL_REPORT_MARGIN_S = 1.0
+# Of the wall time left before a deadline, the share a wsd schedule counts on training in (the
+# rest: reports, checkpoints, the loop itself): better cooled down a little early than cut hot.
+DEADLINE_SHARE = 0.95
 
 Metrics = dict[str, Any]
 
@@ -71,15 +83,48 @@ def budget_progress(chars_seen: int, train_s: float, max_chars: int, max_s: floa
 
 
 def learning_rate(
-    chars_seen: int, base_lr: float, warmup_chars: int, decay: str, progress: float
+    chars_seen: int,
+    base_lr: float,
+    warmup_chars: int,
+    decay: str,
+    progress: float,
+    cooldown: float = 0.3,
 ) -> float:
-    """Linear warm-up over `warmup_chars`, then constant, or cosine decay to 10% of `base_lr`
-    as `progress` (the share of the budget used, 0 to 1) reaches 1."""
+    """Linear warm-up over `warmup_chars`, then constant; or cosine decay to 10% of `base_lr`
+    as `progress` (the share of the budget used, 0 to 1) reaches 1; or, for `wsd`, constant
+    until `progress` (then the share of the current stretch used) enters its last `cooldown`
+    share, and linear decay to 10% over that share."""
     if chars_seen < warmup_chars:
         return base_lr * (chars_seen + 1) / warmup_chars
+    progress = min(1.0, max(0.0, progress))
     if decay == "cosine":
-        return base_lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
+        return base_lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+    if decay == "wsd":
+        cooled = max(0.0, progress - (1.0 - cooldown)) / cooldown
+        return base_lr * (1.0 - 0.9 * cooled)
     return base_lr
+
+
+def stretch_progress(t: float, stops: Sequence[float], end: float) -> float:
+    """How far training second `t` is through its stretch (0 to 1): from the last of `stops` at
+    or before `t` (or 0) to the next one after it, the last stretch ending at `end`."""
+    start = max((s for s in stops if s <= t), default=0.0)
+    stop = min(min((s for s in stops if s > t), default=end), end)
+    if stop <= start:
+        return 1.0
+    return min(1.0, (t - start) / (stop - start))
+
+
+def plateaued(history: Sequence[tuple[float, float]], share: float) -> bool:
+    """Whether a run whose validations are `history` ((training seconds, bpc), in order) has not
+    improved over the last `share` of its training time: its best validation in that window is
+    no lower than its best before it. Needs one validation before the window and one in it."""
+    if len(history) < 2:
+        return False
+    since = history[-1][0] * (1.0 - share)
+    before = [v for t, v in history if t <= since]
+    recent = [v for t, v in history if t > since]
+    return bool(before and recent) and min(recent) >= min(before)
 
 
 def check_corpus_fits(n_train: int, n_val: int, batch_size: int, seq_len: int) -> None:
@@ -126,6 +171,7 @@ class Trainer:
         self.eval_s = 0.0  # of which evaluating
         self.checkpoint_s = 0.0  # wall time the caller spent saving checkpoints (it adds it)
         self._eval_rate = 0.0  # validation characters per second, once measured
+        self.val_history: list[tuple[float, float]] = []  # (train_s, bpc) on the whole text
         self._window_loss = torch.zeros((), device=self.device)  # summed nats since last report
         self._window_chars = 0
         self._window_train_s = 0.0
@@ -142,14 +188,28 @@ class Trainer:
 
     # -- training -----------------------------------------------------------------------------
 
-    def train_step(self) -> float:
-        """One optimizer step on the next batch of every stream; returns the batch loss in nats."""
+    def scheduled_lr(self, stops: Sequence[float] = (), end_s: float = math.inf) -> float:
+        """The learning rate of the next step. For `wsd`, its stretches end at `stops` and at
+        `end_s` (training seconds), or at the run's budget; over a budget in characters only,
+        the whole run is one stretch."""
+        tc = self.run.train
+        progress = self.progress()
+        if tc.decay == "wsd":
+            end = min(end_s, tc.max_train_s or math.inf)
+            if math.isfinite(end):
+                progress = stretch_progress(self.train_s, stops, end)
+        return learning_rate(self.chars_seen, tc.lr, tc.warmup_chars, tc.decay, progress,
+                             tc.cooldown)  # fmt: skip
+
+    def train_step(self, lr: float | None = None) -> float:
+        """One optimizer step on the next batch of every stream, at `lr` (default: the
+        schedule's over the whole budget); returns the batch loss in nats."""
         tc = self.run.train
         started = time.perf_counter()
         self.model.train()
         cols = window(self.position, tc.seq_len, self.train_streams.length)
         x, y = batch(self.train_streams, cols, self.device)
-        lr = learning_rate(self.chars_seen, tc.lr, tc.warmup_chars, tc.decay, self.progress())
+        lr = self.scheduled_lr() if lr is None else lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         logits, state = self.model(x, detach_state(self.state))
@@ -222,10 +282,14 @@ class Trainer:
         train_nats = (self._window_loss / max(1, self._window_chars)).item()
         chars = self.val_chars if val_chars is None else min(val_chars, self.val_chars)
         val_bpc = self.evaluate(chars) if evaluate else float("nan")
+        if evaluate and chars == self.val_chars and math.isfinite(val_bpc):
+            self.val_history.append((self.train_s, val_bpc))
+        best = min((v for _, v in self.val_history), default=float("nan"))
         metrics: Metrics = {
             "train_bpc": nats_to_bits(train_nats),
             "val_bpc": val_bpc,
             "val_chars": chars if evaluate else 0,
+            "best_val_bpc": best,  # best so far on the whole validation text (NaN: none yet)
             "chars_seen": self.chars_seen,
             "chars_per_s": self._window_chars / max(self._window_train_s, 1e-9),
             "elapsed_s": self.elapsed_s,
@@ -241,6 +305,15 @@ class Trainer:
         self._window_chars = 0
         self._window_train_s = 0.0
         return metrics
+
+    def train_s_at(self, deadline: float, stops: Sequence[float] = ()) -> float:
+        """Training seconds this run will have when `deadline` (a `time.time()`) stops it: the
+        wall time left, less the last report and the whole-text validations at `stops` on the
+        way, with a little kept in hand for the time outside training steps."""
+        left = deadline - time.time() - self.final_report_s()
+        per_eval = self.val_chars / self._eval_rate
+        ahead = sum(self.train_s < s < self.train_s + left for s in stops)
+        return self.train_s + max(0.0, DEADLINE_SHARE * (left - ahead * per_eval))
 
     def final_report_s(self) -> float:
         """Seconds to keep in hand for a last validation over the whole text and a report."""
@@ -273,6 +346,7 @@ class Trainer:
                 "train_s": self.train_s,
                 "eval_s": self.eval_s,
                 "checkpoint_s": self.checkpoint_s,
+                "val_history": [list(point) for point in self.val_history],
             },
             "rng": {
                 "torch": torch.get_rng_state(),
@@ -304,6 +378,7 @@ class Trainer:
         trainer.train_s = progress["train_s"]
         trainer.eval_s = progress.get("eval_s", 0.0)
         trainer.checkpoint_s = progress.get("checkpoint_s", 0.0)
+        trainer.val_history = [(t, v) for t, v in progress.get("val_history", [])]
         torch.set_rng_state(checkpoint["rng"]["torch"])
         if checkpoint["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
@@ -322,6 +397,7 @@ def fit(
     report_s: Sequence[float] = (),
     first_val_chars: int | None = None,
     deadline: float | None = None,
+    plateau_share: float | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> str:
     """Train until the budget (`max_train_chars` or `max_train_s`) or `deadline`; report on the way.
@@ -334,9 +410,10 @@ def fit(
     enough to validate and report before it (on the `first_val_chars` prefix if even that
     whole-text validation could not end in time, as for a large model started late). Each
     report's `end` is "" while training goes on, else the returned status: "completed" (budget
-    used), "cut" (deadline) or "diverged". A non-finite training loss, or one `DIVERGED_FACTOR`
-    times that of uniform guessing, ends the run at once with a last report that is not
-    evaluated (`val_bpc` NaN, `diverged` True).
+    used), "cut" (deadline), "plateaued" (no better validation over the last `plateau_share`
+    of its training time, when given; see `plateaued`) or "diverged". A non-finite training
+    loss, or one `DIVERGED_FACTOR` times that of uniform guessing, ends the run at once with a
+    last report that is not evaluated (`val_bpc` NaN, `diverged` True).
     """
     tc = trainer.run.train
     limit = DIVERGED_FACTOR * math.log(max(2, trainer.run.model.vocab_size))
@@ -347,13 +424,15 @@ def fit(
 
     if trainer.progress() >= 1.0:
         return "completed"  # a finished run, resumed: nothing left to train or report
+    stops = tuple(report_s)
     while True:
         if deadline is not None and time.time() + trainer.final_report_s() >= deadline:
             # Started too late to validate on the whole text in time: the prefix will do.
             late = trainer.chars_seen == 0 and time.time() + trainer.final_report_s() > deadline
             return final("cut", first_val_chars if late else None)
         chars, seconds = trainer.chars_seen, trainer.train_s
-        loss = trainer.train_step()
+        end_s = math.inf if deadline is None else trainer.train_s_at(deadline, stops)
+        loss = trainer.train_step(trainer.scheduled_lr(stops, end_s))
         if on_step is not None:
             on_step(trainer.chars_seen - chars)
         if not loss < limit:  # also catches NaN
@@ -373,6 +452,10 @@ def fit(
         if not math.isfinite(metrics["val_bpc"]):
             report({**metrics, "diverged": True, "end": "diverged"})
             return "diverged"
+        whole = metrics["val_chars"] == trainer.val_chars
+        if plateau_share and whole and plateaued(trainer.val_history, plateau_share):
+            report({**metrics, "diverged": False, "end": "plateaued"})
+            return "plateaued"
         report({**metrics, "diverged": False, "end": ""})
 
 

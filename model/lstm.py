@@ -4,7 +4,12 @@
 logits `(B, T, V)` and the new state. The recurrent cell (LSTM, GRU or plain RNN) runs over the
 whole sequence in one cuDNN/oneDNN call; there is no Python loop over time steps.
 
-    ids (B,T) -> Embedding -> {LSTM|GRU|RNN}(num_layers) -> Linear -> logits (B,T,V)
+    ids (B,T) -> Embedding -> {LSTM|GRU|RNN}(num_layers) -> Dropout -> Linear -> logits (B,T,V)
+
+Dropout acts on every recurrent layer's output: between layers (inside the cell's module) and
+before the output layer, so a one-layer network can be regularised too. It never touches the
+recurrent connections, so the state carried across batches is the same in training and
+evaluation.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ class ModelConfig:
     embed_dim: int = 64  # character embedding width (a learned one-hot projection)
     hidden_size: int = 256  # units per recurrent layer
     num_layers: int = 2  # stacked recurrent layers
-    dropout: float = 0.0  # between recurrent layers; has no effect with num_layers == 1
+    dropout: float = 0.0  # on each recurrent layer's output (between layers, before the head)
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -59,6 +64,7 @@ class CharLSTM(nn.Module):
             dropout=config.dropout if config.num_layers > 1 else 0.0,
             batch_first=True,
         )
+        self.drop = nn.Dropout(config.dropout)  # no weights: checkpoints are unchanged
         self.head = nn.Linear(config.hidden_size, config.vocab_size)
 
     def init_state(self, batch_size: int) -> State:
@@ -72,7 +78,7 @@ class CharLSTM(nn.Module):
         out, new_state = self.rnn(self.embed(ids), state if len(state) == 2 else state[0])
         if not isinstance(new_state, tuple):
             new_state = (new_state,)
-        return self.head(out), new_state
+        return self.head(self.drop(out)), new_state
 
 
 def detach_state(state: State) -> State:

@@ -32,12 +32,14 @@ from model.loop import Metrics, Trainer, fit, load_checkpoint, save_checkpoint
 from model.lstm import count_parameters
 
 CHECKPOINT_FILE = "checkpoint.pt"
+SCORE = "whole_val_bpc"  # Tune keeps the checkpoints best by this, and always the latest
 
 # What a diverged trial reports as val_bpc: finite, and worse than any run that has not diverged
 # (those stay below DIVERGED_FACTOR * log2(V) <= 3 * 20 bits, V at most all of Unicode). NaN
 # would never be stopped by ASHA and would poison its rung cutoffs, and Optuna rejects it.
 DIVERGED_BPC = 100.0
 MUTABLE = ("lr", "dropout")  # settings a restored trial takes from its (mutated) config
+ORIGIN = "origin"  # a trial's config key saying where it came from (warm, sampled, mutated)
 
 
 class TrialFailure(RuntimeError):
@@ -51,6 +53,8 @@ class TrialPlan:
     report_s: tuple[float, ...] = ()  # training seconds at which to validate and report
     first_val_chars: int | None = None  # characters scored at report_s[0]; None: all
     deadline: float | None = None  # time.time() by which a trial's last report is done
+    plateau_share: float | None = None  # a trial whose best validation has not improved over
+    # this last share of its training time ends itself ("plateaued"); None: never
     fail_at_first_report: bool = False  # test-only: every attempt raises when it first reports
 
 
@@ -69,6 +73,7 @@ def build_trainer(
     schedule for the training seconds it has. A restored trial takes its learning rate and
     dropout from `config`: Population Based Training changes them when it clones a checkpoint.
     """
+    config = {k: v for k, v in config.items() if k != ORIGIN}  # the search's, not a setting
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
@@ -95,6 +100,11 @@ def train_trial(
         "val_total": trainer.val_chars,  # a report's val_chars below this: a prefix
     }
 
+    def score(metrics: Metrics) -> float:
+        """What Tune ranks the trial's checkpoints by: the value on the whole validation text
+        (a prefix's is not comparable, and ranks last)."""
+        return metrics["val_bpc"] if metrics["val_chars"] == trainer.val_chars else DIVERGED_BPC
+
     def report(metrics: Metrics) -> None:
         if plan.fail_at_first_report:
             raise TrialFailure("a failure the test suite asked for (CHARNN_TEST_FAIL_TRIALS)")
@@ -106,7 +116,10 @@ def train_trial(
             save_checkpoint(trainer.checkpoint(), str(Path(folder) / CHECKPOINT_FILE))
             trainer.checkpoint_s += time.perf_counter() - started  # in the next checkpoint
             metrics["checkpoint_s"] = trainer.checkpoint_s
-            tune.report({**metrics, **where}, checkpoint=tune.Checkpoint.from_directory(folder))
+            tune.report(
+                {**metrics, SCORE: score(metrics), **where},
+                checkpoint=tune.Checkpoint.from_directory(folder),
+            )
 
     fit(
         trainer,
@@ -114,4 +127,5 @@ def train_trial(
         report_s=plan.report_s,
         first_val_chars=plan.first_val_chars,
         deadline=plan.deadline,
+        plateau_share=plan.plateau_share,
     )

@@ -1,8 +1,8 @@
 """Small adapters of Ray Tune and Optuna classes to how this search reports and stops trials.
 
 - `BudgetAwareOptunaSearch`: tells Optuna how each trial really ended (a trial stopped early
-  is PRUNED, not COMPLETE), and starts no trial once it could not reach the first rung before
-  the search's deadline.
+  is PRUNED, not COMPLETE), explores around the best configuration so far besides TPE, and
+  starts no trial once it could not reach the first rung before the search's deadline.
 - `RecordingASHA`: ASHA that writes down the trials it stops early.
 - `ProgressLines`: one line per finished trial with the running best.
 """
@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+import random
 import time
 from typing import Any
 
@@ -18,10 +19,14 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from model.trainable import ORIGIN
+from search.space import SearchSpace
 from search.store import SearchFolder
+from search.warm import mutate
 
 METRIC, MODE = "val_bpc", "min"
 TIME_ATTR = "train_s"  # the schedulers' time axis: seconds of training steps
+MUTATE_EVERY = 2  # once a trial has a whole-text value, every second new trial is a mutation
 
 
 class BudgetAwareOptunaSearch(OptunaSearch):
@@ -32,33 +37,77 @@ class BudgetAwareOptunaSearch(OptunaSearch):
     as PRUNED instead: Optuna keeps the intermediate values `on_trial_result` already reported
     and TPE ranks pruned trials by how far they got and how well they did there, behind every
     trial that finished. A trial ends finished when it reached the end of its schedule or the
-    search's deadline (its report says `end`). A diverged trial is told as PRUNED too, with its
-    last value the stand-in `DIVERGED_BPC`: TPE learns that its region is bad.
+    search's deadline, or ended itself on a plateau (its report says `end`); it is told its
+    best value on the whole validation text, the model the search keeps of it. A diverged
+    trial is told as PRUNED too, with its last value the stand-in `DIVERGED_BPC`: TPE learns
+    that its region is bad.
+
+    Exploration around what works: once some trial has a value on the whole validation text,
+    every `MUTATE_EVERY`-th new trial is a mutation of the best such trial so far (the
+    incumbent, `search.warm.mutate`), enqueued in the study as the warm starts are, so TPE
+    learns from it too. Each trial's config says where it came from (`origin`: warm, sampled
+    or mutated), and so does its Optuna trial (a user attribute).
 
     Once the search is `last_start_s` into its budget (per the clock file in `folder`), no new
     trial could reach the first rung, so `suggest` says FINISHED and the running trials have
     the rest of the budget.
     """
 
-    def __init__(self, *args: Any, folder: str, last_start_s: float, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        folder: str,
+        last_start_s: float,
+        search_space: SearchSpace,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._folder = folder
         self._last_start_s = last_start_s
-        self._valued: dict[str, int] = {}  # trial -> its last step told (saved with the searcher)
+        self._search_space = search_space
+        self._seed = seed
+        self._warm = len(kwargs.get("points_to_evaluate") or ())
+        # All saved with the searcher, so a resumed search goes on where it stopped:
+        self._valued: dict[str, int] = {}  # trial -> its last step told
+        self._asked = 0  # new trials suggested so far
+        self._incumbent: tuple[float, dict[str, Any]] | None = None  # best whole-text value
 
     def suggest(self, trial_id: str) -> dict | str | None:
         clock = SearchFolder(self._folder).clock()
         if time.time() > clock["started"] + self._last_start_s:
             return Searcher.FINISHED
+        if trial_id not in self._ot_trials:
+            self._asked += 1
+            if self._incumbent and self._asked > self._warm and self._asked % MUTATE_EVERY == 0:
+                rng = random.Random(self._seed * 1_000_003 + self._asked)
+                point = mutate(self._incumbent[1], self._search_space, rng)
+                # Enqueued trials come first, in order: the next ask() is this one.
+                self._ot_study.enqueue_trial(point, user_attrs={ORIGIN: "mutated"})
         suggestion = super().suggest(trial_id)
-        # Which Tune trial an Optuna trial is: readable in the persisted study (dashboard).
-        self._ot_trials[trial_id].set_user_attr("tune_trial_id", trial_id)
-        return suggestion
+        ot_trial = self._ot_trials[trial_id]
+        # The warm starts were enqueued first, so they hold the study's first trial numbers.
+        origin = ot_trial.user_attrs.get(ORIGIN) or (
+            "warm" if ot_trial.number < self._warm else "sampled"
+        )
+        # Which Tune trial an Optuna trial is, and where it came from: readable in the
+        # persisted study (dashboard).
+        ot_trial.set_user_attr("tune_trial_id", trial_id)
+        ot_trial.set_user_attr(ORIGIN, origin)
+        return {**suggestion, ORIGIN: origin} if isinstance(suggestion, dict) else suggestion
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if METRIC in result:  # a report without a value (none yet) teaches Optuna nothing
             self._valued[trial_id] = result.get("training_iteration", 0)
             super().on_trial_result(trial_id, result)
+            self._track_incumbent(trial_id, result)
+
+    def _track_incumbent(self, trial_id: str, result: dict) -> None:
+        whole = result.get("val_chars") == result.get("val_total") and not result.get("diverged")
+        value = result.get(METRIC, math.nan)
+        best = math.inf if self._incumbent is None else self._incumbent[0]
+        if whole and math.isfinite(value) and value < best:
+            self._incumbent = (value, dict(self._ot_trials[trial_id].params))
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
@@ -67,9 +116,11 @@ class BudgetAwareOptunaSearch(OptunaSearch):
         # the whole validation text (a trial started too late to validate it all is not).
         finished = (
             result
-            and result.get("end") in ("completed", "cut")
+            and result.get("end") in ("completed", "cut", "plateaued")
             and result.get("val_chars") == result.get("val_total")
         )
+        if finished and math.isfinite(result.get("best_val_bpc", math.nan)):
+            result = {**result, METRIC: result["best_val_bpc"]}  # the model the search keeps
         # Tune hands a scheduler's stopping report to this method only (not on_trial_result),
         # and a trial stopped while paused (the promotion scheduler's end) with no result.
         valued = trial_id in self._valued or bool(result and METRIC in result)
@@ -126,7 +177,8 @@ class ProgressLines(tune.Callback):
         if last.get("diverged"):
             what, shown = "diverged", "loss exploded"
         else:
-            what = {"completed": "completed", "cut": "cut by the budget"}.get(last.get("end"), what)
+            ends = {"completed": "completed", "cut": "cut by the budget", "plateaued": "plateaued"}
+            what = ends.get(last.get("end"), what)
             shown = f"val_bpc {value:.4f}" if value is not None else "no report"
         total = f"/{self.total}" if self.total else ""
         best = f"{self.best:.4f}" if math.isfinite(self.best) else "-"

@@ -34,7 +34,7 @@ from ray.tune.schedulers import FIFOScheduler, PopulationBasedTraining, TrialSch
 
 from corpora import Corpus
 from model.errors import ConfigError
-from model.trainable import TrialPlan, train_trial
+from model.trainable import SCORE, TrialPlan, train_trial
 from search.adapters import (
     METRIC,
     MODE,
@@ -54,6 +54,9 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial: Progr
 
 PBT_INTERVALS = 12  # PBT perturbs every budget / PBT_INTERVALS training seconds
 MAX_REPORT_GAP = 1 / 4  # share of the budget: the longest a trial trains between two reports
+# A trial whose best validation has not improved over this last share of its training time
+# ends itself (plateaued) and frees its slot: its cooled-down reports (wsd) rose or stalled.
+PLATEAU_SHARE = 1 / 3
 FAIL_ENV = "CHARNN_TEST_FAIL_TRIALS"  # "1": every trial raises at its first report (tests only)
 
 
@@ -124,6 +127,8 @@ def make_searcher(
         points_to_evaluate=warm or None,
         folder=str(config.path),
         last_start_s=last_start(config, schedule),
+        search_space=config.space,
+        seed=config.seed,
     )
 
 
@@ -180,8 +185,6 @@ def pbt_space(config: SearchConfig, architecture: dict[str, Any]) -> dict[str, A
     space = {k: v for k, v in architecture.items() if k not in ("lr", "dropout")}
     space["cell"] = architecture.get("cell", config.space.cell[0])
     space.update(pbt_mutations(config))
-    if architecture.get("num_layers", 1) < 2:
-        space["dropout"] = 0.0
     return space
 
 
@@ -206,6 +209,8 @@ def make_trainable(
         report_s=report_points(config, schedule),
         first_val_chars=None if config.scheduler == "pbt" else config.first_rung_val_chars,
         deadline=deadline,
+        # PBT's population keeps its size: its worst members are replaced, not ended.
+        plateau_share=None if config.scheduler == "pbt" else PLATEAU_SHARE,
         # Test-only: the suite's way to make real trials fail on a real Ray (tests/test_faults).
         fail_at_first_report=os.environ.get(FAIL_ENV) == "1",
     )
@@ -247,8 +252,11 @@ def make_tuner(
             name=config.name,
             storage_path=str(config.path.parent),
             callbacks=make_callbacks(config),
-            # The latest two: a trial's last checkpoint is the one validated on all the text.
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # The best two on the whole validation text (a plateaued trial's best is behind it),
+            # and the latest, which Tune always keeps: restores continue from it.
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=2, checkpoint_score_attribute=SCORE, checkpoint_score_order="min"
+            ),
             # A crashed trial (lost node, killed worker) restarts from its last checkpoint.
             failure_config=tune.FailureConfig(max_failures=config.max_failures),
             verbose=0,  # ProgressLines prints one line per trial instead of Tune's tables

@@ -101,8 +101,10 @@ class SearchConfig:
         """Flat training settings shared by every trial (see model.config.run_config_from_flat).
 
         A trial trains for `max_train_s` seconds of training steps unless its scheduler stops
-        it first, with the learning rate decaying (cosine) over that time; it reports only
-        where its scheduler needs a value (`model.trainable.TrialPlan`), never by characters.
+        it first; it reports only where its scheduler needs a value (`model.trainable.TrialPlan`),
+        never by characters, and its learning rate cools down before every report (`wsd`, see
+        `model.loop`): wherever it is stopped, its last model is one that was meant to end
+        there.
         """
         return {
             "corpus": self.corpus,
@@ -111,7 +113,7 @@ class SearchConfig:
             "val_fraction": self.val_fraction,
             "max_train_chars": MAX_TRIAL_CHARS,
             "max_train_s": max_train_s,
-            "decay": "cosine",
+            "decay": "wsd",
             "eval_every_chars": 0,
             "seed": self.seed,
             "device": "cuda" if self.gpus_per_trial > 0 else "cpu",

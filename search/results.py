@@ -21,7 +21,8 @@ import pyarrow as pa
 
 from search.space import ARROW_TYPES, HYPERPARAMETERS
 
-STATUSES = ("completed", "cut", "stopped", "diverged", "failed", "unfinished")
+STATUSES = ("completed", "cut", "plateaued", "stopped", "diverged", "failed", "unfinished")
+ORIGINS = ("warm", "sampled", "mutated")  # where a trial's configuration came from
 
 TRIALS_SCHEMA = pa.schema(
     [
@@ -34,6 +35,7 @@ TRIALS_SCHEMA = pa.schema(
         ("val_chars", pa.int64()),
         ("vocab_size", pa.int32()),
         *ARROW_TYPES.items(),  # one column per hyperparameter of search.space.PARAMETERS
+        ("origin", pa.string()),  # one of ORIGINS: a warm start, TPE's, a mutation of the best
         ("num_params", pa.int64()),
         ("final_val_bpc", pa.float64()),  # at the trial's last report; null if it never reported
         ("final_val_chars", pa.int64()),  # validation characters that value was measured on
@@ -106,13 +108,14 @@ def resumed_history(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def trial_status(record: TrialRecord) -> str:
     """completed (its whole schedule), cut (by the search's deadline, after a last validation),
-    stopped (by the scheduler), diverged, failed, or unfinished (the search was interrupted)."""
+    plateaued (it ended itself, no longer improving), stopped (by the scheduler), diverged,
+    failed, or unfinished (the search was interrupted)."""
     if record.error:
         return "failed"
     last = record.history[-1] if record.history else {}
     if last.get("diverged"):
         return "diverged"
-    if last.get("end") in ("completed", "cut"):
+    if last.get("end") in ("completed", "cut", "plateaued"):
         return last["end"]
     return "stopped" if record.stopped_early else "unfinished"
 
@@ -154,6 +157,7 @@ def trial_row(
         "val_chars": corpus["val_chars"],
         "vocab_size": corpus["vocab_size"],
         **{name: record.config.get(name) for name in HYPERPARAMETERS},
+        "origin": record.config.get("origin"),
         "num_params": last.get("num_params"),
         "final_val_bpc": _val_bpc(last),
         "final_val_chars": last.get("val_chars"),

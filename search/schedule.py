@@ -11,8 +11,11 @@ From the budget come:
   best at every rung keeps its slot to the end, which is what a single well-chosen run would
   get; the other slots explore.
 - rungs: ASHA's successive halving, `max_t_s / rf^k` down to a first rung (the grace period) of
-  at least `MIN_GRACE_S` and a hundredth of the budget, so that per-trial costs (start-up, the
-  first validation) stay small next to it.
+  at least `MIN_GRACE_S` and `GRACE_SHARE` of the budget: per-trial costs (start-up, the first
+  validation) stay small next to it, and, with rf = 3, a trial is first judged after the same
+  share of its possible training (a 27th) whatever the budget. Successive halving favours what
+  learns fast over what learns far (its short-horizon bias); a longer budget, which is there for
+  the networks that learn far, must not judge them earlier in their training than a short one.
 - `last_start_s`: no trial starts once it could not reach the first rung before the budget
   ends; those seconds go to the trials already running.
 - `explore_s`: with the `promote` scheduler, new trials start only in the first third of the
@@ -29,7 +32,7 @@ from model.errors import ConfigError
 
 REDUCTION_FACTOR = 3  # Hyperband's eta: keep the best third at every rung
 MIN_GRACE_S = 5.0  # the shortest first rung, in training seconds
-GRACE_SHARE = 0.01  # and at least this share of the budget
+GRACE_SHARE = 0.03  # and at least this share of the budget: at most 3 halvings at rf 3
 END_RESERVE_S = 2.0  # budget kept for the last trials' final validation and report
 START_COST_S = 2.0  # a trial's start before its first training step, roughly (measured ~1 s)
 MIN_BUDGET_S = 20.0  # below this no trial could reach a first rung and continue past it

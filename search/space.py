@@ -1,7 +1,7 @@
 """The search space, declared once: one table of hyperparameters, and everything made from it.
 
 `PARAMETERS` is the table: each hyperparameter's name (the training setting it sets, see
-`model.config`), kind, default range, scale, condition and column type. From it come
+`model.config`), kind, default range, scale and column type. From it come
 
 - `SearchSpace`, the ranges of one search (a frozen dataclass with one field per parameter),
   with its validation and its overrides (`--range`, `--space` files, `space_from_mapping`);
@@ -41,16 +41,13 @@ class Param:
     help: str
     log: bool = False  # sampled log-uniformly
     gpu_default: tuple | None = None  # default when trials run on GPUs, if different
-    needs_layers: int = 0  # sampled only with more than this many layers; else `fixed`
-    fixed: Any = None  # its value when not sampled (one choice, or the condition false)
+    fixed: Any = None  # its value when not sampled (a range that is just this value)
     fmt: str = "{}"  # how reports print a value
 
-    def sampled(self, space: SearchSpace, values: dict[str, Any]) -> bool:
-        """Whether a trial samples it, given the values sampled before it."""
+    def sampled(self, space: SearchSpace) -> bool:
+        """Whether a trial samples it: more than one choice, or a range wider than `fixed`."""
         if self.kind == "choice":
             return len(getattr(space, self.name)) > 1
-        if self.needs_layers and values.get("num_layers", 1) <= self.needs_layers:
-            return False
         return not (self.fixed is not None and getattr(space, self.name)[1] == self.fixed)
 
     def constant(self, space: SearchSpace) -> Any:
@@ -58,12 +55,11 @@ class Param:
         return getattr(space, self.name)[0] if self.kind == "choice" else self.fixed
 
 
-# Order matters: a condition may only read parameters listed before it.
 PARAMETERS: tuple[Param, ...] = (
     Param("num_layers", "int", (1, 3), "stacked recurrent layers"),
     Param("hidden_size", "int", (64, 512), "units per layer", log=True,
           gpu_default=(128, 2048)),
-    Param("dropout", "float", (0.0, 0.5), "dropout between layers", needs_layers=1, fixed=0.0,
+    Param("dropout", "float", (0.0, 0.5), "dropout on each layer's output", fixed=0.0,
           fmt="{:.2f}"),
     Param("seq_len", "int", (32, 256), "characters per step (backpropagation length)", log=True),
     Param("lr", "float", (1e-3, 3e-2), "Adam learning rate", log=True, fmt="{:.2e}"),
@@ -131,7 +127,7 @@ class DefineByRun:
         constants: dict[str, Any] = {}
         for p in PARAMETERS:
             bounds = getattr(self.space, p.name)
-            if not p.sampled(self.space, values):
+            if not p.sampled(self.space):
                 constants[p.name] = p.constant(self.space)
             elif p.kind == "int":
                 values[p.name] = trial.suggest_int(p.name, *bounds, log=p.log)
@@ -150,7 +146,7 @@ def searched(space: SearchSpace) -> list[tuple[str, str]]:
         if p.kind == "choice":
             if len(value) > 1:
                 varied.append((p.name, "category"))
-        elif value[0] < value[1] and (not p.needs_layers or space.num_layers[1] > p.needs_layers):
+        elif value[0] < value[1]:
             varied.append((p.name, "log" if p.log else "linear"))
     return varied
 
@@ -208,11 +204,7 @@ def load_space_file(path: str | Path, base: SearchSpace | None = None) -> Search
 def wandb_sweep(
     space: SearchSpace, metric: str = "val_bpc", command: list[str] | None = None
 ) -> dict[str, Any]:
-    """The same space as a W&B sweep configuration (for W&B's own sweep controller).
-
-    W&B sweeps cannot express a condition: dropout is sampled for every run and has no effect
-    with one layer.
-    """
+    """The same space as a W&B sweep configuration (for W&B's own sweep controller)."""
     parameters: dict[str, Any] = {}
     for p in PARAMETERS:
         value = getattr(space, p.name)

@@ -121,8 +121,6 @@ def base_settings(config: StudyConfig) -> dict[str, Any]:
         if key not in HYPERPARAMETERS:
             raise ConfigError(f"--set {key}: not a hyperparameter ({', '.join(HYPERPARAMETERS)})")
         settings[key] = parse_value(key, str(value))
-    if settings["num_layers"] == 1:
-        settings["dropout"] = 0.0
     return settings
 
 

@@ -51,7 +51,7 @@ from search.results import (
 from search.schedule import Schedule, plan_schedule
 from search.space import wandb_sweep
 from search.store import SearchFolder
-from search.warm import warm_points
+from search.warm import Passes, warm_points
 
 
 @dataclass(frozen=True)
@@ -256,8 +256,11 @@ def run_search(config: SearchConfig, resume: bool = False) -> SearchOutcome:
         raise ConfigError(f"nothing to resume at {folder.path}: no search was started there")
     corpus = load_corpus(config.corpus_config())
     check_trainable(config, corpus)
+    # A trial's time does not depend on the number of slots: one slot's schedule tells it.
+    trial_s = trial_seconds(config, plan_schedule(config.time_budget_s, 1, config.reduction_factor))
     warm = warm_points(config.space, defaults=config.warm_start_defaults,
-                       folder=config.warm_start, top=config.warm_start_top)  # fmt: skip
+                       folder=config.warm_start, top=config.warm_start_top,
+                       fit=Passes(len(corpus.train_ids), trial_s))  # fmt: skip
     lock = folder.lock()  # held to the end: one search process per folder
     try:
         if not resume and folder.exists():

@@ -1,6 +1,7 @@
 """Warm starts: configurations known to be good, run before the sampler's own suggestions.
 
-    points = warm_points(space, defaults=True, folder="runs/irc-20261129-101500", top=3)
+    points = warm_points(space, defaults=True, folder="runs/irc-20261129-101500", top=3,
+                         fit=Passes(train_chars=2_340_000, trial_s=296.0))
 
 Two sources, in this order:
 
@@ -8,15 +9,27 @@ Two sources, in this order:
    read from its trials.parquet.
 2. The documented defaults below, unless `--no-warm-start-defaults`.
 
+Both are fitted to the text and the budget (`fit_dropout`): what a configuration needs against
+overfitting depends on how many passes over the training text a trial can make, which the
+text's length, a trial's time and the configuration's speed decide. A network that sees every
+character once cannot overfit and learns fastest without dropout; one that sees it twenty
+times memorises it without. The speed is the one an earlier search measured for that
+configuration, or, for the defaults, the one measured here on one CPU thread.
+
 Points outside the search space are dropped (a range was narrowed), duplicates too. Each goes
 to Optuna's `enqueue_trial` through Tune's `points_to_evaluate`, so the sampler learns from
 their results like from any other trial's.
+
+`mutate` makes a neighbour of a configuration: the search's way to explore around the best one
+so far (`search.adapters.BudgetAwareOptunaSearch`) besides TPE's own suggestions.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,20 +49,48 @@ DEFAULT_WARM_STARTS: tuple[dict[str, Any], ...] = (
      "lr": 5e-3},
 )  # fmt: skip
 WARM_KEYS = HYPERPARAMETERS
+# Training characters per second of each default on one CPU thread (2 x 128, 1 x 256, 2 x 256;
+# 2-core x86 machine, 2026-11-30, Spanish Bible text): how many passes a trial can make.
+DEFAULT_CHARS_PER_S = (22_700, 21_000, 8_400)
+# Measured: 1 x 256 on the 1.05 M-character Spanish Bible, 280 s on one thread (5.3 passes),
+# ended at 1.882 bpc without dropout and 1.897 with 0.25: at a few passes dropout only slows.
+FREE_PASSES = 4.0  # up to this many passes over the training text: no dropout
+DROPOUT_PER_DOUBLING = 0.1  # then this much more for every doubling of the passes
+MAX_DROPOUT = 0.5
+
+
+@dataclass(frozen=True)
+class Passes:
+    """What decides how often a trial can read the training text."""
+
+    train_chars: int  # characters of the training text
+    trial_s: float  # training seconds of a trial that runs to the end of the budget
+
+    def of(self, chars_per_s: float) -> float:
+        return chars_per_s * self.trial_s / max(1, self.train_chars)
+
+
+def fit_dropout(passes: float) -> float:
+    """Dropout for a network that can read its training text `passes` times in a trial: none
+    up to `FREE_PASSES`, then `DROPOUT_PER_DOUBLING` per doubling, at most `MAX_DROPOUT`."""
+    if passes <= FREE_PASSES:
+        return 0.0
+    return round(min(MAX_DROPOUT, DROPOUT_PER_DOUBLING * math.log2(passes / FREE_PASSES)), 2)
 
 
 def fit_to_space(point: dict[str, Any], space: SearchSpace) -> dict[str, Any] | None:
     """`point` as the space's define-by-run function would suggest it, or None if outside it.
 
-    Only the parameters the space samples are kept (dropout only with more than one layer,
-    the cell only when more than one is searched); a constant must match the space's.
+    Only the parameters the space samples are kept (the cell only when more than one is
+    searched); a constant must match the space's. A point without a dropout (from before every
+    network could use one) has none.
     """
     out: dict[str, Any] = {}
+    point = {"dropout": 0.0, **{k: v for k, v in point.items() if v is not None}}
     for p in PARAMETERS:
         value = point.get(p.name)
-        if not p.sampled(space, out):
-            inactive = p.needs_layers and out.get("num_layers", 1) <= p.needs_layers
-            if value is not None and not inactive and value != p.constant(space):
+        if not p.sampled(space):
+            if value is not None and value != p.constant(space):
                 return None  # e.g. a GRU configuration in an LSTM-only space
             continue
         bounds = getattr(space, p.name)
@@ -62,8 +103,39 @@ def fit_to_space(point: dict[str, Any], space: SearchSpace) -> dict[str, Any] | 
     return out
 
 
+MUTATED = 2  # parameters a mutation changes
+LOG_STEP = math.log(1.5)  # a log-scale parameter moves by a factor of about 1.5 (one sigma)
+LINEAR_STEP = 0.25  # a linear float moves by a quarter of its range (one sigma)
+
+
+def mutate(point: dict[str, Any], space: SearchSpace, rng: random.Random) -> dict[str, Any]:
+    """A neighbour of `point` (a configuration of the parameters `space` samples): `MUTATED` of
+    them moved at random, staying inside the space. Layers move by one, a choice changes."""
+    sampled = [p for p in PARAMETERS if p.sampled(space) and p.name in point]
+    out = dict(point)
+    for p in rng.sample(sampled, min(MUTATED, len(sampled))):
+        bounds, value = getattr(space, p.name), point[p.name]
+        if p.kind == "choice":
+            out[p.name] = rng.choice([c for c in bounds if c != value] or [value])
+            continue
+        if p.log:
+            moved = value * math.exp(rng.gauss(0.0, LOG_STEP))
+        elif p.kind == "int":
+            moved = value + rng.choice((-1, 1))
+        else:
+            moved = value + rng.gauss(0.0, LINEAR_STEP * (bounds[1] - bounds[0]))
+        moved = min(bounds[1], max(bounds[0], moved))
+        out[p.name] = round(moved) if p.kind == "int" else moved
+    return out
+
+
 def top_configurations(folder: str | Path, top: int) -> list[dict[str, Any]]:
     """The `top` best distinct configurations of the search in `folder`, best first."""
+    return [{k: r[k] for k in WARM_KEYS if r[k] is not None} for r in top_rows(folder, top)]
+
+
+def top_rows(folder: str | Path, top: int) -> list[dict[str, Any]]:
+    """The trials table rows of the `top` best trials of the search in `folder`, best first."""
     store = SearchFolder(folder)
     path, table_file = store.path, store.path / TRIALS
     if not path.is_dir():
@@ -77,7 +149,7 @@ def top_configurations(folder: str | Path, top: int) -> list[dict[str, Any]]:
     if not scored:
         raise ConfigError(f"search {path} has no trial with a validation result")
     scored.sort(key=lambda r: r["best_val_bpc"])
-    return [{k: r[k] for k in WARM_KEYS if r[k] is not None} for r in scored[:top]]
+    return scored[:top]
 
 
 def warm_points(
@@ -86,14 +158,19 @@ def warm_points(
     defaults: bool,
     folder: str | None = None,
     top: int = 3,
+    fit: Passes | None = None,
 ) -> list[dict[str, Any]]:
-    """The configurations to run first: an earlier search's best, then the defaults."""
-    candidates: Sequence[dict[str, Any]] = [
-        *(top_configurations(folder, top) if folder else []),
-        *(DEFAULT_WARM_STARTS if defaults else []),
+    """The configurations to run first: an earlier search's best, then the defaults, each with
+    the dropout that fits the passes over the text it can make (`fit`; None: as they are)."""
+    rows = top_rows(folder, top) if folder else []
+    candidates: Sequence[tuple[dict[str, Any], float | None]] = [
+        *(({k: r[k] for k in WARM_KEYS if r[k] is not None}, r.get("chars_per_s")) for r in rows),
+        *(zip(DEFAULT_WARM_STARTS, DEFAULT_CHARS_PER_S, strict=True) if defaults else []),
     ]
     points: list[dict[str, Any]] = []
-    for candidate in candidates:
+    for candidate, chars_per_s in candidates:
+        if fit is not None and chars_per_s:
+            candidate = {**candidate, "dropout": fit_dropout(fit.of(chars_per_s))}
         point = fit_to_space(candidate, space)
         if point is not None and not any(_same(point, p) for p in points):
             points.append(point)

@@ -12,6 +12,7 @@ from model.errors import ConfigError
 from search.builders import report_grid
 from search.promotion import PromotionScheduler
 from search.schedule import MIN_GRACE_S, plan_schedule
+from search.space import DefineByRun, SearchSpace
 from search.store import SearchFolder
 
 
@@ -32,6 +33,15 @@ def test_longer_budgets_get_more_rungs_and_more_random_start_up_trials():
     short, long = plan_schedule(60, 2), plan_schedule(3600, 2)
     assert len(short.rungs_s) < len(long.rungs_s)
     assert short.startup_trials <= long.startup_trials
+
+
+@pytest.mark.parametrize("budget", [300, 1200, 3600, 86400])
+def test_a_longer_budget_judges_trials_no_earlier_in_their_training(budget):
+    # Short-horizon bias: the first rung is the same share of a trial's time at every budget.
+    plan = plan_schedule(budget, slots=2)
+    assert len(plan.rungs_s) == 4  # three halvings at rf 3
+    assert plan.grace_s == pytest.approx(plan.max_t_s / 27)
+    assert plan.grace_s >= 0.03 * budget
 
 
 @pytest.mark.parametrize("budget", [20, 60, 300, 1200, 86400])
@@ -168,8 +178,9 @@ def test_the_end_game_resumes_the_most_promising_paused_trials(tmp_path):
 
 def test_optuna_is_told_how_each_trial_ended(tmp_path):
     """As Tune calls the searcher: a scheduler's stopping report comes only to
-    on_trial_complete, a trial stopped while paused comes with no result. Finished: COMPLETE;
-    stopped early (at any report, or while paused): PRUNED with its last value; never ran: FAIL."""
+    on_trial_complete, a trial stopped while paused comes with no result. Finished (its
+    schedule, the deadline, or a plateau): COMPLETE with its best value; stopped early (at any
+    report, or while paused): PRUNED with its last value; never ran: FAIL."""
     import optuna
     from ray import tune
 
@@ -178,9 +189,9 @@ def test_optuna_is_told_how_each_trial_ended(tmp_path):
     SearchFolder(tmp_path).write_clock(time.time(), time.time() + 60)
     searcher = BudgetAwareOptunaSearch(
         space={"lr": tune.loguniform(1e-3, 1e-2)}, metric="val_bpc", mode="min",
-        folder=str(tmp_path), last_start_s=60,
+        folder=str(tmp_path), last_start_s=60, search_space=SearchSpace(),
     )  # fmt: skip
-    trials = ("done", "stopped", "stopped_first", "paused", "never")
+    trials = ("done", "stopped", "stopped_first", "paused", "never", "plateau")
     for trial in trials:
         searcher.suggest(trial)
     whole = {"val_chars": 100, "val_total": 100}
@@ -193,13 +204,54 @@ def test_optuna_is_told_how_each_trial_ended(tmp_path):
     searcher.on_trial_complete("stopped_first", {"val_bpc": 2.9, "training_iteration": 1, **whole})
     searcher.on_trial_complete("paused")
     searcher.on_trial_complete("never")
+    searcher.on_trial_result("plateau", {"val_bpc": 2.2, "training_iteration": 1, **whole})
+    searcher.on_trial_complete(
+        "plateau",
+        {"val_bpc": 2.3, "best_val_bpc": 2.2, "training_iteration": 2, "end": "plateaued", **whole},
+    )
     told = {t.user_attrs["tune_trial_id"]: t for t in searcher._ot_study.get_trials(deepcopy=False)}
     state = optuna.trial.TrialState
     assert {k: t.state for k, t in told.items()} == {
         "done": state.COMPLETE, "stopped": state.PRUNED, "stopped_first": state.PRUNED,
-        "paused": state.PRUNED, "never": state.FAIL,
+        "paused": state.PRUNED, "never": state.FAIL, "plateau": state.COMPLETE,
     }  # fmt: skip
     assert told["done"].value == 2.0
+    assert told["plateau"].value == 2.2  # its best, the model the search keeps
     assert told["stopped"].intermediate_values == {1: 2.5, 2: 2.4}
     assert told["stopped_first"].intermediate_values == {1: 2.9}
     assert told["paused"].intermediate_values == {1: 2.5}
+
+
+def test_trials_say_where_they_came_from_and_mutations_explore_around_the_best(tmp_path):
+    """Warm starts first; once a trial has a whole-text value, every second new trial is a
+    mutation of the best so far (two parameters moved, inside the space); the rest are TPE's."""
+    from search.adapters import BudgetAwareOptunaSearch
+
+    SearchFolder(tmp_path).write_clock(time.time(), time.time() + 60)
+    space = SearchSpace()
+    warm = {"num_layers": 1, "hidden_size": 256, "dropout": 0.0, "seq_len": 64, "lr": 8e-3,
+            "batch_size": 32}  # fmt: skip
+    searcher = BudgetAwareOptunaSearch(
+        space=DefineByRun(space), metric="val_bpc", mode="min", points_to_evaluate=[warm],
+        folder=str(tmp_path), last_start_s=60, search_space=space, seed=1,
+    )  # fmt: skip
+    first = searcher.suggest("t1")
+    assert first["origin"] == "warm" and first["hidden_size"] == 256
+    before = searcher.suggest("t2")  # no whole-text value yet: nothing to mutate
+    assert before["origin"] == "sampled"
+    prefix = {"val_chars": 10, "val_total": 100, "training_iteration": 1}
+    searcher.on_trial_result("t1", {"val_bpc": 2.0, **prefix})
+    assert searcher.suggest("t3")["origin"] == "sampled"  # a prefix value does not count
+    searcher.on_trial_result("t1", {"val_bpc": 2.0, "val_chars": 100, "val_total": 100,
+                                    "training_iteration": 2})  # fmt: skip
+    mutant, sampled = searcher.suggest("t4"), searcher.suggest("t5")
+    assert mutant["origin"] == "mutated" and sampled["origin"] == "sampled"
+    moved = [k for k in warm if mutant[k] != warm[k]]
+    assert 1 <= len(moved) <= 2
+    for k in moved:
+        low, high = getattr(space, k)
+        assert low <= mutant[k] <= high
+    told = {t.user_attrs["tune_trial_id"]: t.user_attrs["origin"]
+            for t in searcher._ot_study.get_trials(deepcopy=False)}  # fmt: skip
+    assert told == {"t1": "warm", "t2": "sampled", "t3": "sampled", "t4": "mutated",
+                    "t5": "sampled"}  # fmt: skip

@@ -26,7 +26,15 @@ from search.space import (
     space_to_mapping,
     wandb_sweep,
 )
-from search.warm import fit_to_space
+from search.warm import (
+    DEFAULT_WARM_STARTS,
+    FREE_PASSES,
+    MAX_DROPOUT,
+    Passes,
+    fit_dropout,
+    fit_to_space,
+    warm_points,
+)
 
 # A space where every parameter varies (two cells, up to three layers).
 WIDE = space_from_mapping({"cell": ["lstm", "gru"], "num_layers": [1, 3]})
@@ -67,14 +75,22 @@ def test_every_consumer_knows_every_parameter(param):
     assert space_to_mapping(space)[name] == changed[name]
 
 
-def test_conditions_hold_everywhere():
-    # With one layer, dropout is not sampled but set to its fixed value, in every consumer.
+def test_constants_hold_everywhere():
+    # Every network can use dropout (on each layer's output): one layer samples it too.
     trial = FixedTrial({**POINT, "num_layers": 1})
-    constants = DefineByRun(WIDE)(trial)
-    assert "dropout" not in trial.params and constants["dropout"] == 0.0
+    DefineByRun(WIDE)(trial)
+    assert trial.params["dropout"] == POINT["dropout"]
     one_layer = space_from_mapping({"num_layers": [1, 1]})
-    assert "dropout" not in dict(searched(one_layer))
+    assert "dropout" in dict(searched(one_layer)) and "num_layers" not in dict(searched(one_layer))
     assert fit_to_space({**POINT, "num_layers": 1, "cell": "lstm"}, one_layer) is not None
+    # A range that is just its fixed value is a constant: no dropout searched, none given.
+    no_dropout = space_from_mapping({"dropout": [0.0, 0.0]})
+    trial = FixedTrial({**POINT, "cell": "lstm"})
+    assert DefineByRun(no_dropout)(trial)["dropout"] == 0.0 and "dropout" not in trial.params
+    assert fit_to_space({**POINT, "dropout": 0.2, "cell": "lstm"}, no_dropout) is None
+    # A point from before every network had a dropout has none.
+    old = {k: v for k, v in POINT.items() if k != "dropout"}
+    assert fit_to_space({**old, "cell": "lstm"}, WIDE)["dropout"] == 0.0
     # One cell: a constant, not a choice Optuna sees.
     trial = FixedTrial(POINT)
     assert DefineByRun(SearchSpace())(trial)["cell"] == "lstm" and "cell" not in trial.params
@@ -113,3 +129,26 @@ def test_overrides_from_strings_files_and_old_names(tmp_path):
 def test_bad_overrides_are_one_clear_error(overrides, message):
     with pytest.raises(ConfigError, match=message):
         space_from_mapping(overrides)
+
+
+def test_dropout_grows_with_the_passes_a_trial_can_make_over_the_text():
+    assert fit_dropout(1.0) == fit_dropout(FREE_PASSES) == 0.0
+    assert 0 < fit_dropout(2 * FREE_PASSES) < fit_dropout(8 * FREE_PASSES) <= MAX_DROPOUT
+    assert fit_dropout(1e6) == MAX_DROPOUT
+    # 20k characters a second for 300 s over 1 M characters: six passes.
+    assert Passes(train_chars=1_000_000, trial_s=300.0).of(20_000) == pytest.approx(6.0)
+
+
+def test_warm_starts_fit_the_text_and_the_budget():
+    space = SearchSpace()
+    as_they_are = warm_points(space, defaults=True)
+    assert [p["dropout"] for p in as_they_are] == [w.get("dropout", 0.0) for w in
+                                                   DEFAULT_WARM_STARTS]  # fmt: skip
+    big_text = warm_points(space, defaults=True, fit=Passes(100_000_000, 300.0))
+    small_text = warm_points(space, defaults=True, fit=Passes(500_000, 3600.0))
+    assert all(p["dropout"] == 0.0 for p in big_text)  # every character seen once: no dropout
+    assert all(p["dropout"] > 0.2 for p in small_text)  # seen dozens of times: regularised
+    for big, small in zip(big_text, small_text, strict=True):  # only dropout changes
+        assert {k: v for k, v in big.items() if k != "dropout"} == {
+            k: v for k, v in small.items() if k != "dropout"
+        }

@@ -19,7 +19,9 @@ from model.loop import (
     learning_rate,
     load_checkpoint,
     nats_to_bits,
+    plateaued,
     save_checkpoint,
+    stretch_progress,
 )
 from model.lstm import ModelConfig
 from model.sample import generate, load_model
@@ -106,6 +108,33 @@ def test_learning_rate_warmup_and_cosine():
     assert learning_rate(1000, 1.0, 100, "cosine", 1.0) == pytest.approx(0.1)
 
 
+def test_wsd_holds_the_rate_then_cools_down_over_the_last_share_of_a_stretch():
+    assert learning_rate(500, 1.0, 0, "wsd", 0.5, cooldown=0.3) == 1.0
+    assert learning_rate(500, 1.0, 0, "wsd", 0.7, cooldown=0.3) == pytest.approx(1.0)
+    assert learning_rate(500, 1.0, 0, "wsd", 0.85, cooldown=0.3) == pytest.approx(0.55)
+    assert learning_rate(500, 1.0, 0, "wsd", 1.0, cooldown=0.3) == pytest.approx(0.1)
+    assert learning_rate(50, 1.0, 100, "wsd", 1.0) == pytest.approx(0.51)  # warm-up first
+
+
+def test_stretches_run_from_stop_to_stop_and_the_last_to_the_end():
+    stops = (10.0, 30.0)
+    assert stretch_progress(5.0, stops, 90.0) == 0.5
+    assert stretch_progress(10.0, stops, 90.0) == 0.0  # a report starts a new stretch
+    assert stretch_progress(20.0, stops, 90.0) == 0.5
+    assert stretch_progress(60.0, stops, 90.0) == 0.5
+    assert stretch_progress(20.0, stops, 25.0) == pytest.approx(2 / 3)  # a deadline comes first
+    assert stretch_progress(95.0, stops, 90.0) == 1.0
+
+
+def test_a_plateau_is_no_better_value_over_the_last_share_of_the_time():
+    improving = [(10.0, 3.0), (30.0, 2.5), (60.0, 2.4)]
+    assert not plateaued(improving, 1 / 3)
+    assert plateaued([*improving, (100.0, 2.45)], 1 / 3)  # (66.7, 100]: 2.45 >= 2.4
+    assert not plateaued([*improving, (100.0, 2.45), (110.0, 2.39)], 1 / 3)
+    assert not plateaued([(10.0, 3.0)], 1 / 3)  # nothing to compare with
+    assert not plateaued([(10.0, 3.0), (12.0, 3.1)], 1 / 3)  # nothing before the window
+
+
 def test_budget_progress_follows_the_budget_further_along():
     assert budget_progress(250, 1.0, 1000, 0.0) == 0.25  # no time budget
     assert budget_progress(250, 5.0, 1000, 10.0) == 0.5  # seconds are further along
@@ -132,6 +161,38 @@ def test_reports_at_training_seconds_score_a_prefix_first_then_everything(corpus
     assert [m["end"] for m in history] == ["", "", "completed"]
     assert history[0]["train_s"] >= 0.2 and history[1]["train_s"] >= 0.4
     assert history[-1]["train_s"] >= 0.6 and history[-1]["lr"] == pytest.approx(3e-4, rel=0.05)
+
+
+def test_wsd_reports_score_a_cooled_down_model_and_the_rate_restarts_after(corpus):
+    run = small_run(corpus, max_train_s=0.9, decay="wsd", cooldown=0.5)
+    run = replace(run, train=replace(run.train, max_train_chars=10**9, eval_every_chars=0))
+    trainer, history, rates = Trainer(run, corpus), [], []
+    step = trainer.train_step
+
+    def recorded(lr=None):
+        rates.append((trainer.train_s, lr))
+        return step(lr)
+
+    trainer.train_step = recorded
+    fit(trainer, history.append, report_s=(0.3, 0.6))
+    assert len(history) == 3
+    for report in history:  # every report follows steps at about a tenth of the rate
+        assert report["lr"] < 0.25 * 3e-3
+    after_first = [lr for t, lr in rates if t > history[0]["train_s"]]
+    assert after_first[0] == pytest.approx(3e-3)  # the next stretch starts at the full rate
+
+
+def test_a_run_that_stops_improving_ends_itself_as_plateaued(corpus, monkeypatch):
+    run = small_run(corpus)
+    run = replace(run, train=replace(run.train, max_train_chars=10**9, eval_every_chars=256))
+    trainer, history = Trainer(run, corpus), []
+    values = iter([3.0, 2.5, 2.4, 2.45, 2.5, 2.6, 2.7])
+    monkeypatch.setattr(trainer, "evaluate", lambda chars=None: next(values))
+    assert fit(trainer, history.append, plateau_share=1 / 3) == "plateaued"
+    # 2.4 at 768 chars' worth of time; by the 6th report nothing better in the last third.
+    assert [m["end"] for m in history][-1] == "plateaued"
+    assert history[-1]["best_val_bpc"] == 2.4 and all(m["end"] == "" for m in history[:-1])
+    assert trainer.checkpoint()["progress"]["val_history"][-1][1] == history[-1]["val_bpc"]
 
 
 def test_a_deadline_ends_training_in_time_for_a_last_whole_validation(corpus):
