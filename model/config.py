@@ -57,7 +57,7 @@ class TrainConfig:
     warmup_chars: int = 0  # linear learning-rate warm-up, in training characters
     decay: str = "none"  # learning-rate decay after warm-up: none | cosine (to 10% at the end)
     # | wsd (warmup-stable-decay, cooled down to 10% before every report: see model.loop)
-    cooldown: float = 0.3  # wsd: share of each stretch between two reports spent cooling down
+    cooldown: float = 0.5  # wsd: share of each stretch between two reports spent cooling down
     max_train_chars: int = 5_000_000  # training budget in characters (targets), over all epochs
     max_train_s: float = 0.0  # training budget in seconds of training steps; 0: none. Training
     # ends at whichever budget is used up first, and cosine decay follows the one further along.

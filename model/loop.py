@@ -88,7 +88,7 @@ def learning_rate(
     warmup_chars: int,
     decay: str,
     progress: float,
-    cooldown: float = 0.3,
+    cooldown: float = 0.5,
 ) -> float:
     """Linear warm-up over `warmup_chars`, then constant; or cosine decay to 10% of `base_lr`
     as `progress` (the share of the budget used, 0 to 1) reaches 1; or, for `wsd`, constant
