@@ -26,7 +26,6 @@ from search.warm import mutate
 
 METRIC, MODE = "val_bpc", "min"
 TIME_ATTR = "train_s"  # the schedulers' time axis: seconds of training steps
-MUTATE_EVERY = 2  # once a trial has a whole-text value, every second new trial is a mutation
 
 
 class BudgetAwareOptunaSearch(OptunaSearch):
@@ -43,7 +42,7 @@ class BudgetAwareOptunaSearch(OptunaSearch):
     that its region is bad.
 
     Exploration around what works: once some trial has a value on the whole validation text,
-    every `MUTATE_EVERY`-th new trial is a mutation of the best such trial so far (the
+    every `mutate_every`-th new trial (0: none) is a mutation of the best such trial so far (the
     incumbent, `search.warm.mutate`), enqueued in the study as the warm starts are, so TPE
     learns from it too. Each trial's config says where it came from (`origin`: warm, sampled
     or mutated), and so does its Optuna trial (a user attribute).
@@ -60,6 +59,7 @@ class BudgetAwareOptunaSearch(OptunaSearch):
         last_start_s: float,
         search_space: SearchSpace,
         seed: int = 0,
+        mutate_every: int = 2,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -67,6 +67,7 @@ class BudgetAwareOptunaSearch(OptunaSearch):
         self._last_start_s = last_start_s
         self._search_space = search_space
         self._seed = seed
+        self._mutate_every = mutate_every
         self._warm = len(kwargs.get("points_to_evaluate") or ())
         # All saved with the searcher, so a resumed search goes on where it stopped:
         self._valued: dict[str, int] = {}  # trial -> its last step told
@@ -79,7 +80,8 @@ class BudgetAwareOptunaSearch(OptunaSearch):
             return Searcher.FINISHED
         if trial_id not in self._ot_trials:
             self._asked += 1
-            if self._incumbent and self._asked > self._warm and self._asked % MUTATE_EVERY == 0:
+            every, asked = self._mutate_every, self._asked
+            if self._incumbent and every and asked > self._warm and asked % every == 0:
                 rng = random.Random(self._seed * 1_000_003 + self._asked)
                 point = mutate(self._incumbent[1], self._search_space, rng)
                 # Enqueued trials come first, in order: the next ask() is this one.
@@ -106,7 +108,7 @@ class BudgetAwareOptunaSearch(OptunaSearch):
         whole = result.get("val_chars") == result.get("val_total") and not result.get("diverged")
         value = result.get(METRIC, math.nan)
         best = math.inf if self._incumbent is None else self._incumbent[0]
-        if whole and math.isfinite(value) and value < best:
+        if whole and math.isfinite(value) and value < best and trial_id in self._ot_trials:
             self._incumbent = (value, dict(self._ot_trials[trial_id].params))
 
     def on_trial_complete(

@@ -54,9 +54,6 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial: Progr
 
 PBT_INTERVALS = 12  # PBT perturbs every budget / PBT_INTERVALS training seconds
 MAX_REPORT_GAP = 1 / 4  # share of the budget: the longest a trial trains between two reports
-# A trial whose best validation has not improved over this last share of its training time
-# ends itself (plateaued) and frees its slot: its cooled-down reports (wsd) rose or stalled.
-PLATEAU_SHARE = 1 / 3
 FAIL_ENV = "CHARNN_TEST_FAIL_TRIALS"  # "1": every trial raises at its first report (tests only)
 
 
@@ -129,6 +126,7 @@ def make_searcher(
         last_start_s=last_start(config, schedule),
         search_space=config.space,
         seed=config.seed,
+        mutate_every=config.mutate_every,
     )
 
 
@@ -210,7 +208,7 @@ def make_trainable(
         first_val_chars=None if config.scheduler == "pbt" else config.first_rung_val_chars,
         deadline=deadline,
         # PBT's population keeps its size: its worst members are replaced, not ended.
-        plateau_share=None if config.scheduler == "pbt" else PLATEAU_SHARE,
+        plateau_share=None if config.scheduler == "pbt" else config.plateau_share or None,
         # Test-only: the suite's way to make real trials fail on a real Ray (tests/test_faults).
         fail_at_first_report=os.environ.get(FAIL_ENV) == "1",
     )

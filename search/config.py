@@ -15,12 +15,13 @@ from typing import Any
 
 from corpora import CorpusConfig
 from model.errors import ConfigError
-from search.schedule import MIN_BUDGET_S
+from search.schedule import GRACE_SHARE, MIN_BUDGET_S
 from search.space import SearchSpace, space_from_mapping, space_to_mapping
 
 WANDB_MODES = ("offline", "online", "disabled")
 SCHEDULERS = ("asha", "promote", "hyperband", "pbt", "fifo")
 SAMPLERS = ("tpe", "random")
+DECAYS = ("wsd", "cosine")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -34,11 +35,17 @@ class SearchConfig:
     scheduler: str = "asha"  # asha | promote | hyperband | pbt | fifo (search.builders)
     sampler: str = "tpe"  # tpe (Optuna's TPE) | random
     reduction_factor: int = 3  # asha/hyperband keep the best 1/rf of the trials at each rung
+    first_rung_share: float = GRACE_SHARE  # the first rung is at least this share of the budget
     first_rung_val_chars: int = 32_768  # validation characters scored at the first rung (it
     # ranked 52 trials as the whole text did, README); every later report scores all of it
     warm_start: str | None = None  # search folder whose best configurations run first
     warm_start_top: int = 3  # how many of them
     warm_start_defaults: bool = True  # run the documented known-good configurations first
+    fit_warm_starts: bool = True  # give warm starts the dropout the passes over the text need
+    mutate_every: int = 2  # every this many new trials, one mutates the best so far (0: never)
+    plateau_share: float = 1 / 3  # a trial not improving over this last share of its training
+    # time ends itself (plateaued; 0: never)
+    decay: str = "wsd"  # trials' learning rate: wsd (cooled before every report) | cosine
     concurrency: int = 0  # trials at once; 0 means as many as the cluster's CPUs allow
     cpus_per_trial: float = 1.0  # CPU threads given to each trial (torch.set_num_threads)
     gpus_per_trial: float = 0.0  # GPUs per trial (fractions share a GPU)
@@ -63,6 +70,13 @@ class SearchConfig:
             raise ConfigError(f"reduction_factor must be at least 2, got {self.reduction_factor}")
         if self.trials < 0 or self.concurrency < 0 or self.max_failures < 0:
             raise ConfigError("trials, concurrency and max_failures must be non-negative")
+        if not 0 < self.first_rung_share < 1:
+            raise ConfigError(f"first_rung_share must be in (0, 1), got {self.first_rung_share}")
+        if self.mutate_every < 0 or not 0 <= self.plateau_share < 1:
+            raise ConfigError(
+                f"mutate_every must be non-negative and plateau_share in [0, 1), got "
+                f"{self.mutate_every} and {self.plateau_share}"
+            )
         if not self.cpus_per_trial > 0 or not self.gpus_per_trial >= 0:
             raise ConfigError("cpus_per_trial must be positive and gpus_per_trial non-negative")
         if not (self.time_budget_s >= MIN_BUDGET_S and math.isfinite(self.time_budget_s)):
@@ -70,6 +84,7 @@ class SearchConfig:
                 f"time budget must be at least {MIN_BUDGET_S:g} s, got {self.time_budget_s:g}"
             )
         for name, allowed in (
+            ("decay", DECAYS),
             ("wandb_mode", WANDB_MODES),
             ("scheduler", SCHEDULERS),
             ("sampler", SAMPLERS),
@@ -104,7 +119,7 @@ class SearchConfig:
         it first; it reports only where its scheduler needs a value (`model.trainable.TrialPlan`),
         never by characters, and its learning rate cools down before every report (`wsd`, see
         `model.loop`): wherever it is stopped, its last model is one that was meant to end
-        there.
+        there. (`cosine`: one decay over the trial's whole possible time, as before.)
         """
         return {
             "corpus": self.corpus,
@@ -113,7 +128,7 @@ class SearchConfig:
             "val_fraction": self.val_fraction,
             "max_train_chars": MAX_TRIAL_CHARS,
             "max_train_s": max_train_s,
-            "decay": "wsd",
+            "decay": self.decay,
             "eval_every_chars": 0,
             "seed": self.seed,
             "device": "cuda" if self.gpus_per_trial > 0 else "cpu",

@@ -63,9 +63,13 @@ class Schedule:
 
 
 def plan_schedule(
-    budget_s: float, slots: int, reduction_factor: int = REDUCTION_FACTOR
+    budget_s: float,
+    slots: int,
+    reduction_factor: int = REDUCTION_FACTOR,
+    grace_share: float = GRACE_SHARE,
 ) -> Schedule:
-    """The schedule for `budget_s` wall seconds on `slots` trial slots (see the module doc)."""
+    """The schedule for `budget_s` wall seconds on `slots` trial slots (see the module doc);
+    the first rung at least `grace_share` of the budget."""
     if not budget_s >= MIN_BUDGET_S or not math.isfinite(budget_s):
         raise ConfigError(f"time budget must be at least {MIN_BUDGET_S:g} s, got {budget_s:g}")
     if slots < 1:
@@ -73,7 +77,7 @@ def plan_schedule(
     if reduction_factor < 2:
         raise ConfigError(f"reduction_factor must be at least 2, got {reduction_factor}")
     max_t = max(1.0, budget_s - END_RESERVE_S - START_COST_S)
-    floor = min(max_t, max(MIN_GRACE_S, GRACE_SHARE * budget_s))
+    floor = min(max_t, max(MIN_GRACE_S, grace_share * budget_s))
     rungs_below = int(math.log(max_t / floor) / math.log(reduction_factor) + 1e-9)
     grace = max_t / reduction_factor**rungs_below
     # Trials the budget holds if most stop at the first rung: the number TPE starts from.

@@ -237,10 +237,13 @@ def sweep_command(config: SearchConfig, schedule: Schedule) -> list[str]:
 def describe(config: SearchConfig, schedule: Schedule, warm: list[dict[str, Any]]) -> str:
     """One line on what the search is about to do."""
     rungs = ", ".join(f"{r:.0f}" for r in schedule.rungs_s[:-1]) or "none"
+    dropouts = ", ".join(f"{w.get('dropout', 0.0):.2f}" for w in warm)
     return (
         f"search {config.name}: {schedule.budget_s:.0f} s on {schedule.slots} slot(s), "
         f"{config.scheduler} (rungs at {rungs} s of training), {config.sampler} sampler "
-        f"after {len(warm)} warm start(s) and {schedule.startup_trials} random trial(s)"
+        f"after {len(warm)} warm start(s)"
+        + (f" (dropout {dropouts})" if warm else "")
+        + f" and {schedule.startup_trials} random trial(s)"
     )
 
 
@@ -257,10 +260,11 @@ def run_search(config: SearchConfig, resume: bool = False) -> SearchOutcome:
     corpus = load_corpus(config.corpus_config())
     check_trainable(config, corpus)
     # A trial's time does not depend on the number of slots: one slot's schedule tells it.
-    trial_s = trial_seconds(config, plan_schedule(config.time_budget_s, 1, config.reduction_factor))
+    trial_s = trial_seconds(config, plan_schedule(config.time_budget_s, 1))
     warm = warm_points(config.space, defaults=config.warm_start_defaults,
                        folder=config.warm_start, top=config.warm_start_top,
-                       fit=Passes(len(corpus.train_ids), trial_s))  # fmt: skip
+                       fit=Passes(len(corpus.train_ids), trial_s) if config.fit_warm_starts
+                       else None)  # fmt: skip
     lock = folder.lock()  # held to the end: one search process per folder
     try:
         if not resume and folder.exists():
@@ -290,7 +294,9 @@ def _run(
     started_ray = start_ray(config.address)
     try:
         slots = config.concurrency or default_concurrency(config)
-        schedule = plan_schedule(config.time_budget_s, slots, config.reduction_factor)
+        schedule = plan_schedule(
+            config.time_budget_s, slots, config.reduction_factor, config.first_rung_share
+        )
         folder.write_settings(config)
         folder.write_schedule(schedule)
         folder.write_sweep(wandb_sweep(config.space, METRIC, sweep_command(config, schedule)))

@@ -169,8 +169,10 @@ def warm_points(
     ]
     points: list[dict[str, Any]] = []
     for candidate, chars_per_s in candidates:
-        if fit is not None and chars_per_s:
-            candidate = {**candidate, "dropout": fit_dropout(fit.of(chars_per_s))}
+        if fit is not None and chars_per_s:  # within the space's range: --range may narrow it
+            low, high = space.dropout
+            dropout = min(high, max(low, fit_dropout(fit.of(chars_per_s))))
+            candidate = {**candidate, "dropout": dropout}
         point = fit_to_space(candidate, space)
         if point is not None and not any(_same(point, p) for p in points):
             points.append(point)

@@ -19,7 +19,9 @@ from search.run import main as run_main
 from search.store import STUDY, SearchFolder
 from search.sweep_train import main as sweep_main
 from search.tuning import run_search
+from search.warm import Passes, fit_dropout
 from tests.conftest import tiny_search
+from tests.wandb_files import offline_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # real searches on a local Ray
@@ -32,7 +34,7 @@ def test_search_spends_its_budget_and_every_trial_ends_with_a_result(searches):
     assert trials.num_rows == outcome.trials.num_rows >= 2 and not outcome.interrupted
     rows = trials.to_pylist()
     statuses = [r["status"] for r in rows]
-    assert set(statuses) <= {"completed", "cut", "stopped"}, statuses
+    assert set(statuses) <= {"completed", "cut", "plateaued", "stopped"}, statuses
     assert "cut" in statuses  # the budget ended trials that were still improving
     assert len({r["trial_id"] for r in rows}) == len(rows)
     whole = rows[0]["val_chars"]
@@ -40,7 +42,8 @@ def test_search_spends_its_budget_and_every_trial_ends_with_a_result(searches):
         assert row["corpus"] == "monte-cristo" and row["corpus_chars"] == config.max_chars
         assert 16 <= row["hidden_size"] <= 48 and 8 <= row["batch_size"] <= 16
         assert Path(row["best_checkpoint"], "checkpoint.pt").is_file()
-        if row["status"] in ("cut", "completed"):  # validated on the whole text at the end
+        assert row["origin"] in ("warm", "sampled", "mutated")
+        if row["status"] in ("cut", "completed", "plateaued"):  # validated on all of it at the end
             assert row["final_val_chars"] == whole and row["best_val_bpc"] is not None
         else:  # stopped at the first rung, judged on a prefix
             assert row["final_val_chars"] == min(whole, config.first_rung_val_chars)
@@ -87,10 +90,23 @@ def test_best_model_is_kept_and_samples_text(searches):
 
 def test_wandb_offline_runs_are_written(searches):
     config, outcome = searches["monte-cristo"]
-    runs = sorted((config.path / "wandb").glob("offline-run-*"))
-    assert len(runs) == outcome.trials.num_rows
-    for run in runs:
-        assert list(run.glob("*.wandb")), f"no run file in {run}"
+    folders = sorted((config.path / "wandb").glob("offline-run-*"))
+    assert len(folders) == outcome.trials.num_rows
+    for folder in folders:
+        assert list(folder.glob("*.wandb")), f"no run file in {folder}"
+    # Read back with wandb's own reader: one run per trial, in the search's group, carrying
+    # the trial's configuration and its row of trials.parquet (status, figures) in its summary.
+    runs = offline_runs(config.path / "wandb")
+    for row in pq.read_table(config.path / "trials.parquet").to_pylist():
+        run = runs[row["trial_id"]]
+        assert run["group"] == config.name and run["state"] == "finished"
+        assert {k: run["config"][k] for k in ("hidden_size", "lr", "origin")} == {
+            k: row[k] for k in ("hidden_size", "lr", "origin")
+        }
+        summary = run["summary"]
+        assert summary["status"] == row["status"] and summary["origin"] == row["origin"]
+        for name in ("best_val_bpc", "final_val_bpc", "chars_trained", "train_s"):
+            assert summary.get(name) == pytest.approx(row[name]), name
     sweep = yaml.safe_load((config.path / "sweep.yaml").read_text())
     assert sweep["metric"] == {"name": "val_bpc", "goal": "minimize"}
     assert sweep["parameters"]["hidden_size"]["min"] == 16
@@ -152,8 +168,15 @@ def test_warm_start_runs_an_earlier_searchs_best_configurations_first(
         key=lambda t: t["best_val_bpc"],
     )[:2]
     first = sorted(study.trials, key=lambda t: t.number)[:2]
+    new = pq.read_table(config.path / "trials.parquet").to_pylist()[0]
+    trial_s = json.loads((config.path / "schedule.json").read_text())["max_t_s"]
+    passes = Passes(train_chars=new["corpus_chars"] - new["val_chars"], trial_s=trial_s)
     for trial, row in zip(first, best, strict=True):
-        assert trial.params == {k: row[k] for k in trial.params}, (trial.params, row)
+        assert trial.user_attrs["origin"] == "warm"
+        same = [k for k in trial.params if k != "dropout"]
+        assert {k: trial.params[k] for k in same} == {k: row[k] for k in same}, (trial.params, row)
+        # Its dropout fits this text and budget, at the speed the earlier search measured.
+        assert trial.params["dropout"] == fit_dropout(passes.of(row["chars_per_s"]))
 
 
 def test_sigterm_then_resume_keeps_every_trial_within_the_bound(ray_local, corpus_dir, tmp_path):
@@ -197,7 +220,7 @@ def test_sigterm_then_resume_keeps_every_trial_within_the_bound(ray_local, corpu
     ids = [t["trial_id"] for t in trials]
     assert len(set(ids)) == len(ids) <= 5, ids
     assert {t["trial_id"] for t in interrupted if t["chars_trained"]} <= set(ids)  # none lost
-    assert all(t["status"] in ("completed", "cut", "stopped") for t in trials), trials
+    assert all(t["status"] in ("completed", "cut", "plateaued", "stopped") for t in trials), trials
     # The persisted Optuna study came back with the search, not as a second study.
     import optuna
 
@@ -282,6 +305,7 @@ def test_optuna_learns_stopped_trials_as_pruned(searches):
     told = {t.user_attrs["tune_trial_id"]: t.state for t in study.trials}
     expected = {"completed": optuna.trial.TrialState.COMPLETE,
                 "cut": optuna.trial.TrialState.COMPLETE,
+                "plateaued": optuna.trial.TrialState.COMPLETE,
                 "stopped": optuna.trial.TrialState.PRUNED}  # fmt: skip
     trials = pq.read_table(config.path / "trials.parquet").to_pylist()
     assert {told[t["trial_id"]] for t in trials} >= {optuna.trial.TrialState.COMPLETE}

@@ -148,6 +148,9 @@ def test_warm_starts_fit_the_text_and_the_budget():
     small_text = warm_points(space, defaults=True, fit=Passes(500_000, 3600.0))
     assert all(p["dropout"] == 0.0 for p in big_text)  # every character seen once: no dropout
     assert all(p["dropout"] > 0.2 for p in small_text)  # seen dozens of times: regularised
+    narrowed = space_from_mapping({"dropout": [0.0, 0.1]})  # --range: within it, none dropped
+    fitted = warm_points(narrowed, defaults=True, fit=Passes(500_000, 3600.0))
+    assert [p["dropout"] for p in fitted] == [0.1] * 3
     for big, small in zip(big_text, small_text, strict=True):  # only dropout changes
         assert {k: v for k, v in big.items() if k != "dropout"} == {
             k: v for k, v in small.items() if k != "dropout"
