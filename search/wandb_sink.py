@@ -6,6 +6,11 @@ spends about a second per result on them. Here the driver only puts events on a 
 thread writes them to one W&B run per trial (wandb's `reinit="create_new"` keeps several runs
 open in one process), grouped under the search's name. Offline runs land in
 `NAME/wandb/offline-run-*`; `wandb sync` uploads them.
+
+Each run is a row of a W&B sweep-style table: its config is the trial's configuration (origin
+included), and when the trial ends its summary gets the trial's status and final figures, named
+as in `trials.parquet` (`run_summary`), so W&B's runs table and parallel-coordinates view show
+the search as its own tables do.
 """
 
 from __future__ import annotations
@@ -19,12 +24,72 @@ from typing import Any
 
 from ray import tune
 
+from model.trainable import ORIGIN
+from search.results import TrialRecord, trial_status
+from search.store import SearchFolder
+
 LOGGED = (  # numeric report fields logged to W&B
     "val_bpc", "val_chars", "train_bpc", "chars_seen", "chars_per_s", "train_s", "eval_s",
     "elapsed_s", "lr", "epoch",
 )  # fmt: skip
+KEPT = (  # report fields the summary is computed from, kept per trial by the writer
+    "val_bpc", "val_chars", "val_total", "train_bpc", "chars_seen", "train_s", "elapsed_s",
+    "num_params", "diverged", "end",
+)  # fmt: skip
 STOP = object()
 QUIET: Any = None  # wandb.Settings for every run, made in the writer thread
+
+
+def run_summary(
+    trial_id: str,
+    config: dict[str, Any],
+    reports: list[dict[str, Any]],
+    *,
+    error: str | None = None,
+    stopped_early: bool = False,
+) -> dict[str, Any]:
+    """A finished trial's W&B summary: its status (`search.results.STATUSES`, decided as the
+    trials table decides it), origin, and final figures under their `trials.parquet` names.
+
+    `val_bpc`, the metric of `sweep.yaml`, becomes the value the search ranks the trial by (its
+    best on the whole validation text, else its last value, on a prefix), rather than W&B's
+    default, its last report. Figures a trial does not have are left out, not set to null.
+    """
+    record = TrialRecord(
+        trial_id=trial_id, config=config, history=reports, error=error, best_checkpoint=None,
+        stopped_early=stopped_early,
+    )  # fmt: skip
+    last = reports[-1] if reports else {}
+    whole = [v for r in reports if (v := _value(r)) is not None and _whole(r)]
+    summary = {
+        "status": trial_status(record),
+        ORIGIN: config.get(ORIGIN),
+        "final_val_bpc": _value(last),
+        "final_val_chars": last.get("val_chars"),
+        "best_val_bpc": min(whole) if whole else None,
+        "final_train_bpc": _finite(last.get("train_bpc")),
+        "chars_trained": last.get("chars_seen"),
+        "train_s": last.get("train_s"),
+        "wall_s": last.get("elapsed_s"),
+        "iterations": len(reports),
+        "num_params": last.get("num_params"),
+    }
+    summary["val_bpc"] = summary["best_val_bpc"] if whole else summary["final_val_bpc"]
+    return {k: v for k, v in summary.items() if v is not None}
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, Real) and math.isfinite(value) else None
+
+
+def _value(report: dict[str, Any]) -> float | None:
+    """A report's val_bpc; none for a diverged trial's report (a stand-in) or a non-finite one."""
+    return None if report.get("diverged") else _finite(report.get("val_bpc"))
+
+
+def _whole(report: dict[str, Any]) -> bool:
+    """Whether the report's value covers the whole validation text (not the first rung's prefix)."""
+    return report.get("val_total") is not None and report.get("val_chars") == report["val_total"]
 
 
 class WandbSink(tune.Callback):
@@ -36,6 +101,7 @@ class WandbSink(tune.Callback):
         self.args = {"project": project, "group": group, "mode": mode, "folder": folder,
                      "timeout_s": timeout_s}  # fmt: skip
         self.settings = {"project": project, "group": group, "mode": mode, "dir": folder}
+        self.folder = folder  # the search folder: stopped.txt says which trials ASHA stopped
         self.timeout_s = timeout_s  # how long the end of the search waits for the writer
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -58,13 +124,17 @@ class WandbSink(tune.Callback):
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
         row = {k: float(result[k]) for k in LOGGED if isinstance(result.get(k), Real)}
-        self._queue.put(("log", trial.trial_id, {k: v for k, v in row.items() if math.isfinite(v)}))
+        row = {k: v for k, v in row.items() if math.isfinite(v)}
+        if result.get("diverged"):
+            row.pop("val_bpc", None)  # a stand-in for the searcher, not a measurement
+        kept = {k: result[k] for k in KEPT if k in result}
+        self._queue.put(("log", trial.trial_id, (row, kept)))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._queue.put(("finish", trial.trial_id, None))
+        self._queue.put(("finish", trial.trial_id, (dict(trial.config), None)))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._queue.put(("finish", trial.trial_id, None))
+        self._queue.put(("finish", trial.trial_id, (dict(trial.config), "the trial raised")))
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.close()
@@ -95,12 +165,33 @@ class WandbSink(tune.Callback):
         )
 
         runs: dict[str, Any] = {}
+        configs: dict[str, dict[str, Any]] = {}
+        reports: dict[str, list[dict[str, Any]]] = {}
+
+        def finish(trial_id: str, config: dict[str, Any], error: str | None) -> None:
+            run, history = runs.pop(trial_id), reports.pop(trial_id, [])
+            started = configs.pop(trial_id, {})
+            try:
+                stopped = trial_id in SearchFolder(self.folder).stopped()
+                # PBT changes a trial's lr and dropout as it goes: the run keeps the last ones.
+                changed = {k: v for k, v in config.items() if started.get(k) != v}
+                if changed:
+                    run.config.update(changed, allow_val_change=True)
+                run.summary.update(
+                    run_summary(trial_id, config, history, error=error, stopped_early=stopped)
+                )
+            finally:  # also when the summary could not be written; W&B's state: failed
+                run.finish(exit_code=1 if error else 0)
+
         while True:
             kind, trial_id, data = self._queue.get()
             try:
-                if kind is STOP:
-                    for run in runs.values():
-                        run.finish()
+                if kind is STOP:  # the search ended or was interrupted: still open, unfinished
+                    for open_id in list(runs):
+                        try:
+                            finish(open_id, configs[open_id], None)
+                        except Exception as error:  # the other runs still finish
+                            self.errors.append(f"finish {open_id}: {type(error).__name__}: {error}")
                     return
                 if kind == "start" and trial_id not in runs:
                     runs[trial_id] = wandb.init(
@@ -112,9 +203,12 @@ class WandbSink(tune.Callback):
                         resume="allow",
                         settings=QUIET,
                     )
+                    configs[trial_id], reports[trial_id] = data, []
                 elif kind == "log" and trial_id in runs:
-                    runs[trial_id].log(data)
+                    row, kept = data
+                    runs[trial_id].log(row)
+                    reports[trial_id].append(kept)
                 elif kind == "finish" and trial_id in runs:
-                    runs.pop(trial_id).finish()
+                    finish(trial_id, *data)
             except Exception as error:  # logging must never end a search
                 self.errors.append(f"{kind} {trial_id}: {type(error).__name__}: {error}")

@@ -1,0 +1,111 @@
+"""The W&B sink: one run per trial, grouped by search, with the trial's configuration, status and
+final figures in its summary, checked on the offline run files with wandb's own reader."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from model.trainable import DIVERGED_BPC
+from search.results import TrialRecord, trial_row, trial_status
+from search.store import SearchFolder
+from search.wandb_sink import WandbSink, run_summary
+from tests.wandb_files import OFFLINE, offline_runs
+
+WHOLE = 1000  # validation characters of the whole text; the first rung validates a prefix
+PREFIX = 100
+
+
+def report(val_bpc, chars_seen, val_chars=WHOLE, **more):
+    return {"val_bpc": val_bpc, "val_chars": val_chars, "val_total": WHOLE, "train_bpc": 3.0,
+            "chars_seen": chars_seen, "train_s": chars_seen / 100, "elapsed_s": chars_seen / 90,
+            "num_params": 5000, "diverged": False, **more}  # fmt: skip
+
+
+# (reports, error, stopped early) -> status, as search.results decides it for trials.parquet
+CASES = {
+    "cut": ([report(3.1, 1000, PREFIX), report(2.6, 2000), report(2.7, 3000, end="cut")],
+            None, False),
+    "plateaued": ([report(2.9, 1000), report(2.8, 2000, end="plateaued")], None, False),
+    "stopped": ([report(3.3, 1000, PREFIX)], None, True),  # at the first rung, on a prefix
+    "diverged": ([report(3.2, 1000), report(DIVERGED_BPC, 2000, diverged=True)], None, False),
+    "failed": ([report(3.4, 1000)], "RuntimeError: lost node", False),
+    "unfinished": ([report(3.0, 1000)], None, False),  # the search was interrupted
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("status", list(CASES))
+def test_a_runs_summary_is_the_trials_row_of_trials_parquet(status):
+    reports, error, stopped = CASES[status]
+    config = {"hidden_size": 32, "lr": 0.01, "origin": "sampled"}
+    summary = run_summary("t1", config, reports, error=error, stopped_early=stopped)
+    record = TrialRecord("t1", config, reports, error, None, stopped_early=stopped)
+    corpus = {"name": "c", "sha256": "", "n_chars": 0, "val_chars": WHOLE, "vocab_size": 0}
+    row = trial_row(record, "search", corpus, trial_status(record))
+    assert summary["status"] == status == row["status"]
+    for name, value in summary.items():  # every figure under its trials.parquet name
+        if name != "val_bpc":
+            assert value == row[name], name
+    for name in ("best_val_bpc", "final_val_bpc", "chars_trained", "train_s", "origin"):
+        assert summary.get(name) == row[name], name  # and none left out that the row has
+    # val_bpc, the sweep's metric: the value the search ranks the trial by.
+    assert summary.get("val_bpc") == (row["best_val_bpc"] or row["final_val_bpc"])
+
+
+def test_a_runs_summary_leaves_out_what_a_trial_does_not_have():
+    summary = run_summary("t1", {"lr": 0.01}, [], error="it never started")
+    assert summary == {"status": "failed", "iterations": 0}
+
+
+def trial(trial_id, **config):
+    return SimpleNamespace(trial_id=trial_id, config=config)
+
+
+@pytest.mark.slow  # wandb's service process, one offline run per trial, and its reader
+def test_each_trial_is_a_run_of_the_searchs_group_with_its_status_and_figures(
+    tmp_path, monkeypatch
+):
+    for key, value in OFFLINE.items():  # W&B stays on this machine
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    folder = tmp_path / "runs" / "mc-search"
+    folder.mkdir(parents=True)  # the search's folder, which it makes before Tune starts
+    sink = WandbSink(project="char-rnn", group="mc-search", mode="offline", folder=str(folder))
+    trials = {
+        status: trial(f"t-{status}", hidden_size=16 + i, lr=0.01, origin="sampled")
+        for i, status in enumerate(CASES)
+    }
+    sink.setup()
+    for status, (reports, error, stopped) in CASES.items():
+        t = trials[status]
+        sink.on_trial_start(0, [], t)
+        for result in reports:
+            sink.on_trial_result(0, [], t, {**result, "time": 1.0, "config": t.config})
+        if stopped:
+            SearchFolder(folder).record_stop(t.trial_id)  # as RecordingASHA does
+        if status == "cut":  # PBT-style: the configuration changed while the trial ran
+            t.config = {**t.config, "lr": 0.005}
+        if error:
+            sink.on_trial_error(0, [], t)
+        elif status != "unfinished":
+            sink.on_trial_complete(0, [], t)
+    sink.on_experiment_end([])  # the unfinished trial's run is finished here
+    assert sink.errors == []
+
+    runs = offline_runs(folder / "wandb")
+    assert sorted(runs) == sorted(t.trial_id for t in trials.values())
+    for status, (reports, error, stopped) in CASES.items():
+        t = trials[status]
+        run = runs[t.trial_id]
+        assert run["group"] == "mc-search" and run["project"] == "char-rnn"
+        assert run["id"] == f"mc-search-{t.trial_id}"
+        assert run["state"] == ("failed" if error else "finished")  # W&B's own run state
+        assert run["config"] == t.config  # the last configuration, origin included
+        expected = run_summary(t.trial_id, t.config, reports, error=error, stopped_early=stopped)
+        assert expected["status"] == status
+        # What W&B shows: the figures above, over what the logged history left there.
+        assert {k: run["summary"][k] for k in expected} == pytest.approx(expected)
+        logged = [row.get("val_bpc") for row in run["history"]]
+        assert len(logged) == len(reports)
+        assert DIVERGED_BPC not in logged  # the stand-in is for the searcher, not a curve
+    assert runs["t-cut"]["summary"]["val_bpc"] == 2.6  # its best on the whole text, not its last
+    assert runs["t-cut"]["config"]["lr"] == 0.005
