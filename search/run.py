@@ -96,9 +96,10 @@ def build_space(args: argparse.Namespace) -> SearchSpace:
 
 
 def default_name(corpus: str) -> str:
-    """CORPUS-DATE-TIME-XXXX: unique even for searches started in the same second."""
+    """CORPUS-DATE-TIME-XXXXXX: unique even for searches started in the same second (50 in one
+    second collide once in about 13,000 tries; with four hex digits it was one in 50)."""
     stem = Path(corpus).stem if os.sep in corpus or corpus.endswith(".txt") else corpus
-    return f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    return f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
 def latest_search(storage: str, corpus: str) -> str:

@@ -23,9 +23,16 @@ pytestmark = pytest.mark.slow
 
 
 def check_no_row_lost_or_repeated(search_dir: Path, trials: int) -> list[dict]:
-    """Exactly `trials` rows, one per trial; each trial's reports strictly advance."""
+    """One row per trial that ran, at most `trials`; each trial's reports strictly advance.
+
+    A trial that ran is one with a report in its folder. Under a budget `--trials` is an upper
+    bound: a suggestion still waiting for a slot when the exploration window closes is ended
+    by the scheduler unstarted (an empty folder), and has no row by design.
+    """
     rows = pq.read_table(search_dir / "trials.parquet").to_pylist()
-    assert len(rows) == trials and len({r["trial_id"] for r in rows}) == trials, rows
+    ran = {d.name.split("_")[2] for d in search_dir.glob("train_trial_*") if any(d.iterdir())}
+    assert len(rows) <= trials and {r["trial_id"] for r in rows} == ran, (rows, ran)
+    assert len({r["trial_id"] for r in rows}) == len(rows), rows
     curves = pq.read_table(search_dir / "curves.parquet").to_pylist()
     for row in rows:
         seen = [c["chars_seen"] for c in curves if c["trial_id"] == row["trial_id"]]
@@ -59,7 +66,8 @@ def search_command(tmp_path: Path, corpus_dir: Path, address: str) -> list[str]:
 
 def test_sigkill_of_the_driver_then_resume(ray_local, corpus_dir, tmp_path):
     """SIGKILL, not SIGTERM: nothing is written on the way out. The same command plus --resume
-    ends with exactly the requested trials, those cut short continuing from their checkpoints."""
+    ends with a row for every trial that ran, those cut short continuing from their checkpoints,
+    and never more than the requested trials."""
     args = search_command(tmp_path, corpus_dir, ray_local)  # promote: every trial starts early
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     driver = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,

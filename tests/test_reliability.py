@@ -63,7 +63,7 @@ def test_a_search_folder_has_one_owner_at_a_time(tmp_path):
 
 def test_default_names_differ_within_one_second():
     names = {default_name("irc") for _ in range(50)}
-    assert len(names) == 50 and all(re.fullmatch(r"irc-\d{8}-\d{6}-[0-9a-f]{4}", n) for n in names)
+    assert len(names) == 50 and all(re.fullmatch(r"irc-\d{8}-\d{6}-[0-9a-f]{6}", n) for n in names)
 
 
 def one_line(capsys) -> str:
