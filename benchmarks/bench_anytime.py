@@ -236,7 +236,9 @@ def plot(corpus: str, budget: float, result: dict) -> Path:
         axes.step(t, v, where="post", label=f"{arm}: {label}")
     axes.set_xlabel("wall seconds since the arm started")
     axes.set_ylabel("best validation bpc so far")
-    axes.set_title(f"{corpus}, first 2.6 M characters, T = {budget:.0f} s, {os.cpu_count()} cores")
+    axes.set_title(
+        f"{corpus}, at most 2.6 M characters, T = {budget:.0f} s, {os.cpu_count()} cores"
+    )
     axes.grid(alpha=0.3)
     axes.legend()
     DOCS.mkdir(exist_ok=True)
