@@ -4,28 +4,36 @@
   is PRUNED, not COMPLETE), explores around the best configuration so far besides TPE, and
   starts no trial once it could not reach the first rung before the search's deadline.
 - `RecordingASHA`: ASHA that writes down the trials it stops early.
-- `ProgressLines`: one line per finished trial with the running best.
+- `ProgressLines`: the live progress display (bars on a terminal, a line every `every_s`
+  elsewhere, a line per finished trial) and the status file `python -m search.status` reads.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import random
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
+from tqdm import tqdm
 
 from model.trainable import ORIGIN
+from search.progress import RUNNING, Board, best_text, counts_text, progress_line, running_lines
 from search.space import SearchSpace
 from search.store import SearchFolder
 from search.warm import mutate
 
 METRIC, MODE = "val_bpc", "min"
 TIME_ATTR = "train_s"  # the schedulers' time axis: seconds of training steps
+HEARTBEAT_S = 30.0  # status.json is rewritten at least this often, changed or not
 
 
 class BudgetAwareOptunaSearch(OptunaSearch):
@@ -154,45 +162,194 @@ class RecordingASHA(ASHAScheduler):
         return action
 
 
-class ProgressLines(tune.Callback):
-    """One line per finished trial, with the running best: the search's progress display."""
+def is_terminal(stream: Any) -> bool:
+    """A terminal with a width: tqdm draws nothing on one without (a pty left unsized)."""
+    try:
+        return stream.isatty() and os.get_terminal_size(stream.fileno()).columns > 0
+    except (AttributeError, OSError, ValueError):
+        return False
 
-    def __init__(self, total: int) -> None:
+
+class ProgressLines(tune.Callback):
+    """The search's progress display, and its status file (see `search.progress`).
+
+    Driven by Tune's callback hooks in the driver (no thread of its own): `on_step_end`, called
+    every loop of Tune's controller, checks the clock and does something only when a refresh
+    is due. On a terminal, tqdm bars (the budget, then the counts and best, then one line per
+    running trial) refresh every `refresh_s`; elsewhere (a log, CI) one compact line every
+    `every_s`. Either way each finished trial gets a line, and `status.json` in the search
+    folder is rewritten at most every `status_every_s` when something changed. `cost_s` adds up
+    the driver's time spent here (also written to status.json as `display_cost_s`).
+    """
+
+    def __init__(
+        self,
+        total: int,
+        folder: str,
+        every_s: float = 30.0,
+        terminal: bool | None = None,
+        refresh_s: float = 2.0,
+        status_every_s: float = 5.0,
+    ) -> None:
         self.total = total  # trials at most; 0: as many as the budget holds
-        self.best = math.inf  # over values on the whole validation text
-        self.started = time.time()
+        self.folder = folder
+        self.every_s = every_s
+        self.terminal = terminal  # None: whether stdout is a terminal
+        self.refresh_s = refresh_s
+        self.status_every_s = status_every_s
+        self._reset()
+
+    def _reset(self) -> None:
+        self.board: Board | None = None
+        self.done = 0  # trials ended in this run
+        self.cost_s = 0.0
+        self._bars: list[Any] = []
+        self._next_line = self._next_status = self._written = 0.0
+        self._dirty = True
+
+    def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks (tuner.pkl): no bars
+        state = self.__dict__.copy()
+        state.update(board=None, _bars=[])
+        return state
+
+    def setup(self, **info: Any) -> None:
+        self._reset()
+        if self.terminal is None:
+            self.terminal = is_terminal(sys.stdout)
+        folder = SearchFolder(self.folder)
+        clock = folder.clock()  # written just before fit: this run's budget
+        self.board = Board(clock["started"], clock["deadline"], folder.rungs())
+        if folder.has_trials():  # a resumed search: the trials of its earlier runs
+            for row in folder.trials().to_pylist():
+                self.board.earlier(row)
+        self._next_line = time.monotonic()  # a first line at once
+
+    # -- Tune's hooks ---------------------------------------------------------------------------
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **_: Any) -> None:
+        with self._timed():
+            self._board().start(trial.trial_id, trial.config or {})
+            self._dirty = True
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **_: Any
     ) -> None:
-        if not result.get("diverged") and result.get("val_chars") == result.get("val_total"):
-            self.best = min(self.best, result.get(METRIC, math.inf))
-
-    def _line(self, trials: list, trial: Any, what: str) -> None:
-        done = 1 + sum(
-            t.status in ("TERMINATED", "ERROR") and METRIC in (t.last_result or {})
-            for t in trials
-            if t is not trial
-        )
-        last = trial.last_result or {}
-        seconds, value = last.get(TIME_ATTR, 0.0), last.get(METRIC)
-        if last.get("diverged"):
-            what, shown = "diverged", "loss exploded"
-        else:
-            ends = {"completed": "completed", "cut": "cut by the budget", "plateaued": "plateaued"}
-            what = ends.get(last.get("end"), what)
-            shown = f"val_bpc {value:.4f}" if value is not None else "no report"
-        total = f"/{self.total}" if self.total else ""
-        best = f"{self.best:.4f}" if math.isfinite(self.best) else "-"
-        print(
-            f"[{time.time() - self.started:5.0f} s] trial {done}{total} {trial.trial_id} {what} "
-            f"after {seconds:.0f} s of training, {shown}; best so far {best}",
-            flush=True,
-        )
+        with self._timed():
+            self._board().report(trial.trial_id, trial.config or {}, result)
+            self._dirty = True
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **_: Any) -> None:
-        if METRIC in (trial.last_result or {}):  # not a suggestion that never started
-            self._line(trials, trial, "stopped")
+        with self._timed():
+            if METRIC in (trial.last_result or {}):  # not a suggestion that never started
+                self._ended(trial, "stopped")
+            elif trial.trial_id in self._board().trials:  # started, stopped before a report
+                self._board().end(trial.trial_id, trial.config or {}, "stopped")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **_: Any) -> None:
-        self._line(trials, trial, "failed")
+        with self._timed():
+            self._ended(trial, "failed")
+
+    def on_step_end(self, iteration: int, trials: list, **_: Any) -> None:
+        with self._timed():
+            self._tick(time.monotonic())
+
+    def on_experiment_end(self, trials: list, **_: Any) -> None:
+        with self._timed():
+            board = self._board()
+            for row in board.trials.values():
+                if row["status"] == RUNNING:
+                    row["status"] = "unfinished"
+            self._write_status(force=True)
+        for bar in self._bars:
+            bar.close()
+        self._bars = []
+
+    # -- the display ------------------------------------------------------------------------------
+
+    def _board(self) -> Board:
+        if self.board is None:  # restored from tuner.pkl without setup (should not happen)
+            self.setup()
+        assert self.board is not None
+        return self.board
+
+    @contextmanager
+    def _timed(self) -> Iterator[None]:
+        """Adds the time spent inside to `cost_s`: the display's cost to the driver."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.cost_s += time.perf_counter() - started
+
+    def _tick(self, now: float) -> None:
+        if now >= self._next_status:  # also unchanged now and then: a heartbeat for readers
+            self._write_status(force=now - self._written >= HEARTBEAT_S)
+        if now >= self._next_line:
+            self._next_line = now + (self.refresh_s if self.terminal else self.every_s)
+            wall = time.time()
+            snap = self._board().snapshot(wall)
+            if self.terminal:
+                self._draw(snap)
+            else:
+                print(f"[{wall - snap['started']:5.0f} s] {progress_line(snap, wall)}", flush=True)
+
+    def _write_status(self, force: bool = False) -> None:
+        if not (self._dirty or force):
+            return
+        self._written = time.monotonic()
+        self._next_status = self._written + self.status_every_s
+        self._dirty = False
+        snap = self._board().snapshot(time.time())
+        snap["display_cost_s"] = self.cost_s
+        SearchFolder(self.folder).write_status(snap)
+
+    def _draw(self, snap: dict[str, Any]) -> None:
+        """On a terminal: the budget as a bar, then the counts and best, then one line per
+        running trial, each a tqdm bar redrawn in place."""
+        now = time.time()
+        lines = [f"{counts_text(snap['counts'])} | {best_text(snap['best'])}"]
+        lines += running_lines(snap)
+        if not self._bars:
+            tqdm.monitor_interval = 0  # no monitor thread: these bars are redrawn from here
+            budget = round(snap["deadline"] - snap["started"])
+            fmt = "{desc} |{bar}| {n:.0f}/{total:.0f} s"
+            self._bars.append(self._bar(total=budget, bar_format=fmt, leave=True))
+        while len(self._bars) < len(lines) + 1:
+            self._bars.append(self._bar(total=0, bar_format="{desc}", leave=False))
+        self._bars[0].n = round(min(self._bars[0].total, max(0.0, now - snap["started"])))
+        left = max(0.0, snap["deadline"] - now)
+        self._bars[0].set_description_str(f"budget, {left:.0f} s left")  # refreshes it
+        for bar, line in zip(self._bars[1:], [*lines, *[""] * len(self._bars)], strict=False):
+            bar.set_description_str(line)
+
+    def _bar(self, **kwargs: Any) -> Any:
+        return tqdm(position=len(self._bars), file=sys.stdout, dynamic_ncols=True, **kwargs)
+
+    def _ended(self, trial: Any, what: str) -> None:
+        """A line per finished trial, with the running best (also above the bars)."""
+        last = trial.last_result or {}
+        if last.get("diverged"):
+            status, shown = "diverged", "loss exploded"
+        else:
+            status = what if what == "failed" else last.get("end") or what
+            value = last.get(METRIC)
+            shown = f"val_bpc {value:.4f}" if value is not None else "no report"
+        board = self._board()
+        if last:
+            board.report(trial.trial_id, trial.config or {}, last)
+        board.end(trial.trial_id, trial.config or {}, status)
+        self.done += 1
+        self._dirty = True
+        words = {"cut": "cut by the budget", "failed": "failed", "stopped": "stopped"}
+        total = f"/{self.total}" if self.total else ""
+        best = board.snapshot(time.time())["best"]
+        seconds = last.get(TIME_ATTR, 0.0)
+        line = (
+            f"[{time.time() - board.started:5.0f} s] trial {self.done}{total} {trial.trial_id} "
+            f"{words.get(status, status)} after {seconds:.0f} s of training, {shown}; "
+            + (f"best so far {best['val_bpc']:.4f}" if best else "best so far -")
+        )
+        if self._bars:
+            tqdm.write(line)
+        else:
+            print(line, flush=True)

@@ -55,6 +55,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial: Progr
 PBT_INTERVALS = 12  # PBT perturbs every budget / PBT_INTERVALS training seconds
 MAX_REPORT_GAP = 1 / 4  # share of the budget: the longest a trial trains between two reports
 FAIL_ENV = "CHARNN_TEST_FAIL_TRIALS"  # "1": every trial raises at its first report (tests only)
+PROGRESS_ENV = "CHARNN_PROGRESS_S"  # seconds between progress lines when stdout is no terminal
 
 
 def trial_seconds(config: SearchConfig, schedule: Schedule) -> float:
@@ -186,8 +187,21 @@ def pbt_space(config: SearchConfig, architecture: dict[str, Any]) -> dict[str, A
     return space
 
 
+def progress_every(config: SearchConfig) -> float:
+    """Seconds between two progress lines in a log: 30, or a twelfth of a shorter budget (at
+    least 5), so that a short search says something before its first trial ends;
+    CHARNN_PROGRESS_S overrides it."""
+    given = os.environ.get(PROGRESS_ENV)
+    if given:
+        try:
+            return max(0.1, float(given))
+        except ValueError:
+            raise ConfigError(f"{PROGRESS_ENV} must be seconds, got {given!r}") from None
+    return min(30.0, max(5.0, config.time_budget_s / 12))
+
+
 def make_callbacks(config: SearchConfig) -> list[Any]:
-    progress = ProgressLines(config.trials)
+    progress = ProgressLines(config.trials, folder=str(config.path), every_s=progress_every(config))
     if config.wandb_mode == "disabled":
         return [progress]
     os.environ["WANDB_MODE"] = config.wandb_mode  # wandb reads it: no API key check offline
@@ -257,7 +271,7 @@ def make_tuner(
             ),
             # A crashed trial (lost node, killed worker) restarts from its last checkpoint.
             failure_config=tune.FailureConfig(max_failures=config.max_failures),
-            verbose=0,  # ProgressLines prints one line per trial instead of Tune's tables
+            verbose=0,  # ProgressLines shows the progress instead of Tune's tables
         ),
     )
 

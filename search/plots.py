@@ -3,6 +3,7 @@
     plot_best_curves([Curve("irc", chars, bpc, reference=1.02), ...], out / "curves.png")
     plot_baselines(rows, out / "baselines.png")          # rows of the predictability table
     plot_hyperparameters(trials, space, "irc", out / "hparams-irc.png")
+    plot_search(SearchFolder(path))    # a search's own: trials.png and best-so-far.png
 
 Figures are built on `matplotlib.figure.Figure` with an explicit Agg canvas, so no display,
 no global pyplot state and no figure left open; each file is written atomically.
@@ -22,6 +23,9 @@ from matplotlib.figure import Figure
 
 from corpora.files import atomic_path
 from search.space import SearchSpace, searched
+from search.store import SearchFolder
+
+TRIALS_PNG, BEST_PNG = "trials.png", "best-so-far.png"
 
 STATUS_COLORS = {
     "completed": "tab:blue",
@@ -142,4 +146,99 @@ def plot_hyperparameters(trials: pa.Table, space: SearchSpace, title: str, path:
         f"{title}: best validation bpc of each trial against its hyperparameters "
         "(trials ASHA stopped reached theirs on a smaller budget)"
     )
+    return save(figure, path)
+
+
+@dataclass(frozen=True)
+class TrialCurve:
+    """One trial's validation values: (training seconds, bpc, on the whole text?, Unix time)."""
+
+    trial_id: str
+    status: str
+    points: tuple[tuple[float, float, bool, float | None], ...]
+
+
+def search_curves(folder: SearchFolder) -> list[TrialCurve]:
+    """Every trial's curve: from the result tables once a run wrote them (and no run is writing
+    status.json since), else from status.json, which a running search keeps current."""
+    status = folder.status()
+    if folder.has_trials() and (status is None or status.get("state") != "running"):
+        trials = folder.trials().to_pylist()
+        whole = {t["trial_id"]: t["val_chars"] for t in trials}
+        by_trial: dict[str, list] = {t["trial_id"]: [] for t in trials}
+        for c in folder.curves().to_pylist():
+            if c["val_bpc"] is not None and c["trial_id"] in by_trial:
+                point = (c["train_s"] or 0.0, c["val_bpc"], c["val_chars"] == whole[c["trial_id"]],
+                         c["time"])  # fmt: skip
+                by_trial[c["trial_id"]].append(point)
+        return [TrialCurve(t["trial_id"], t["status"], tuple(by_trial[t["trial_id"]]))
+                for t in trials]  # fmt: skip
+    rows = (status or {}).get("trials", [])
+    return [TrialCurve(r["trial_id"], r["status"], tuple(tuple(p) for p in r.get("curve", [])))
+            for r in rows]  # fmt: skip
+
+
+def plot_search(folder: SearchFolder) -> list[Path]:
+    """The search's own pictures, into its folder: every trial's validation curve against its
+    training seconds, coloured by status, with the scheduler's rungs; and the best value so
+    far against the search's wall time (the anytime curve budgets are compared by)."""
+    curves = search_curves(folder)
+    return [
+        plot_trial_curves(curves, folder.rungs(), folder.path.name, folder.path / TRIALS_PNG),
+        plot_best_so_far(
+            curves, folder.clock()["started"], folder.path.name, folder.path / BEST_PNG
+        ),  # fmt: skip
+    ]
+
+
+def plot_trial_curves(
+    curves: Sequence[TrialCurve], rungs: Sequence[float], title: str, path: Path
+) -> Path:
+    figure = Figure(figsize=(7.5, 4.5), layout="constrained")
+    ax = figure.subplots()
+    for i, rung in enumerate(rungs):
+        ax.axvline(rung, color="0.6", linestyle=":", linewidth=1,
+                   label="rungs" if i == 0 else None)  # fmt: skip
+    shown: set[str] = set()
+    for curve in curves:
+        if not curve.points:
+            continue
+        color = STATUS_COLORS.get(curve.status, "black")
+        xs, ys = [p[0] for p in curve.points], [p[1] for p in curve.points]
+        label = curve.status if curve.status not in shown else None
+        shown.add(curve.status)
+        ax.plot(xs, ys, color=color, marker=".", linewidth=1, alpha=0.8, label=label)
+    ax.set_xlabel("training seconds")
+    ax.set_ylabel("validation bits per character")
+    ax.set_title(f"{title}: every trial (a first point may be on a prefix of the text)")
+    ax.grid(alpha=0.3)
+    if shown or rungs:
+        ax.legend(fontsize="small", title="trial status")
+    return save(figure, path)
+
+
+def best_so_far(curves: Sequence[TrialCurve], started: float) -> list[tuple[float, float]]:
+    """(seconds since `started`, best value so far on the whole validation text), one per
+    improvement, in time order."""
+    points = sorted((p[3] - started, p[1]) for c in curves for p in c.points
+                    if p[2] and p[3] is not None)  # fmt: skip
+    steps: list[tuple[float, float]] = []
+    for t, value in points:
+        if not steps or value < steps[-1][1]:
+            steps.append((t, value))
+    return steps
+
+
+def plot_best_so_far(curves: Sequence[TrialCurve], started: float, title: str, path: Path) -> Path:
+    earliest = min((p[3] for c in curves for p in c.points if p[3] is not None), default=started)
+    steps = best_so_far(curves, min(started, earliest))  # a resumed search: from its first run
+    figure = Figure(figsize=(7.5, 4.5), layout="constrained")
+    ax = figure.subplots()
+    if steps:
+        ax.step([t for t, _ in steps], [v for _, v in steps], where="post", marker="o",
+                color="tab:blue")  # fmt: skip
+    ax.set_xlabel("seconds since the search started")
+    ax.set_ylabel("best validation bpc so far")
+    ax.set_title(f"{title}: the best model so far (whole validation text)")
+    ax.grid(alpha=0.3)
     return save(figure, path)

@@ -15,7 +15,11 @@
 | `trials.parquet`, `curves.parquet` | the end of each run | the result tables |
 | `best/` | the end of each run | the best checkpoint, its row and a sample |
 | `sweep.yaml` | the start | the space as a W&B sweep |
-| `.lock` | each run | held for the whole run: one search process per folder |
+| `.lock`, `holder.json` | each run | held for the whole run: one search process per folder;
+  who holds it (host, pid, since), removed when the run ends |
+| `status.json` | the driver, as trials report | every trial so far and the best
+  (`search.progress`): what `python -m search.status` reads while the search runs |
+| `trials.png`, `best-so-far.png` | the end of each run | the search's pictures (`search.plots`) |
 
 Every write is atomic (`corpora.files`). Tune keeps its own files here too (`tuner.pkl`,
 `experiment_state-*.json`, one folder per trial).
@@ -24,7 +28,9 @@ Every write is atomic (`corpora.files`). Tune keeps its own files here too (`tun
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -41,6 +47,7 @@ from model.errors import ConfigError
 SETTINGS, SCHEDULE, CLOCK = "search.json", "schedule.json", "clock.json"
 STOPPED, STUDY, SWEEP, LOCK = "stopped.txt", "optuna.journal", "sweep.yaml", ".lock"
 TRIALS, CURVES, BEST = "trials.parquet", "curves.parquet", "best"
+HOLDER, STATUS = "holder.json", "status.json"
 BEST_CHECKPOINT, BEST_ROW, BEST_SAMPLE = "best.pt", "trial.json", "sample.txt"
 
 
@@ -118,6 +125,32 @@ class SearchFolder:
     def clock(self) -> dict[str, float]:
         return read_json(self.path / CLOCK)
 
+    # -- the live status (search.progress) -------------------------------------------------------
+
+    def write_status(self, snapshot: dict[str, Any]) -> None:
+        atomic_write(self.path / STATUS, json.dumps(snapshot, default=str) + "\n")
+
+    def status(self) -> dict[str, Any] | None:
+        """status.json, None if this search has none; ConfigError naming it if it is corrupt."""
+        file = self.path / STATUS
+        if not file.is_file():
+            return None
+        try:
+            data = read_json(file)
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"cannot read {file}: {type(error).__name__}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("trials"), list):
+            raise ConfigError(f"cannot read {file}: not a search status")
+        return data
+
+    def holder(self) -> dict[str, Any] | None:
+        """Who holds the lock (host, pid, since), as it wrote down; None when nobody said."""
+        try:
+            data = read_json(self.path / HOLDER, settle_s=0.0)
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
     # -- the scheduler's record of early stops ---------------------------------------------------
 
     def record_stop(self, trial_id: str) -> None:
@@ -190,7 +223,15 @@ class SearchFolder:
             raise ConfigError(
                 f"search {self.path.name!r} is in use by another process ({self.path / LOCK})"
             ) from None
+        # Beside the lock, not in it: an atomic write replaces the file, and the lock is on it.
+        holder = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+        atomic_write(self.path / HOLDER, json.dumps(holder) + "\n")
         return lock
+
+    def release(self, lock: FileLock) -> None:
+        """Release a lock from `lock()` and say nobody holds it."""
+        (self.path / HOLDER).unlink(missing_ok=True)
+        lock.release()
 
 
 def write_parquet(table: pa.Table, path: Path) -> Path:

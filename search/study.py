@@ -233,7 +233,7 @@ def run_study(config: StudyConfig) -> Path:
     finally:
         if started:
             ray.shutdown()
-        lock.release()
+        folder.release(lock)
     records = [replace(r, config={**grid[r.config["arm"]], **r.config}) for r in records]
     facts = corpus_facts(corpus)
     folder.write_tables([trial_row(r, sc.name, facts, trial_status(r)) for r in records],

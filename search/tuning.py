@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -38,6 +39,8 @@ from search.adapters import METRIC
 from search.builders import make_trainable, make_tuner, trial_seconds
 from search.cluster import default_concurrency, request_workers, start_ray
 from search.config import SearchConfig
+from search.plots import plot_search
+from search.progress import counts
 from search.results import (
     CURVES_SCHEMA,
     TRIALS_SCHEMA,
@@ -275,7 +278,7 @@ def run_search(config: SearchConfig, resume: bool = False) -> SearchOutcome:
         restore = resume and tune.Tuner.can_restore(str(folder.path))
         return _run(config, folder, corpus, warm, restore, started, started_wall)
     finally:
-        lock.release()
+        folder.release(lock)
 
 
 def _run(
@@ -289,6 +292,9 @@ def _run(
 ) -> SearchOutcome:
     # Tune warns whenever checkpoints come faster than one per 5 s; short trials always do.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Tune's newer output engine prints its experiment box and a TensorBoard hint even at
+    # verbose=0; the older one prints nothing at verbose=0. ProgressLines shows the progress.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Suggestions stopped before they started have no metrics; Tune warns about each.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     started_ray = start_ray(config.address)
@@ -323,6 +329,12 @@ def _run(
     statuses = [trial_status(r) for r in records]
     out_of_time = time.time() >= clock + min(schedule.last_start_s, schedule.explore_s)
     enough = bool(config.trials) and len(records) >= config.trials
+    interrupted = "unfinished" in statuses or not (out_of_time or enough)
+    end_status(folder, interrupted)
+    try:
+        plot_search(folder)
+    except Exception as error:  # a picture is not worth the search's results
+        print(f"could not draw the search's pictures: {error}", file=sys.stderr)
     return SearchOutcome(
         path=folder.path,
         trials=trials,
@@ -331,5 +343,16 @@ def _run(
         wall_s=time.perf_counter() - started,
         startup_s=clock - started_wall,
         schedule=schedule,
-        interrupted="unfinished" in statuses or not (out_of_time or enough),
+        interrupted=interrupted,
     )
+
+
+def end_status(folder: SearchFolder, interrupted: bool) -> None:
+    """status.json says how the run ended, with the statuses of the result table."""
+    snap = folder.status() or {"trials": []}
+    final = {r["trial_id"]: r["status"] for r in folder.trials().to_pylist()}
+    for row in snap["trials"]:
+        row["status"] = final.get(row["trial_id"], row["status"])
+    snap.update(state="interrupted" if interrupted else "finished", updated=time.time(),
+                counts=counts(snap["trials"]))  # fmt: skip
+    folder.write_status(snap)

@@ -1,0 +1,298 @@
+"""Watching a search: the progress display, `python -m search.status`, and a search's pictures.
+
+Fast tier: fake search folders built in tmp_path (no Ray). One slow test runs a real search
+with stdout to a file and reads its progress lines.
+"""
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import redirect_stdout
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from search.config import SearchConfig
+from search.plots import BEST_PNG, TRIALS_PNG, TrialCurve, best_so_far, plot_search
+from search.progress import Board, progress_line, rung_of, running_lines, short_config
+from search.schedule import plan_schedule
+from search.status import main as status_main
+from search.status import read_status
+from search.store import HOLDER, SearchFolder
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = {"cell": "lstm", "num_layers": 2, "hidden_size": 128, "dropout": 0.1, "seq_len": 64,
+          "batch_size": 32, "lr": 3e-3, "origin": "warm"}  # fmt: skip
+
+
+def whole(value: float, train_s: float, at: float) -> dict:
+    return {"val_bpc": value, "train_s": train_s, "val_chars": 100, "val_total": 100, "time": at}
+
+
+def fake_search(tmp_path: Path, state: str = "running", pid: int | None = None) -> SearchFolder:
+    """A search folder as a driver leaves it: settings, schedule, clock, status, lock holder."""
+    config = SearchConfig(name="fake", storage=str(tmp_path), time_budget_s=300.0)
+    folder = SearchFolder(config.path)
+    folder.write_settings(config)
+    schedule = plan_schedule(300.0, 2)
+    folder.write_schedule(schedule)
+    now = time.time()
+    folder.write_clock(now - 100, now + 200)
+    board = Board(now - 100, now + 200, folder.rungs())
+    board.start("aaaa0001", CONFIG)
+    board.report("aaaa0001", CONFIG, whole(2.5, 30.0, now - 60))
+    board.end("aaaa0001", CONFIG, "stopped")
+    board.start("bbbb0002", {**CONFIG, "hidden_size": 64})
+    board.report("bbbb0002", {}, whole(2.2, 40.0, now - 40))
+    board.report("bbbb0002", {}, {"val_bpc": 2.4, "train_s": 50.0, "val_chars": 10,
+                                   "val_total": 100, "time": now - 5})  # fmt: skip
+    folder.write_status(board.snapshot(now, state=state))
+    if pid is not None:
+        holder = {"host": socket.gethostname(), "pid": pid, "since": now - 110}
+        (folder.path / HOLDER).write_text(json.dumps(holder))
+    return folder
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+# -- the progress display's text -------------------------------------------------------------------
+
+
+def test_progress_line_names_the_budget_left_and_the_best_so_far():
+    board = Board(started=1000.0, deadline=1300.0, rungs=[11.0, 33.0, 99.0])
+    assert progress_line(board.snapshot(1075.0), 1075.0) == (
+        "[#####...............] 75/300 s, 225 s left | no trial yet | best so far: none yet"
+    )
+    board.start("t1", CONFIG)
+    board.report("t1", CONFIG, whole(2.5, 40.0, 1070.0))
+    line = progress_line(board.snapshot(1075.0), 1075.0)
+    assert "225 s left | 1 running | best so far 2.5000 (trial t1: lstm 2x128" in line
+    assert running_lines(board.snapshot(1075.0)) == [
+        "trial t1 lstm 2x128 do 0.10 seq 64 b 32 lr 3.0e-03: rung 2/3, 40 s trained, val 2.5000"
+    ]
+    assert rung_of(10.9, [11.0, 33.0]) == 0 and rung_of(33.0, [11.0, 33.0]) == 2
+    assert short_config({}) == "-"
+
+
+def test_a_value_on_a_prefix_is_marked_and_never_the_best():
+    board = Board(0.0, 100.0)
+    board.report("t1", CONFIG, {"val_bpc": 1.0, "train_s": 5.0, "val_chars": 10, "val_total": 99})
+    board.report("t2", CONFIG, {"val_bpc": 9.9, "train_s": 5.0, "diverged": True})
+    snap = board.snapshot(10.0)
+    assert snap["best"] is None and running_lines(snap)[0].endswith("val 1.0000*")
+    assert "no value yet" in running_lines(snap)[1]
+
+
+def test_the_callback_prints_lines_writes_status_and_costs_little(tmp_path):
+    from search.adapters import ProgressLines  # imports Ray's Tune classes, starts no Ray
+
+    folder = fake_search(tmp_path)
+    progress = ProgressLines(0, folder=str(folder.path), every_s=0.0, terminal=False,
+                             status_every_s=0.0)  # fmt: skip
+    out = io.StringIO()
+    with redirect_stdout(out):
+        progress.setup()
+        trial = SimpleNamespace(trial_id="cccc0003", config=CONFIG, last_result={})
+        progress.on_trial_start(0, [trial], trial)
+        progress.on_step_end(1, [trial])
+        result = {**whole(2.0, 12.0, time.time()), "end": "cut"}
+        progress.on_trial_result(2, [trial], trial, result)
+        trial.last_result = result
+        progress.on_trial_complete(3, [trial], trial)
+        progress.on_step_end(4, [trial])
+        progress.every_s = progress.status_every_s = 3600.0
+        progress.on_step_end(5, [trial])  # still due: a last line, then none for an hour
+        started = time.perf_counter()
+        for i in range(1000):  # Tune's loop: a step that is not due costs a clock read
+            progress.on_step_end(6 + i, [trial])
+        per_step = (time.perf_counter() - started) / 1000
+    lines = out.getvalue().splitlines()
+    assert "1 running" in lines[0] and "s left" in lines[0]
+    assert "trial 1 cccc0003 cut by the budget after 12 s of training, val_bpc 2.0000" in lines[1]
+    assert "1 cut | best so far 2.0000 (trial cccc0003" in lines[2]
+    assert len(lines) == 4
+    status = folder.status()
+    assert [r["trial_id"] for r in status["trials"]] == ["cccc0003"]
+    assert status["trials"][0]["status"] == "cut" and status["display_cost_s"] > 0
+    assert per_step < 1e-4  # Tune steps ~10 times a second: well under 1% of a core
+
+
+def test_on_a_terminal_the_callback_draws_bars(tmp_path):
+    from search.adapters import ProgressLines
+
+    folder = fake_search(tmp_path)
+    progress = ProgressLines(0, folder=str(folder.path), terminal=True, refresh_s=0.0)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        progress.setup()
+        trial = SimpleNamespace(trial_id="cccc0003", config=CONFIG, last_result={})
+        progress.on_trial_start(0, [trial], trial)
+        progress.on_step_end(1, [trial])
+        progress.on_experiment_end([trial])
+    text = out.getvalue()
+    assert "budget" in text and "s left" in text and "trial cccc0003 lstm 2x128" in text
+    assert folder.status()["trials"][0]["status"] == "unfinished"
+
+
+# -- python -m search.status ---------------------------------------------------------------------
+
+
+def test_status_of_a_running_search(tmp_path, capsys):
+    folder = fake_search(tmp_path, pid=os.getpid())
+    info = read_status(folder.path)
+    assert info["state"] == "running" and info["holder"]["pid"] == os.getpid()
+    assert 190 < info["left_s"] <= 200 and 99 <= info["used_s"] < 110
+    assert info["best"]["trial_id"] == "bbbb0002" and info["best"]["val_bpc"] == 2.2
+    assert [t["trial_id"] for t in info["trials"]] == ["bbbb0002", "aaaa0001"]
+    assert status_main([str(folder.path)]) == 0
+    out = capsys.readouterr().out
+    assert f"running\nrun by pid {os.getpid()} on {socket.gethostname()}" in out
+    assert "s left" in out and "best so far 2.2000 (trial bbbb0002: lstm 2x64" in out
+    assert "trial bbbb0002 lstm 2x64 do 0.10 seq 64 b 32 lr 3.0e-03: rung" in out
+    assert status_main([str(folder.path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["counts"] == {"stopped": 1, "running": 1}
+
+
+def test_status_of_a_finished_search(tmp_path, capsys):
+    folder = fake_search(tmp_path, state="finished")
+    info = read_status(folder.path)
+    assert info["state"] == "finished" and info["holder"] is None and info["resume"] is None
+    assert status_main([str(folder.path)]) == 0
+    assert "finished" in capsys.readouterr().out
+
+
+def test_a_killed_search_is_interrupted_and_names_resume(tmp_path, capsys):
+    folder = fake_search(tmp_path, pid=dead_pid())  # status.json still says running
+    info = read_status(folder.path)
+    assert info["state"] == "interrupted" and info["holder"] is None
+    assert info["counts"] == {"stopped": 1, "unfinished": 1}
+    assert info["resume"] == (
+        f"python -m search.run --corpus monte-cristo --time-budget 300 --storage {tmp_path} "
+        "--name fake --resume"
+    )
+    assert status_main([str(folder.path)]) == 0
+    assert "interrupted; resume with:\n  python -m search.run" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("case", ["missing", "no search", "corrupt status", "corrupt table",
+                                  "corrupt settings"])  # fmt: skip
+def test_bad_folders_are_one_line_and_exit_2(tmp_path, capsys, case):
+    folder = fake_search(tmp_path, state="finished")
+    path = folder.path
+    if case == "missing":
+        path = tmp_path / "nothing-here"
+    elif case == "no search":
+        path = tmp_path / "plain"
+        path.mkdir()
+        (path / "notes.txt").write_text("not a search")
+    elif case == "corrupt status":
+        (path / "status.json").write_text('{"state": "runn')
+    elif case == "corrupt table":
+        (path / "trials.parquet").write_bytes(b"PAR1 not really")
+    else:
+        (path / "search.json").write_text("[1, 2")
+    assert status_main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+
+
+# -- the search's pictures -----------------------------------------------------------------------
+
+
+def test_plot_writes_both_pictures_from_the_status_file(tmp_path, capsys):
+    folder = fake_search(tmp_path, pid=os.getpid())
+    assert status_main([str(folder.path), "--plot"]) == 0
+    for name in (TRIALS_PNG, BEST_PNG):
+        assert (folder.path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in plot_search(folder)] == [TRIALS_PNG, BEST_PNG]
+
+
+def test_best_so_far_steps_down_on_whole_text_values_only():
+    curves = [
+        TrialCurve("a", "stopped", ((5.0, 3.0, True, 110.0), (9.0, 2.0, False, 115.0))),
+        TrialCurve("b", "cut", ((5.0, 2.5, True, 120.0), (20.0, 2.8, True, 130.0))),
+        TrialCurve("c", "cut", ((5.0, 2.1, True, 140.0),)),
+    ]
+    assert best_so_far(curves, 100.0) == [(10.0, 3.0), (20.0, 2.5), (40.0, 2.1)]
+
+
+# -- a real search -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_search_logs_progress_before_its_first_trial_ends(ray_local, corpus_dir, tmp_path):
+    """README's promise: a 60-second search with stdout to a file says how it is doing (the
+    time left, the best so far or none yet) at least 3 times before its first trial ends."""
+    log = tmp_path / "search.log"
+    args = [
+        sys.executable, "-m", "search.run", "--corpus", "monte-cristo", "--name", "watched",
+        "--storage", str(tmp_path), "--data-dir", str(corpus_dir), "--address", ray_local,
+        "--preset", "tiny", "--time-budget", "60", "--wandb-mode", "disabled",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("CHARNN_PROGRESS_S", None)  # the default for a 60 s budget: a line every 5 s
+    with open(log, "w") as out:
+        done = subprocess.run(args, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+                              timeout=300)  # fmt: skip
+    text = log.read_text()
+    assert done.returncode == 0, text
+    lines = text.splitlines()
+    first_end = next(i for i, line in enumerate(lines) if " trial 1 " in line)
+    progress = [line for line in lines[:first_end] if " s left | " in line]
+    assert len(progress) >= 3, text
+    assert all("best so far" in line for line in progress), progress
+    assert "Number of trials" not in text and "tensorboard" not in text.lower()
+    assert (tmp_path / "watched" / TRIALS_PNG).is_file()
+    assert (tmp_path / "watched" / BEST_PNG).is_file()
+    assert read_status(tmp_path / "watched")["state"] == "finished"
+
+
+def write_tables(folder: SearchFolder) -> None:
+    """A minimal trials.parquet and curves.parquet (the columns these views read)."""
+    from search.results import CURVES_SCHEMA, TRIALS_SCHEMA
+
+    now = time.time()
+    trials = [
+        {"trial_id": "aaaa0001", "status": "cut", "val_chars": 100, "final_val_chars": 100,
+         "final_val_bpc": 2.1, "best_val_bpc": 2.0, "train_s": 90.0, **CONFIG},
+        {"trial_id": "bbbb0002", "status": "stopped", "val_chars": 100, "final_val_chars": 10,
+         "final_val_bpc": 2.9, "best_val_bpc": None, "train_s": 9.0, **CONFIG},
+    ]  # fmt: skip
+    curves = [
+        {"trial_id": "aaaa0001", "train_s": 9.0, "val_bpc": 2.8, "val_chars": 10, "time": now - 80},
+        {"trial_id": "aaaa0001", "train_s": 90.0, "val_bpc": 2.0, "val_chars": 100, "time": now},
+        {"trial_id": "bbbb0002", "train_s": 9.0, "val_bpc": 2.9, "val_chars": 10, "time": now - 70},
+    ]
+    folder.write_tables(trials, curves, TRIALS_SCHEMA, CURVES_SCHEMA)
+
+
+def test_a_finished_search_is_read_from_its_tables_and_drawn(tmp_path):
+    folder = fake_search(tmp_path, state="finished")
+    write_tables(folder)
+    info = read_status(folder.path)
+    assert [(t["trial_id"], t["status"]) for t in info["trials"]] == [
+        ("aaaa0001", "cut"), ("bbbb0002", "stopped")]  # fmt: skip
+    assert info["best"]["val_bpc"] == 2.0 and info["counts"] == {"cut": 1, "stopped": 1}
+    paths = plot_search(folder)
+    assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_a_resumed_search_shows_the_trials_of_its_earlier_runs(tmp_path):
+    from search.adapters import ProgressLines
+
+    folder = fake_search(tmp_path, state="interrupted")
+    write_tables(folder)
+    progress = ProgressLines(0, folder=str(folder.path), terminal=False)
+    with redirect_stdout(io.StringIO()) as out:
+        progress.setup()
+        progress.on_step_end(0, [])
+    assert "1 cut, 1 stopped | best so far 2.0000 (trial aaaa0001" in out.getvalue()
