@@ -27,8 +27,9 @@ Every arm's best-so-far `val_bpc` on the whole validation text is recorded again
 seconds since its process started (an anytime curve). The figures go to
 benchmarks/results/anytime-T{T}.json, one PNG per corpus to docs/, and a Markdown table is
 printed. Searches also report how their trial-slot seconds split into training steps,
-validation, checkpoints and the rest, and what share of trial time went to plateaus: a
-trial's training after its best validation, where that tail is over a third of its time.
+validation, checkpoints and the rest, and what share of slot time went to plateaus: the
+training a trial did while its validation had not improved over the last third of its time
+(from 1.5 times the training seconds of its best whole-text validation to its end).
 """
 
 from __future__ import annotations
@@ -113,8 +114,8 @@ def search_points(folder: Path, started: float) -> tuple[list[tuple[float, float
     for trial in trials:
         seen = whole_curves.get(trial["trial_id"])
         if seen and trial["train_s"]:
-            tail = trial["train_s"] - min(seen, key=lambda p: p[1])[0]
-            plateau += tail if tail > trial["train_s"] / 3 else 0.0
+            best_s = min(seen, key=lambda p: p[1])[0]
+            plateau += max(0.0, trial["train_s"] - 1.5 * best_s)
     end = max(c["time"] for c in curves)
     slots = search["concurrency"] or os.cpu_count() // int(search["cpus_per_trial"])
     slot_s = slots * (end - clock["started"])
