@@ -55,6 +55,7 @@ FINAL_REPORT_MARGIN_S = 1.0
 # Of the wall time left before a deadline, the share a wsd schedule counts on training in (the
 # rest: reports, checkpoints, the loop itself): better cooled down a little early than cut hot.
 DEADLINE_SHARE = 0.95
+COOLED = 0.2  # wsd: a report after a step at no more than this share of the rate is cooled down
 
 Metrics = dict[str, Any]
 
@@ -107,7 +108,13 @@ def learning_rate(
 
 def stretch_progress(t: float, stops: Sequence[float], end: float) -> float:
     """How far training second `t` is through its stretch (0 to 1): from the last of `stops` at
-    or before `t` (or 0) to the next one after it, the last stretch ending at `end`."""
+    or before `t` (or 0) to the next one after it, the last stretch ending at `end`. A last stop
+    closer to `end` than to the stop before it starts no stretch of its own (the last stretch
+    would be too short to gain from a restart and cool down again): the one before it runs on
+    to `end`."""
+    stops = sorted(s for s in stops if s < end)
+    if stops and end - stops[-1] < stops[-1] - (stops[-2] if len(stops) > 1 else 0.0):
+        stops.pop()
     start = max((s for s in stops if s <= t), default=0.0)
     stop = min(min((s for s in stops if s > t), default=end), end)
     if stop <= start:
@@ -171,7 +178,9 @@ class Trainer:
         self.eval_s = 0.0  # of which evaluating
         self.checkpoint_s = 0.0  # wall time the caller spent saving checkpoints (it adds it)
         self._eval_rate = 0.0  # validation characters per second, once measured
-        self.val_history: list[tuple[float, float]] = []  # (train_s, bpc) on the whole text
+        self.val_history: list[tuple[float, float]] = []  # (train_s, bpc) on the whole text,
+        # of cooled-down models only under wsd: what a plateau is judged on
+        self.best_val = math.inf  # best bpc on the whole text so far
         self._window_loss = torch.zeros((), device=self.device)  # summed nats since last report
         self._window_chars = 0
         self._window_train_s = 0.0
@@ -283,8 +292,10 @@ class Trainer:
         chars = self.val_chars if val_chars is None else min(val_chars, self.val_chars)
         val_bpc = self.evaluate(chars) if evaluate else float("nan")
         if evaluate and chars == self.val_chars and math.isfinite(val_bpc):
-            self.val_history.append((self.train_s, val_bpc))
-        best = min((v for _, v in self.val_history), default=float("nan"))
+            self.best_val = min(self.best_val, val_bpc)
+            if self.cooled():
+                self.val_history.append((self.train_s, val_bpc))
+        best = self.best_val if math.isfinite(self.best_val) else float("nan")
         metrics: Metrics = {
             "train_bpc": nats_to_bits(train_nats),
             "val_bpc": val_bpc,
@@ -305,6 +316,12 @@ class Trainer:
         self._window_chars = 0
         self._window_train_s = 0.0
         return metrics
+
+    def cooled(self) -> bool:
+        """Whether the last step's rate was cooled down (always, but under wsd): a value that
+        compares fairly with the other cooled-down ones."""
+        tc = self.run.train
+        return tc.decay != "wsd" or self.optimizer.param_groups[0]["lr"] <= COOLED * tc.lr
 
     def train_s_at(self, deadline: float, stops: Sequence[float] = ()) -> float:
         """Training seconds this run will have when `deadline` (a `time.time()`) stops it: the
@@ -347,6 +364,7 @@ class Trainer:
                 "eval_s": self.eval_s,
                 "checkpoint_s": self.checkpoint_s,
                 "val_history": [list(point) for point in self.val_history],
+                "best_val": self.best_val,
             },
             "rng": {
                 "torch": torch.get_rng_state(),
@@ -379,6 +397,8 @@ class Trainer:
         trainer.eval_s = progress.get("eval_s", 0.0)
         trainer.checkpoint_s = progress.get("checkpoint_s", 0.0)
         trainer.val_history = [(t, v) for t, v in progress.get("val_history", [])]
+        trainer.best_val = progress.get("best_val", min((v for _, v in trainer.val_history),
+                                                        default=math.inf))  # fmt: skip
         torch.set_rng_state(checkpoint["rng"]["torch"])
         if checkpoint["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])

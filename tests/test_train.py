@@ -124,6 +124,10 @@ def test_stretches_run_from_stop_to_stop_and_the_last_to_the_end():
     assert stretch_progress(60.0, stops, 90.0) == 0.5
     assert stretch_progress(20.0, stops, 25.0) == pytest.approx(2 / 3)  # a deadline comes first
     assert stretch_progress(95.0, stops, 90.0) == 1.0
+    # A last stop closer to the end than to the stop before it starts no stretch of its own.
+    grid = (11.0, 33.0, 57.0, 99.0, 171.0, 233.0)
+    assert stretch_progress(250.0, grid, 259.0) == pytest.approx((250 - 171) / (259 - 171))
+    assert stretch_progress(250.0, grid, 296.0) == pytest.approx((250 - 233) / (296 - 233))
 
 
 def test_a_plateau_is_no_better_value_over_the_last_share_of_the_time():
