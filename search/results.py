@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any
 
 import pyarrow as pa
@@ -120,13 +121,14 @@ def trial_status(record: TrialRecord) -> str:
     return "stopped" if record.stopped_early else "unfinished"
 
 
-def _finite(value: Any) -> float | None:
-    return float(value) if value is not None and math.isfinite(value) else None
+def finite_or_none(value: Any) -> float | None:
+    """`value` as a float if it is a finite number, else None (a missing or NaN figure)."""
+    return float(value) if isinstance(value, Real) and math.isfinite(value) else None
 
 
-def _val_bpc(report: dict[str, Any]) -> float | None:
+def report_bpc(report: dict[str, Any]) -> float | None:
     """A report's validation bpc; none for the report of a diverged trial (a stand-in value)."""
-    return None if report.get("diverged") else _finite(report.get("val_bpc"))
+    return None if report.get("diverged") else finite_or_none(report.get("val_bpc"))
 
 
 def _error(record: TrialRecord, status: str) -> str | None:
@@ -144,7 +146,7 @@ def trial_row(
     history = record.history
     last = history[-1] if history else {}
     whole = corpus["val_chars"]
-    val = [v for h in history if (v := _val_bpc(h)) is not None and h.get("val_chars") == whole]
+    val = [v for h in history if (v := report_bpc(h)) is not None and h.get("val_chars") == whole]
     wall = float(last.get("elapsed_s", 0.0))
     chars = int(last.get("chars_seen", 0))
     row = {
@@ -159,10 +161,10 @@ def trial_row(
         **{name: record.config.get(name) for name in HYPERPARAMETERS},
         "origin": record.config.get("origin"),
         "num_params": last.get("num_params"),
-        "final_val_bpc": _val_bpc(last),
+        "final_val_bpc": report_bpc(last),
         "final_val_chars": last.get("val_chars"),
         "best_val_bpc": min(val) if val else None,
-        "final_train_bpc": _finite(last.get("train_bpc")),
+        "final_train_bpc": finite_or_none(last.get("train_bpc")),
         "chars_trained": chars,
         "iterations": len(history),
         "wall_s": wall,
@@ -192,7 +194,7 @@ def curve_rows(record: TrialRecord, search: str) -> Iterable[dict[str, Any]]:
             "trial_id": record.trial_id,
             "iteration": i,
             **{name: h.get(name) for name in CURVE_METRICS},
-            "val_bpc": _val_bpc(h),
+            "val_bpc": report_bpc(h),
             "time": h.get("time"),
         }
 

@@ -25,7 +25,7 @@ from typing import Any
 from ray import tune
 
 from model.trainable import ORIGIN
-from search.results import TrialRecord, trial_status
+from search.results import TrialRecord, finite_or_none, report_bpc, trial_status
 from search.store import SearchFolder
 
 LOGGED = (  # numeric report fields logged to W&B
@@ -60,14 +60,14 @@ def run_summary(
         stopped_early=stopped_early,
     )  # fmt: skip
     last = reports[-1] if reports else {}
-    whole = [v for r in reports if (v := _value(r)) is not None and _whole(r)]
+    whole = [v for r in reports if (v := report_bpc(r)) is not None and _whole(r)]
     summary = {
         "status": trial_status(record),
         ORIGIN: config.get(ORIGIN),
-        "final_val_bpc": _value(last),
+        "final_val_bpc": report_bpc(last),
         "final_val_chars": last.get("val_chars"),
         "best_val_bpc": min(whole) if whole else None,
-        "final_train_bpc": _finite(last.get("train_bpc")),
+        "final_train_bpc": finite_or_none(last.get("train_bpc")),
         "chars_trained": last.get("chars_seen"),
         "train_s": last.get("train_s"),
         "wall_s": last.get("elapsed_s"),
@@ -76,15 +76,6 @@ def run_summary(
     }
     summary["val_bpc"] = summary["best_val_bpc"] if whole else summary["final_val_bpc"]
     return {k: v for k, v in summary.items() if v is not None}
-
-
-def _finite(value: Any) -> float | None:
-    return float(value) if isinstance(value, Real) and math.isfinite(value) else None
-
-
-def _value(report: dict[str, Any]) -> float | None:
-    """A report's val_bpc; none for a diverged trial's report (a stand-in) or a non-finite one."""
-    return None if report.get("diverged") else _finite(report.get("val_bpc"))
 
 
 def _whole(report: dict[str, Any]) -> bool:
