@@ -32,8 +32,10 @@ CONFIG = {"num_layers": 1, "hidden_size": 256, "dropout": 0.0, "seq_len": 64, "b
 
 
 def train(corpus: str, data_dir: str | None, budget_s: float, decay: str, cooldown: float,
-          stops: tuple[float, ...]) -> list[tuple[float, float]]:  # fmt: skip
-    """(training seconds, whole-text val bpc) at every one of `stops` and at the end."""
+          stops: tuple[float, ...], config: dict[str, Any] = CONFIG,
+          ) -> list[tuple[float, float]]:  # fmt: skip
+    """(training seconds, whole-text val bpc) of `config` at every one of `stops` and at the
+    end."""
     import torch
 
     from corpora import CorpusConfig, load_corpus
@@ -43,7 +45,7 @@ def train(corpus: str, data_dir: str | None, budget_s: float, decay: str, cooldo
     torch.set_num_threads(1)
     data = load_corpus(CorpusConfig(name=corpus, data_dir=data_dir, max_chars=2_600_000,
                                     val_fraction=0.1))  # fmt: skip
-    flat = {**CONFIG, "corpus": corpus, "max_train_s": budget_s, "max_train_chars": 10**15,
+    flat = {**config, "corpus": corpus, "max_train_s": budget_s, "max_train_chars": 10**15,
             "decay": decay, "cooldown": cooldown, "eval_every_chars": 0,
             "device": "cpu"}  # fmt: skip
     trainer = Trainer(with_vocab_size(run_config_from_flat(flat), len(data.vocab)), data)
