@@ -16,7 +16,7 @@ another on the same cores, each as the command a user would type:
   as arm a took from its start to its end (start-up and wrap-up included), validating every
   2 M characters;
 - d: the warm starts alone, under the same scheduler and budget (`--trials` the number of
-  default warm starts): what the search adds by exploring;
+  warm starts the search makes, `warm_starts`): what the search adds by exploring;
 - e: the recipe a Ray Tune user would write from Tune's documentation (`OptunaSearch` +
   `ASHAScheduler` with their defaults, no warm starts), over the same space and trainable
   (benchmarks/ray_recipe.py);
@@ -47,7 +47,6 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from search.store import SearchFolder
-from search.warm import DEFAULT_WARM_STARTS
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -73,6 +72,22 @@ def label(corpus: str) -> str:
 def corpus_args(corpus: str, data_dir: str | None) -> list[str]:
     args = ["--corpus", corpus, "--max-chars", str(MAX_CHARS), "--val-fraction", str(VAL_FRACTION)]
     return [*args, "--data-dir", data_dir] if data_dir else args
+
+
+def warm_starts(corpus: str, data_dir: str | None, budget: float) -> int:
+    """How many warm starts the search of `corpus` at `budget` makes (arm d runs them alone):
+    the defaults, and the long-horizon start where the budget gives it."""
+    from corpora import load_corpus
+    from search.builders import trial_seconds
+    from search.config import SearchConfig
+    from search.schedule import plan_schedule
+    from search.warm import Passes, warm_points
+
+    config = SearchConfig(corpus=corpus, data_dir=data_dir, max_chars=MAX_CHARS,
+                          val_fraction=VAL_FRACTION, time_budget_s=budget)  # fmt: skip
+    train_chars = len(load_corpus(config.corpus_config()).train_ids)
+    fit = Passes(train_chars, trial_seconds(config, plan_schedule(budget, 1)))
+    return len(warm_points(config.space, defaults=True, fit=fit))
 
 
 def run_arm(command: list[str], log: Path) -> tuple[float, float]:
@@ -185,7 +200,8 @@ def bench_corpus(corpus: str, budget: float, arms: list[str], args: Any, tmp: Pa
         elif arm[0] in ("a", "b", "d"):
             extra = {"a": [], "b": ["--sampler", "random", "--scheduler", "fifo",
                                     "--no-warm-start-defaults"],
-                     "d": ["--trials", str(len(DEFAULT_WARM_STARTS))]}.get(arm)  # fmt: skip
+                     "d": ["--trials", str(warm_starts(corpus, args.data_dir, budget))],
+                     }.get(arm)  # fmt: skip
             if extra is None:  # a:NAME
                 extra = ["--scheduler", arm.split(":", 1)[1]]
             name = f"{tag}-{arm.replace(':', '-')}"

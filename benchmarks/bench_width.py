@@ -23,7 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_schedule import ROOT, RESULTS, train  # noqa: E402
+from bench_schedule import RESULTS, ROOT, train  # noqa: E402
 
 CONFIGS = [
     {"num_layers": 1, "hidden_size": 256, "dropout": 0.27, "seq_len": 64, "batch_size": 32,

@@ -15,7 +15,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,7 +29,7 @@ from model.trainable import ORIGIN
 from search.progress import RUNNING, Board, best_text, counts_text, progress_line, running_lines
 from search.space import SearchSpace
 from search.store import SearchFolder
-from search.warm import mutate
+from search.warm import is_point, mutate
 
 METRIC, MODE = "val_bpc", "min"
 TIME_ATTR = "train_s"  # the schedulers' time axis: seconds of training steps
@@ -145,17 +145,40 @@ class BudgetAwareOptunaSearch(OptunaSearch):
 
 
 class RecordingASHA(ASHAScheduler):
-    """ASHA that writes down the trials it stops early (in the search folder).
+    """ASHA that writes down the trials it stops early (in the search folder), and leaves the
+    search's long-horizon start unjudged.
 
     Tune marks a trial ASHA stopped TERMINATED, like one that finished; this record is what
     tells "stopped" from "completed" or "cut".
+
+    A trial whose configuration is one of `long_horizon` (`search.warm.long_horizon_start`: a
+    wide network the budget lets read the text many times) is not compared at the rungs, where
+    it is behind what learns fast by design; it trains to `max_t` unless it plateaus or the
+    deadline comes, and the others are compared among themselves.
     """
 
-    def __init__(self, *args: Any, folder: str, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, folder: str, long_horizon: Sequence[dict[str, Any]] = (), **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.folder = folder
+        self.long_horizon = [dict(p) for p in long_horizon]
+        self.unjudged: set[str] = set()  # trial ids of long-horizon trials
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        super().on_trial_add(tune_controller, trial)
+        if any(is_point(trial.config, p) for p in self.long_horizon):
+            self.unjudged.add(trial.trial_id)
+
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        if trial.trial_id in self.unjudged:  # its end value is not a rung value to compare with
+            self._trial_info.pop(trial.trial_id, None)
+            return
+        super().on_trial_complete(tune_controller, trial, result)
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        if trial.trial_id in self.unjudged:
+            return self.STOP if result.get(TIME_ATTR, 0.0) >= self._max_t else self.CONTINUE
         action = super().on_trial_result(tune_controller, trial, result)
         if action == self.STOP and not result.get("end"):
             SearchFolder(self.folder).record_stop(trial.trial_id)

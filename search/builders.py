@@ -138,7 +138,11 @@ def study_storage(config: SearchConfig) -> optuna.storages.JournalStorage:
     return optuna.storages.JournalStorage(backend)
 
 
-def make_scheduler(config: SearchConfig, schedule: Schedule) -> TrialScheduler:
+def make_scheduler(
+    config: SearchConfig, schedule: Schedule, long_horizon: Sequence[dict[str, Any]] = ()
+) -> TrialScheduler:
+    """The trial scheduler `config` names; ASHA runs the `long_horizon` configurations
+    unjudged (see `search.adapters.RecordingASHA`)."""
     if config.scheduler == "promote":
         return PromotionScheduler(
             rungs_s=schedule.rungs_s[:-1],
@@ -169,6 +173,7 @@ def make_scheduler(config: SearchConfig, schedule: Schedule) -> TrialScheduler:
         reduction_factor=schedule.reduction_factor,
         brackets=max(1, brackets),
         folder=str(config.path),
+        long_horizon=long_horizon,
     )
 
 
@@ -238,6 +243,7 @@ def make_tuner(
     trainable: Any,
     schedule: Schedule,
     warm: list[dict[str, Any]],
+    long_horizon: Sequence[dict[str, Any]] = (),
 ) -> tune.Tuner:
     pbt = config.scheduler == "pbt"
     if pbt and not warm:
@@ -250,7 +256,7 @@ def make_tuner(
         param_space=pbt_space(config, warm[0]) if pbt else None,
         tune_config=tune.TuneConfig(
             search_alg=None if pbt else make_searcher(config, schedule, warm),
-            scheduler=make_scheduler(config, schedule),
+            scheduler=make_scheduler(config, schedule, long_horizon),
             num_samples=(config.trials or schedule.slots) if pbt else (config.trials or -1),
             # Tune lets as many trials wait for their workers as this limit ("auto" pending
             # trials), so every slot starts at once; one at a time without it.

@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +54,7 @@ from search.results import (
 from search.schedule import Schedule, plan_schedule
 from search.space import wandb_sweep
 from search.store import SearchFolder
-from search.warm import Passes, warm_points
+from search.warm import Passes, long_horizon_start, warm_points
 
 
 @dataclass(frozen=True)
@@ -237,7 +237,12 @@ def sweep_command(config: SearchConfig, schedule: Schedule) -> list[str]:
     return ["python", "-m", "search.sweep_train", "--corpus", config.corpus, *flags, "${args}"]
 
 
-def describe(config: SearchConfig, schedule: Schedule, warm: list[dict[str, Any]]) -> str:
+def describe(
+    config: SearchConfig,
+    schedule: Schedule,
+    warm: list[dict[str, Any]],
+    long_horizon: Sequence[dict[str, Any]] = (),
+) -> str:
     """One line on what the search is about to do."""
     rungs = ", ".join(f"{r:.0f}" for r in schedule.rungs_s[:-1]) or "none"
     dropouts = ", ".join(f"{w.get('dropout', 0.0):.2f}" for w in warm)
@@ -247,6 +252,8 @@ def describe(config: SearchConfig, schedule: Schedule, warm: list[dict[str, Any]
         f"after {len(warm)} warm start(s)"
         + (f" (dropout {dropouts})" if warm else "")
         + f" and {schedule.startup_trials} random trial(s)"
+        + "".join(f"; the first ({p['num_layers']} x {p['hidden_size']}) is a long-horizon start "
+                  "that runs unjudged" for p in long_horizon[:1])  # fmt: skip
     )
 
 
@@ -264,10 +271,10 @@ def run_search(config: SearchConfig, resume: bool = False) -> SearchOutcome:
     check_trainable(config, corpus)
     # A trial's time does not depend on the number of slots: one slot's schedule tells it.
     trial_s = trial_seconds(config, plan_schedule(config.time_budget_s, 1))
+    fit = Passes(len(corpus.train_ids), trial_s) if config.fit_warm_starts else None
     warm = warm_points(config.space, defaults=config.warm_start_defaults,
-                       folder=config.warm_start, top=config.warm_start_top,
-                       fit=Passes(len(corpus.train_ids), trial_s) if config.fit_warm_starts
-                       else None)  # fmt: skip
+                       folder=config.warm_start, top=config.warm_start_top, fit=fit)  # fmt: skip
+    wide = long_horizon_start(config.space, fit) if config.warm_start_defaults else None
     lock = folder.lock()  # held to the end: one search process per folder
     try:
         if not resume and folder.exists():
@@ -276,7 +283,8 @@ def run_search(config: SearchConfig, resume: bool = False) -> SearchOutcome:
             )
         check_same_corpus(folder, corpus)
         restore = resume and tune.Tuner.can_restore(str(folder.path))
-        return _run(config, folder, corpus, warm, restore, started, started_wall)
+        return _run(config, folder, corpus, warm, [wide] if wide else [], restore, started,
+                    started_wall)  # fmt: skip
     finally:
         folder.release(lock)
 
@@ -286,6 +294,7 @@ def _run(
     folder: SearchFolder,
     corpus: Corpus,
     warm: list[dict[str, Any]],
+    long_horizon: list[dict[str, Any]],
     restore: bool,
     started: float,
     started_wall: float,
@@ -306,7 +315,7 @@ def _run(
         folder.write_settings(config)
         folder.write_schedule(schedule)
         folder.write_sweep(wandb_sweep(config.space, METRIC, sweep_command(config, schedule)))
-        print(describe(config, schedule, warm), flush=True)
+        print(describe(config, schedule, warm, long_horizon), flush=True)
         request_workers(config)
         clock = time.time()  # the budget starts now: start-up is not charged to it
         deadline = clock + config.time_budget_s
@@ -317,7 +326,7 @@ def _run(
                                        resume_unfinished=True, resume_errored=False,
                                        restart_errored=False)  # fmt: skip
         else:
-            tuner = make_tuner(config, trainable, schedule, warm)
+            tuner = make_tuner(config, trainable, schedule, warm, long_horizon)
         with sigterm_stops_gracefully():
             grid = fit(tuner)
         records = collect_trials(grid, folder, len(corpus.val_ids))

@@ -7,7 +7,8 @@ Two sources, in this order:
 
 1. `--warm-start FOLDER`: the `top` best configurations of an earlier search (any corpus),
    read from its trials.parquet.
-2. The documented defaults below, unless `--no-warm-start-defaults`.
+2. The documented defaults below, unless `--no-warm-start-defaults`; a budget that lets a
+   trial read the text many times puts a wider network before them (`long_horizon_start`).
 
 Both are fitted to the text and the budget (`fit_dropout`): what a configuration needs against
 overfitting depends on how many passes over the training text a trial can make, which the
@@ -54,6 +55,16 @@ WARM_KEYS = HYPERPARAMETERS
 DEFAULT_CHARS_PER_S = (22_700, 21_000, 8_400)
 # Measured: 1 x 256 on the 1.05 M-character Spanish Bible, 280 s on one thread (5.3 passes),
 # ended at 1.882 bpc without dropout and 1.897 with 0.25: at a few passes dropout only slows.
+# The long-horizon start: when a trial can read the text many times, a wider network with
+# dropout learns further than the defaults, only later. Measured (benchmarks/bench_width.py,
+# Spanish Bible, 1200 s search, 2/3 of a core each): 1 x 512 with dropout 0.35 ended at 1.810
+# bpc and still falling, after 4.7 passes; 1 x 256 with 0.27 was best at 1.826 and then rose;
+# 2 x 256 with 0.3 was at 1.881. At 44 s it was the worst of the three (2.77 against 2.30).
+WIDE_START: dict[str, Any] = {"num_layers": 1, "hidden_size": 512, "seq_len": 64,
+                              "batch_size": 32, "lr": 5e-3}  # fmt: skip
+WIDE_CHARS_PER_S = 5_500  # measured as DEFAULT_CHARS_PER_S
+WIDE_MIN_PASSES = 4.0  # it is run when a trial can read the training text this often
+WIDE_CAPACITY = 4.0  # parameters against 1 x 256: it overfits in about a quarter of the passes
 FREE_PASSES = 4.0  # up to this many passes over the training text: no dropout
 DROPOUT_PER_DOUBLING = 0.1  # then this much more for every doubling of the passes
 MAX_DROPOUT = 0.5
@@ -76,6 +87,22 @@ def fit_dropout(passes: float) -> float:
     if passes <= FREE_PASSES:
         return 0.0
     return round(min(MAX_DROPOUT, DROPOUT_PER_DOUBLING * math.log2(passes / FREE_PASSES)), 2)
+
+
+def long_horizon_start(space: SearchSpace, fit: Passes | None) -> dict[str, Any] | None:
+    """The budget's long-horizon bet, or None: `WIDE_START` when a trial of `fit` can read
+    the text `WIDE_MIN_PASSES` times at its speed, with the dropout its size needs there (that
+    of a network with `WIDE_CAPACITY` times the passes), inside `space`.
+
+    Successive halving judges it at its first rung, where it is far behind what learns fast;
+    the scheduler runs it to the end of the budget instead (`search.adapters.RecordingASHA`),
+    and only a plateau or the deadline ends it, like the single run it stands for.
+    """
+    if fit is None or fit.of(WIDE_CHARS_PER_S) < WIDE_MIN_PASSES:
+        return None
+    low, high = space.dropout
+    dropout = fit_dropout(WIDE_CAPACITY * fit.of(WIDE_CHARS_PER_S))
+    return fit_to_space({**WIDE_START, "dropout": min(high, max(low, dropout))}, space)
 
 
 def fit_to_space(point: dict[str, Any], space: SearchSpace) -> dict[str, Any] | None:
@@ -160,14 +187,16 @@ def warm_points(
     top: int = 3,
     fit: Passes | None = None,
 ) -> list[dict[str, Any]]:
-    """The configurations to run first: an earlier search's best, then the defaults, each with
-    the dropout that fits the passes over the text it can make (`fit`; None: as they are)."""
+    """The configurations to run first: the long-horizon start if the budget allows it, an
+    earlier search's best, then the defaults, each with the dropout that fits the passes over
+    the text it can make (`fit`; None: as they are, and no long-horizon start)."""
     rows = top_rows(folder, top) if folder else []
+    wide = long_horizon_start(space, fit) if defaults else None
     candidates: Sequence[tuple[dict[str, Any], float | None]] = [
         *(({k: r[k] for k in WARM_KEYS if r[k] is not None}, r.get("chars_per_s")) for r in rows),
         *(zip(DEFAULT_WARM_STARTS, DEFAULT_CHARS_PER_S, strict=True) if defaults else []),
     ]
-    points: list[dict[str, Any]] = []
+    points: list[dict[str, Any]] = [wide] if wide else []
     for candidate, chars_per_s in candidates:
         if fit is not None and chars_per_s:  # within the space's range: --range may narrow it
             low, high = space.dropout
@@ -180,6 +209,12 @@ def warm_points(
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return a.keys() == b.keys() and all(
-        math.isclose(a[k], b[k]) if isinstance(a[k], float) else a[k] == b[k] for k in a
+    return a.keys() == b.keys() and is_point(a, b)
+
+
+def is_point(config: dict[str, Any], point: dict[str, Any]) -> bool:
+    """Whether a trial's `config` (which may hold more keys) is the configuration `point`."""
+    return all(
+        k in config and (math.isclose(config[k], v) if isinstance(v, float) else config[k] == v)
+        for k, v in point.items()
     )

@@ -9,6 +9,7 @@ from ray.tune.schedulers import TrialScheduler
 
 from model.config import parse_duration
 from model.errors import ConfigError
+from search.adapters import RecordingASHA
 from search.builders import report_grid
 from search.promotion import PromotionScheduler
 from search.schedule import MIN_GRACE_S, plan_schedule
@@ -255,3 +256,29 @@ def test_trials_say_where_they_came_from_and_mutations_explore_around_the_best(t
             for t in searcher._ot_study.get_trials(deepcopy=False)}  # fmt: skip
     assert told == {"t1": "warm", "t2": "sampled", "t3": "sampled", "t4": "mutated",
                     "t5": "sampled"}  # fmt: skip
+
+
+def test_asha_runs_the_long_horizon_start_to_the_end_and_judges_the_others(tmp_path):
+    wide = {"num_layers": 1, "hidden_size": 512, "dropout": 0.28, "lr": 5e-3}
+    sched = RecordingASHA(time_attr="train_s", metric="val_bpc", mode="min", max_t=90.0,
+                          grace_period=10.0, reduction_factor=3, folder=str(tmp_path),
+                          long_horizon=[wide])  # fmt: skip
+    fast, slow = Stub("fast"), Stub("slow")
+    fast.config = {"num_layers": 1, "hidden_size": 256, "dropout": 0.0, "lr": 8e-3,
+                   "origin": "warm"}  # fmt: skip
+    slow.config = {**wide, "origin": "warm"}
+    late = Stub("late")
+    late.config = {**fast.config, "hidden_size": 300}
+    controller = Controller([fast, slow, late])
+    for trial in (fast, slow, late):
+        sched.on_trial_add(controller, trial)
+    assert sched.unjudged == {"slow"}
+    # At the first rung the wide network is far behind: unjudged, it goes on to max_t.
+    assert report(sched, controller, fast, 10.0, 2.3) == TrialScheduler.CONTINUE
+    assert report(sched, controller, slow, 10.0, 2.8) == TrialScheduler.CONTINUE
+    assert report(sched, controller, slow, 30.0, 2.4) == TrialScheduler.CONTINUE
+    assert report(sched, controller, slow, 90.0, 1.9) == TrialScheduler.STOP  # its end
+    sched.on_trial_complete(controller, slow, {"train_s": 90.0, "val_bpc": 1.9})
+    # The others are judged among themselves, not against its final value.
+    assert report(sched, controller, late, 10.0, 2.5) == TrialScheduler.STOP
+    assert SearchFolder(tmp_path).stopped() == {"late"}

@@ -30,9 +30,11 @@ from search.warm import (
     DEFAULT_WARM_STARTS,
     FREE_PASSES,
     MAX_DROPOUT,
+    WIDE_START,
     Passes,
     fit_dropout,
     fit_to_space,
+    long_horizon_start,
     warm_points,
 )
 
@@ -139,6 +141,19 @@ def test_dropout_grows_with_the_passes_a_trial_can_make_over_the_text():
     assert Passes(train_chars=1_000_000, trial_s=300.0).of(20_000) == pytest.approx(6.0)
 
 
+def test_a_budget_that_reads_the_text_many_times_starts_a_wider_regularised_network():
+    space = SearchSpace()
+    bible_20_min = Passes(train_chars=945_000, trial_s=1196.0)  # 7 passes at 1 x 512's speed
+    wide = long_horizon_start(space, bible_20_min)
+    assert wide == {**WIDE_START, "dropout": pytest.approx(0.28, abs=0.01)}
+    assert long_horizon_start(space, Passes(945_000, 3600.0))["dropout"] > wide["dropout"]
+    assert long_horizon_start(space, Passes(945_000, 296.0)) is None  # 5 minutes: 2 passes
+    assert long_horizon_start(space, Passes(2_340_000, 1196.0)) is None  # 2.6 M chars: 3
+    assert long_horizon_start(space, None) is None  # not fitted: as documented, no bet
+    assert long_horizon_start(space_from_mapping({"hidden_size": [64, 256]}), bible_20_min) is None
+    assert warm_points(space, defaults=False, fit=bible_20_min) == []  # a default too
+
+
 def test_warm_starts_fit_the_text_and_the_budget():
     space = SearchSpace()
     as_they_are = warm_points(space, defaults=True)
@@ -150,8 +165,11 @@ def test_warm_starts_fit_the_text_and_the_budget():
     assert all(p["dropout"] > 0.2 for p in small_text)  # seen dozens of times: regularised
     narrowed = space_from_mapping({"dropout": [0.0, 0.1]})  # --range: within it, none dropped
     fitted = warm_points(narrowed, defaults=True, fit=Passes(500_000, 3600.0))
-    assert [p["dropout"] for p in fitted] == [0.1] * 3
-    for big, small in zip(big_text, small_text, strict=True):  # only dropout changes
+    assert [p["dropout"] for p in fitted] == [0.1] * 4
+    # Dozens of passes: a wider network first, the long-horizon start.
+    assert small_text[0] == long_horizon_start(space, Passes(500_000, 3600.0))
+    assert small_text[0]["hidden_size"] == 2 * small_text[2]["hidden_size"] == 512
+    for big, small in zip(big_text, small_text[1:], strict=True):  # only dropout changes
         assert {k: v for k, v in big.items() if k != "dropout"} == {
             k: v for k, v in small.items() if k != "dropout"
         }
