@@ -13,6 +13,7 @@ machine) means the search was interrupted, and the command to resume it is shown
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shlex
@@ -38,6 +39,7 @@ from search.progress import (
 from search.results import ranked
 from search.store import BEST_CHECKPOINT, SearchFolder
 
+DASHBOARD_MODULE, DASHBOARD_EXTRA = "optuna_dashboard", "pip install -e '.[dashboard]'"
 STALE_S = 120.0  # a holder on another host is taken as gone when status.json is this old
 WATCH_S = 5.0
 
@@ -57,6 +59,16 @@ def alive(holder: dict[str, Any] | None, updated: float | None, now: float) -> b
             return False
         return True
     return updated is not None and now - updated < STALE_S
+
+
+def dashboard(folder: SearchFolder) -> dict[str, Any] | None:
+    """How to open the search's Optuna study in optuna-dashboard, and whether it is installed
+    (it comes with the `dashboard` extra); None before the study has a journal."""
+    if not folder.study_file.is_file():
+        return None
+    installed = importlib.util.find_spec(DASHBOARD_MODULE) is not None
+    return {"command": shlex.join(["optuna-dashboard", str(folder.study_file)]),
+            "installed": installed, "install": None if installed else DASHBOARD_EXTRA}  # fmt: skip
 
 
 def resume_command(folder: SearchFolder) -> str:
@@ -127,6 +139,7 @@ def read_status(path: str | Path, now: float | None = None) -> dict[str, Any]:
         "rungs": folder.rungs(),
         "trials": trials,
         "resume": resume_command(folder) if state == "interrupted" else None,
+        "dashboard": dashboard(folder),
         "updated": updated,
     }  # fmt: skip
 
@@ -192,6 +205,10 @@ def format_status(info: dict[str, Any], now: float | None = None) -> str:
             lines.append(f"... and {len(info['trials']) - 20} more")
     if info["best_model"]:
         lines.append(f"\nbest model: {info['best_model']}")
+    if info["dashboard"]:
+        board = info["dashboard"]
+        missing = "" if board["installed"] else f"  (not installed: {board['install']})"
+        lines.append(f"Optuna dashboard: {board['command']}{missing}")
     if info["state"] == "interrupted":
         lines.append(f"\ninterrupted; resume with:\n  {info['resume']}")
     return "\n".join(lines)

@@ -10,22 +10,32 @@ open in one process), grouped under the search's name. Offline runs land in
 Each run is a row of a W&B sweep-style table: its config is the trial's configuration (origin
 included), and when the trial ends its summary gets the trial's status and final figures, named
 as in `trials.parquet` (`run_summary`), so W&B's runs table and parallel-coordinates view show
-the search as its own tables do.
+the search as its own tables do. A trial resumed by `--resume` goes on in its run, and its
+summary counts the reports it made before the resume too (read from its Tune folder).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import queue
 import sys
 import threading
 from numbers import Real
+from pathlib import Path
 from typing import Any
 
 from ray import tune
+from ray.air.constants import EXPR_RESULT_FILE
 
 from model.trainable import ORIGIN
-from search.results import TrialRecord, finite_or_none, report_bpc, trial_status
+from search.results import (
+    TrialRecord,
+    finite_or_none,
+    report_bpc,
+    resumed_history,
+    trial_status,
+)
 from search.store import SearchFolder
 
 LOGGED = (  # numeric report fields logged to W&B
@@ -78,6 +88,23 @@ def run_summary(
     return {k: v for k, v in summary.items() if v is not None}
 
 
+def earlier_reports(trial_dir: str | None) -> list[dict[str, Any]]:
+    """What a trial reported before this driver started it: a resumed trial's own log in its
+    folder (Tune's `result.json`), each report cut to `KEPT`; none for a new trial."""
+    path = Path(trial_dir) / EXPR_RESULT_FILE if trial_dir else None
+    if path is None or not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:  # the last line of a killed driver may be cut short
+            continue
+        if isinstance(row, dict) and "chars_seen" in row:
+            rows.append({k: row[k] for k in KEPT if k in row})
+    return rows
+
+
 def _whole(report: dict[str, Any]) -> bool:
     """Whether the report's value covers the whole validation text (not the first rung's prefix)."""
     return report.get("val_total") is not None and report.get("val_chars") == report["val_total"]
@@ -109,7 +136,8 @@ class WandbSink(tune.Callback):
         self._thread.start()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._queue.put(("start", trial.trial_id, dict(trial.config)))
+        where = getattr(trial, "local_path", None)  # a resumed trial's folder has its reports
+        self._queue.put(("start", trial.trial_id, (dict(trial.config), where)))
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
@@ -160,7 +188,7 @@ class WandbSink(tune.Callback):
         reports: dict[str, list[dict[str, Any]]] = {}
 
         def finish(trial_id: str, config: dict[str, Any], error: str | None) -> None:
-            run, history = runs.pop(trial_id), reports.pop(trial_id, [])
+            run, history = runs.pop(trial_id), resumed_history(reports.pop(trial_id, []))
             started = configs.pop(trial_id, {})
             try:
                 stopped = trial_id in SearchFolder(self.folder).stopped()
@@ -185,16 +213,17 @@ class WandbSink(tune.Callback):
                             self.errors.append(f"finish {open_id}: {type(error).__name__}: {error}")
                     return
                 if kind == "start" and trial_id not in runs:
+                    config, where = data
                     runs[trial_id] = wandb.init(
                         **self.settings,
                         name=trial_id,
                         id=f"{self.settings['group']}-{trial_id}",
-                        config=data,
+                        config=config,
                         reinit="create_new",
-                        resume="allow",
+                        resume="allow",  # a resumed trial goes on in its run
                         settings=QUIET,
                     )
-                    configs[trial_id], reports[trial_id] = data, []
+                    configs[trial_id], reports[trial_id] = config, earlier_reports(where)
                 elif kind == "log" and trial_id in runs:
                     row, kept = data
                     runs[trial_id].log(row)

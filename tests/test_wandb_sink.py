@@ -1,6 +1,7 @@
 """The W&B sink: one run per trial, grouped by search, with the trial's configuration, status and
 final figures in its summary, checked on the offline run files with wandb's own reader."""
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -8,7 +9,7 @@ import pytest
 from model.trainable import DIVERGED_BPC
 from search.results import TrialRecord, trial_row, trial_status
 from search.store import SearchFolder
-from search.wandb_sink import WandbSink, run_summary
+from search.wandb_sink import KEPT, WandbSink, earlier_reports, run_summary
 from tests.wandb_files import OFFLINE, offline_runs
 
 WHOLE = 1000  # validation characters of the whole text; the first rung validates a prefix
@@ -56,8 +57,25 @@ def test_a_runs_summary_leaves_out_what_a_trial_does_not_have():
     assert summary == {"status": "failed", "iterations": 0}
 
 
-def trial(trial_id, **config):
-    return SimpleNamespace(trial_id=trial_id, config=config)
+def trial(trial_id, local_path=None, **config):
+    return SimpleNamespace(trial_id=trial_id, config=config, local_path=local_path)
+
+
+def tune_log(folder, reports):
+    """A trial folder as Tune leaves it: one JSON report per line in result.json, the last one
+    cut short by a kill."""
+    folder.mkdir(parents=True)
+    lines = [json.dumps({**r, "time": 1.0, "config": {}}) for r in reports]
+    (folder / "result.json").write_text("\n".join(lines) + '\n{"val_bpc": 2.')
+    return str(folder)
+
+
+def test_a_resumed_trials_earlier_reports_come_from_its_tune_folder(tmp_path):
+    earlier = [report(3.0, 1000), report(2.5, 2000)]
+    assert earlier_reports(tune_log(tmp_path / "t1", earlier)) == [
+        {k: r[k] for k in KEPT if k in r} for r in earlier
+    ]
+    assert earlier_reports(str(tmp_path / "new")) == [] and earlier_reports(None) == []
 
 
 @pytest.mark.slow  # wandb's service process, one offline run per trial, and its reader
@@ -74,7 +92,13 @@ def test_each_trial_is_a_run_of_the_searchs_group_with_its_status_and_figures(
         status: trial(f"t-{status}", hidden_size=16 + i, lr=0.01, origin="sampled")
         for i, status in enumerate(CASES)
     }
+    # A trial that --resume continues: two reports before the resume, one after.
+    before, after = [report(2.9, 1000), report(2.4, 2000)], [report(2.6, 3000, end="cut")]
+    resumed = trial("t-resumed", tune_log(tmp_path / "t-resumed", before), hidden_size=8, lr=0.01)
     sink.setup()
+    sink.on_trial_start(0, [], resumed)
+    sink.on_trial_result(0, [], resumed, {**after[0], "time": 2.0})
+    sink.on_trial_complete(0, [], resumed)
     for status, (reports, error, stopped) in CASES.items():
         t = trials[status]
         sink.on_trial_start(0, [], t)
@@ -92,7 +116,10 @@ def test_each_trial_is_a_run_of_the_searchs_group_with_its_status_and_figures(
     assert sink.errors == []
 
     runs = offline_runs(folder / "wandb")
-    assert sorted(runs) == sorted(t.trial_id for t in trials.values())
+    assert sorted(runs) == sorted([resumed.trial_id, *(t.trial_id for t in trials.values())])
+    whole_trial = run_summary(resumed.trial_id, resumed.config, before + after)
+    assert whole_trial["iterations"] == 3 and whole_trial["val_bpc"] == 2.4
+    assert {k: runs["t-resumed"]["summary"][k] for k in whole_trial} == pytest.approx(whole_trial)
     for status, (reports, error, stopped) in CASES.items():
         t = trials[status]
         run = runs[t.trial_id]
