@@ -20,7 +20,7 @@ Override files are YAML or TOML:
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, make_dataclass, replace
+from dataclasses import asdict, dataclass, field, make_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -226,6 +226,3 @@ def wandb_sweep(
     if command:
         sweep["command"] = command
     return sweep
-
-
-SPACE_FIELDS = tuple(f.name for f in fields(SearchSpace))

@@ -24,7 +24,6 @@ trainable, locally or on a cluster (`--address`). The study folder holds the sea
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -251,14 +250,6 @@ def study_trial(config: dict[str, Any], corpus: Any, base: dict[str, Any], plan:
     from model.trainable import train_trial
 
     train_trial(arms[config["arm"]], corpus=corpus, base=base, plan=plan)
-
-
-def summarize(rows: Sequence[dict[str, Any]], key: str) -> tuple[float | None, float | None]:
-    """Mean and standard deviation over seeds (None where no seed has a value)."""
-    values = [r[key] for r in rows if r[key] is not None]
-    if not values:
-        return None, None
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def build_parser() -> argparse.ArgumentParser:

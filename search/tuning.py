@@ -252,8 +252,11 @@ def describe(
         f"after {len(warm)} warm start(s)"
         + (f" (dropout {dropouts})" if warm else "")
         + f" and {schedule.startup_trials} random trial(s)"
-        + "".join(f"; the first ({p['num_layers']} x {p['hidden_size']}) is a long-horizon start "
-                  "that runs unjudged" for p in long_horizon[:1])  # fmt: skip
+        + "".join(
+            f"; the first ({p['num_layers']} x {p['hidden_size']}) is a long-horizon start "
+            "that runs unjudged"
+            for p in long_horizon[:1]
+        )  # fmt: skip
     )
 
 
