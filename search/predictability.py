@@ -22,14 +22,14 @@ import pyarrow as pa
 from search.baselines import Baselines
 from search.config import SearchConfig, search_argv
 from search.importance import Importance
-from search.results import STATUSES, TRIALS_SCHEMA, ranked
+from search.results import SPEED_LEVELS, STATUSES, TRIALS_SCHEMA, ranked
 from search.searches import Search, crossings, rung_values, status_counts, trial_curves
 from search.space import HYPERPARAMETERS
 
 if TYPE_CHECKING:
     from search.report import CompareConfig
 
-DEFAULT_THRESHOLDS = (3.0, 2.5, 2.0)  # bpc the best trial is timed to
+DEFAULT_THRESHOLDS = SPEED_LEVELS  # bpc the best trial is timed to
 
 
 def search_command(config: SearchConfig) -> str:

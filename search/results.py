@@ -24,6 +24,7 @@ from search.space import ARROW_TYPES, HYPERPARAMETERS
 
 STATUSES = ("completed", "cut", "plateaued", "stopped", "diverged", "failed", "unfinished")
 ORIGINS = ("warm", "sampled", "mutated")  # where a trial's configuration came from
+SPEED_LEVELS = (3.0, 2.5, 2.0)  # bpc a curve is timed to (learning speed), in every report
 
 TRIALS_SCHEMA = pa.schema(
     [

@@ -41,6 +41,7 @@ from model.errors import ConfigError
 from search.config import SearchConfig
 from search.results import (
     CURVES_SCHEMA,
+    SPEED_LEVELS,
     TRIALS_SCHEMA,
     TrialRecord,
     curve_rows,
@@ -65,7 +66,7 @@ DEFAULT_VALUES: dict[str, tuple] = {
     "lr": (1e-3, 3e-3, 1e-2),
     "max_chars": (100_000, 400_000, 1_600_000),
 }
-THRESHOLDS = (3.0, 2.5, 2.0)
+THRESHOLDS = SPEED_LEVELS
 REPORTS = 10  # validations on the whole text per arm
 
 

@@ -23,10 +23,9 @@ from corpora.files import atomic_path, atomic_write
 from model.loop import LN2
 from model.sample import LATEST, default_prime, generate, load_model
 from search.render import DASH, fenced, markdown_table
+from search.results import SPEED_LEVELS as THRESHOLDS
 from search.results import TrialRecord
 from search.store import SearchFolder
-
-THRESHOLDS = (3.0, 2.5, 2.0)
 
 
 def by_value(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
