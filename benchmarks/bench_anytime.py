@@ -21,7 +21,10 @@ another on the same cores, each as the command a user would type:
   `ASHAScheduler` with their defaults, no warm starts), over the same space and trainable
   (benchmarks/ray_recipe.py);
 - a:NAME: the search with `--scheduler NAME` (promote, asha, hyperband, pbt), to compare
-  schedulers (optional).
+  schedulers (optional);
+- a--FLAG: the search with one more flag (`a--no-fit-warm-starts`, `a--decay=cosine`,
+  `a--plateau-share=0`, `a--mutate-every=0`, `a--first-rung-share=0.01`): an ablation of the
+  mechanism the flag turns off (optional).
 
 Every arm's best-so-far `val_bpc` on the whole validation text is recorded against wall
 seconds since its process started (an anytime curve). The figures go to
@@ -189,7 +192,7 @@ def bench_corpus(corpus: str, budget: float, arms: list[str], args: Any, tmp: Pa
     wall_a = None
     tag = label(corpus)
     for arm in arms:
-        log = tmp / f"{tag}-{arm.replace(':', '-')}.log"
+        log = tmp / f"{tag}-{slug(arm)}.log"
         if arm == "e":
             folder = tmp / f"{tag}-e"
             command = [sys.executable, "benchmarks/ray_recipe.py", *common,
@@ -202,9 +205,11 @@ def bench_corpus(corpus: str, budget: float, arms: list[str], args: Any, tmp: Pa
                                     "--no-warm-start-defaults"],
                      "d": ["--trials", str(warm_starts(corpus, args.data_dir, budget))],
                      }.get(arm)  # fmt: skip
-            if extra is None:  # a:NAME
+            if extra is None and arm.startswith("a--"):  # a--FLAG[=VALUE]
+                extra = arm[1:].split("=", 1)
+            elif extra is None:  # a:NAME
                 extra = ["--scheduler", arm.split(":", 1)[1]]
-            name = f"{tag}-{arm.replace(':', '-')}"
+            name = f"{tag}-{slug(arm)}"
             command = [sys.executable, "-m", "search.run", *common, "--time-budget", str(budget),
                        "--storage", str(tmp), "--name", name, *extra]  # fmt: skip
             started, ended = run_arm(command, log)
@@ -267,7 +272,14 @@ def plot(corpus: str, budget: float, result: dict) -> Path:
 
 
 def arm_name(arm: str) -> str:
+    if arm.startswith("a--"):
+        return f"search, {arm[1:].replace('=', ' ')}"
     return ARM_NAMES.get(arm) or f"search, --scheduler {arm.split(':', 1)[1]}"
+
+
+def slug(arm: str) -> str:
+    """The arm as part of a file name."""
+    return arm.replace(":", "-").replace("=", "-").replace(".", "p")
 
 
 def arm_order(arm: str) -> tuple[str, str]:
