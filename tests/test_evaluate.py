@@ -1,0 +1,284 @@
+"""Static and dynamic evaluation, bootstrap intervals and the evaluate command, on tiny real
+models trained for a few hundred steps with the project's own Trainer."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from corpora import CorpusConfig, load_corpus
+from model.config import RunConfig, TrainConfig, with_vocab_size
+from model.errors import ConfigError
+from model.evaluate import (
+    DynamicSettings,
+    Interval,
+    block_bootstrap,
+    char_losses,
+    choose_settings,
+    describe_difference,
+    distinguishable,
+    dynamic_char_losses,
+    gradient_rms,
+    independent_difference,
+    main,
+    paired_difference,
+    settings_grid,
+)
+from model.loop import VAL_STREAMS, Trainer, save_checkpoint
+from model.lstm import ModelConfig
+
+ALPHABET = "abcdefgh ."
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One CPU thread: tiny models gain nothing from more, and the machine is shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def train(config: CorpusConfig, steps: int = 300, dropout: float = 0.0) -> Trainer:
+    """A 1 x 32 LSTM trained `steps` steps of 8 x 16 characters by the project's Trainer."""
+    corpus = load_corpus(config)
+    run = RunConfig(
+        corpus=config,
+        model=ModelConfig(hidden_size=32, num_layers=1, embed_dim=16, dropout=dropout),
+        train=TrainConfig(batch_size=8, seq_len=16, lr=1e-2, eval_every_chars=0, device="cpu"),
+    )
+    trainer = Trainer(with_vocab_size(run, len(corpus.vocab)), corpus)
+    for _ in range(steps):
+        trainer.train_step()
+    return trainer
+
+
+def scored_ids(trainer: Trainer) -> np.ndarray:
+    """The validation text after the last training character, which predicts its first one."""
+    return np.concatenate([trainer.corpus.train_ids[-1:], trainer.corpus.val_ids])
+
+
+def write_repetitive_text(path: Path, train_chars: int = 12_000, val_chars: int = 3_000) -> float:
+    """Random letters, then a 23-character pattern the training part never shows, repeated.
+    Returns the val_fraction that makes the repeats exactly the validation split."""
+    rng = np.random.default_rng(1)
+    letters = "".join(rng.choice(list(ALPHABET), size=train_chars))
+    pattern = "".join(rng.choice(list(ALPHABET), size=23))
+    path.write_text(letters + (pattern * val_chars)[:val_chars], encoding="utf-8")
+    return val_chars / (train_chars + val_chars)
+
+
+@pytest.fixture(scope="module")
+def prose(corpus_dir):
+    """A model of real prose (a Monte Cristo slice), trained with dropout."""
+    config = CorpusConfig(
+        name="monte-cristo", data_dir=str(corpus_dir), max_chars=40_000, val_fraction=0.1
+    )
+    return train(config, dropout=0.1)
+
+
+@pytest.fixture(scope="module")
+def repetitive(tmp_path_factory):
+    path = tmp_path_factory.mktemp("texts") / "repeats.txt"
+    val_fraction = write_repetitive_text(path)
+    return train(CorpusConfig(name=str(path), val_fraction=val_fraction))
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory, repetitive):
+    """A run folder holding the repetitive model's checkpoint, as `model.train` writes it."""
+    folder = tmp_path_factory.mktemp("run")
+    save_checkpoint(repetitive.checkpoint(), str(folder / "best.pt"))
+    return folder
+
+
+# -- static -----------------------------------------------------------------------------------
+
+
+def test_static_losses_average_to_the_trainers_validation(prose):
+    ids = scored_ids(prose)
+    bits = char_losses(prose.model, ids, prose.run.train.seq_len, VAL_STREAMS)
+    assert bits.shape == (len(ids) - 1,)
+    assert bits.mean() == pytest.approx(prose.evaluate(), abs=1e-4)
+    # The state is carried exactly, so the window length changes nothing but rounding.
+    assert char_losses(prose.model, ids, 7, VAL_STREAMS).mean() == pytest.approx(bits.mean())
+
+
+def test_static_losses_are_in_text_order(prose):
+    """One stream from a zero state: character j's loss depends on characters 0..j only."""
+    ids = scored_ids(prose)[:2001]
+    bits = char_losses(prose.model, ids, 16, 1)
+    np.testing.assert_allclose(char_losses(prose.model, ids[:1001], 16, 1), bits[:1000], rtol=1e-5)
+
+
+# -- dynamic ----------------------------------------------------------------------------------
+
+
+def test_dynamic_evaluation_learns_a_pattern_training_never_showed(repetitive):
+    ids, before = scored_ids(repetitive), repetitive.corpus.train_ids
+    static = char_losses(repetitive.model, ids, 16, 4).mean()
+    for method, lr in (("sgd", 0.1), ("rms", 3e-3)):
+        settings = DynamicSettings(method=method, lr=lr, segment=10, streams=4)
+        rms = gradient_rms(repetitive.model, before, 10, 4) if method == "rms" else None
+        dynamic = dynamic_char_losses(repetitive.model, ids, settings, rms).mean()
+        assert dynamic < static - 0.5, (method, dynamic, static)
+
+
+def test_dynamic_evaluation_leaves_the_callers_model_as_it_was(prose):
+    before = {k: v.clone() for k, v in prose.model.state_dict().items()}
+    prose.model.train()  # a mode the caller chose is kept too
+    rms = gradient_rms(prose.model, prose.corpus.train_ids, 10, 4)
+    for settings in (DynamicSettings("sgd", 0.1), DynamicSettings("rms", 1e-2, decay=0.01)):
+        dynamic_char_losses(prose.model, scored_ids(prose)[:2001], settings, rms)
+        char_losses(prose.model, scored_ids(prose)[:2001], 16, 4)
+    assert prose.model.training
+    prose.model.eval()
+    after = prose.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def decoded_before(n: int, streams: int, segment: int, changed: int) -> np.ndarray:
+    """Which of n losses a decoder has already produced when it first reads loss `changed`'s
+    character: earlier steps, other streams of the same step, and earlier columns of its own."""
+    length = -(-n // streams)
+    j = np.arange(n)
+    stream, column = j // length, j % length
+    step = column // segment
+    s, c = changed // length, changed % length
+    return (
+        (step < c // segment)
+        | ((step == c // segment) & (stream != s))
+        | ((stream == s) & (column < c))
+    )
+
+
+@pytest.mark.parametrize(("method", "streams"), [("sgd", 1), ("rms", 1), ("rms", 4)])
+def test_predictions_never_see_the_characters_they_predict(prose, method, streams):
+    ids = scored_ids(prose)[:1201].copy()
+    rms = gradient_rms(prose.model, prose.corpus.train_ids, 10, streams)
+    settings = DynamicSettings(method, 0.1 if method == "sgd" else 1e-2, segment=10,
+                               streams=streams)  # fmt: skip
+    bits = dynamic_char_losses(prose.model, ids, settings, rms)
+    i = 555  # a character in the middle of a segment: loss i - 1 is the one predicting it
+    ids[i] = (ids[i] + 1) % len(prose.corpus.vocab)
+    changed = dynamic_char_losses(prose.model, ids, settings, rms)
+    seen_before = decoded_before(len(bits), streams, 10, i - 1)
+    assert np.array_equal(bits[seen_before], changed[seen_before])
+    if streams == 1:  # in one stream the decoding order is the text's
+        assert seen_before.sum() == i - 1
+    assert bits[i - 1] != changed[i - 1]
+    # The step on the changed character reaches every stream's later segments.
+    assert (bits[~seen_before] != changed[~seen_before]).mean() > 0.5
+
+
+def test_settings_are_chosen_by_their_score_on_the_given_text(repetitive):
+    ids = scored_ids(repetitive)
+    grid = settings_grid("sgd", lrs=(1e-4, 0.1), segment=10, streams=4)
+    chosen, scores = choose_settings(repetitive.model, ids, grid)
+    assert [s for s, _ in scores] == grid
+    assert chosen.lr == 0.1 and min(bpc for _, bpc in scores) == scores[1][1]
+    with pytest.raises(ConfigError, match="gradient statistics"):
+        dynamic_char_losses(repetitive.model, ids, DynamicSettings("rms"), None)
+
+
+# -- bootstrap --------------------------------------------------------------------------------
+
+
+def correlated(n: int, seed: int) -> np.ndarray:
+    """Per-character losses with local correlation: a slowly wandering level plus noise."""
+    rng = np.random.default_rng(seed)
+    level = np.repeat(rng.normal(2.0, 0.3, size=n // 500 + 1), 500)[:n]
+    return level + rng.exponential(1.0, size=n)
+
+
+def test_bootstrap_interval_covers_the_mean_and_narrows_with_more_data():
+    short = block_bootstrap(correlated(20_000, 0), block=1000)
+    long = block_bootstrap(correlated(400_000, 0), block=1000)
+    for interval in (short, long):
+        assert interval.low < interval.mean < interval.high
+    assert long.high - long.low < 0.5 * (short.high - short.low)
+    assert block_bootstrap(correlated(20_000, 0), block=1000) == short  # seeded
+    with pytest.raises(ConfigError, match="fewer than 2 bootstrap blocks"):
+        block_bootstrap(correlated(1500, 0), block=1000)
+
+
+def test_blocks_keep_the_correlation_that_single_characters_lose():
+    bits = correlated(100_000, 1)
+    blocks = block_bootstrap(bits, block=2000)
+    singles = block_bootstrap(bits, block=1)
+    assert blocks.high - blocks.low > 2 * (singles.high - singles.low)
+
+
+def test_differences_paired_on_one_text_and_independent_across_texts():
+    a = correlated(50_000, 2)
+    assert paired_difference(a, a.copy(), block=1000) == Interval(0.0, 0.0, 0.0)
+    b = a + 0.05 + np.random.default_rng(3).normal(0, 0.1, size=a.size)
+    paired = paired_difference(b, a, block=1000)
+    independent = independent_difference(b, a, block=1000)
+    assert paired.mean == pytest.approx(independent.mean)
+    assert paired.low > 0 and distinguishable(paired)  # the shared hard passages cancel out
+    assert independent.high - independent.low > 3 * (paired.high - paired.low)
+    assert "b is lower" in describe_difference(Interval(0.1, 0.05, 0.15), "a", "b")
+    assert "not distinguishable" in describe_difference(Interval(0.1, -0.05, 0.15), "a", "b")
+    with pytest.raises(ConfigError, match="same characters"):
+        paired_difference(a, a[:-1], block=1000)
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def one_error_line(capsys) -> str:
+    captured = capsys.readouterr()
+    assert captured.out == "", captured.out
+    err = captured.err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_command_prints_static_and_dynamic_figures(run_folder, capsys):
+    args = ["--checkpoint", str(run_folder), "--block", "500", "--streams", "4",
+            "--segment", "10", "--dynamic", "--method", "sgd"]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "static  bpc" in out and "dynamic bpc" in out and "s per 100k characters" in out
+    assert "dynamic is lower" in out  # the repeats are learned, distinguishably
+    assert "chosen on the first 1,500 characters (" in out and "on the last 1,500" in out
+
+
+def test_command_refuses_a_split_too_small_for_the_settings(run_folder, capsys):
+    assert main(["--checkpoint", str(run_folder)]) == 2  # 3,000 characters, 10,000 a block
+    assert "fewer than 2 bootstrap blocks" in one_error_line(capsys)
+    args = ["--checkpoint", str(run_folder), "--block", "500", "--dynamic", "--streams", "64",
+            "--segment", "50"]  # fmt: skip
+    assert main(args) == 2
+    assert "fewer than one 50-character segment for each of 64 streams" in one_error_line(capsys)
+
+
+def test_command_refuses_another_text_unless_told(run_folder, tmp_path, capsys):
+    other = tmp_path / "other.txt"
+    other.write_text("abc " * 2000 + "Zürich ÆØ " * 200, encoding="utf-8")
+    args = ["--checkpoint", str(run_folder), "--corpus", str(other), "--block", "500"]
+    assert main(args) == 2
+    assert "pass --other-text" in one_error_line(capsys)
+    assert main([*args, "--other-text"]) == 2
+    err = one_error_line(capsys)
+    assert "does not cover" in err and "1,200 characters (6 distinct)" in err
+    assert "'Z' (U+005A)" in err
+    covered = tmp_path / "covered.txt"
+    write_repetitive_text(covered, train_chars=4_000, val_chars=1_000)
+    args = ["--checkpoint", str(run_folder), "--corpus", str(covered), "--block", "400"]
+    assert main([*args, "--other-text"]) == 0  # 1,000 of its 5,000 characters: val_fraction 0.2
+    assert "covered.txt, val split, 1,000 characters" in capsys.readouterr().out
+
+
+def test_command_refuses_its_own_text_split_otherwise(run_folder, capsys):
+    assert main(["--checkpoint", str(run_folder), "--val-fraction", "0.3", "--block", "500"]) == 2
+    assert "split differently" in one_error_line(capsys)
+
+
+def test_command_accepts_only_the_splits_that_exist(run_folder, capsys):
+    assert main(["--checkpoint", str(run_folder), "--split", "test"]) == 2
+    assert "split must be one of val" in one_error_line(capsys)
+    assert main(["--checkpoint", str(run_folder / "missing.pt")]) == 2
+    assert "not found" in one_error_line(capsys)
