@@ -55,7 +55,7 @@ def measure(
 ) -> dict:
     config = CorpusConfig(name=corpus, data_dir=data_dir, max_chars=max_chars,
                           val_fraction=val_fraction)  # fmt: skip
-    train_text, val_text, _ = corpus_text(config)
+    train_text, val_text, _, _ = corpus_text(config)
     train, val, n = train_text.encode("utf-8"), val_text.encode("utf-8"), len(val_text)
     _, unigram_s = timed(lambda: unigram_entropy(val_text))
     codecs = {}

@@ -1,21 +1,26 @@
-"""A loaded corpus: its text encoded as ids, split by position into training and validation.
+"""A loaded corpus: its text encoded as ids, split by position into training, validation
+and (optionally) test.
 
     corpus = load_corpus(CorpusConfig(name="monte-cristo", max_chars=200_000))
-    corpus.train_ids, corpus.val_ids, len(corpus.vocab)
+    corpus.train_ids, corpus.val_ids, corpus.test_ids, len(corpus.vocab)
 
-    text (prefix of max_chars) -> ids: [ train ................................. | val ]
-                                        first (1 - val_fraction)                  last part
+    text (prefix of max_chars) -> ids: [ train ........................... | val | test ]
+                                                                 val_fraction  test_fraction
 
-Validation is the end of the text, not a random sample, so no training window overlaps it. The
-vocabulary comes from the whole text used (train + val), so no validation character is unknown.
+Validation and test are the end of the text, not random samples, so no training window
+overlaps them. Validation is what a search selects on (ranks, stops, picks the best); the test
+part, when `test_fraction` > 0, is scored once, for the chosen model only, so its figure is not
+flattered by the selection. The vocabulary comes from the whole text used, so no held-out
+character is unknown.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from numbers import Integral, Real
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,7 +38,8 @@ class CorpusConfig:
     name: str = "monte-cristo"  # registered name or path to a UTF-8 file
     data_dir: str | None = None  # local data folder (else $CHARNN_DATA_DIR)
     max_chars: int | None = None  # use only this prefix of the text (characters = code points)
-    val_fraction: float = 0.02  # last part of the (prefix) text is validation
+    val_fraction: float = 0.02  # validation: this share of the (prefix) text, before the test
+    test_fraction: float = 0.0  # test: the last share of it, scored once for the chosen model
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -50,6 +56,15 @@ class CorpusConfig:
             or not 0 < self.val_fraction < 0.5
         ):
             raise CorpusError(f"val_fraction must be in (0, 0.5), not {self.val_fraction!r}")
+        if (
+            isinstance(self.test_fraction, bool)
+            or not isinstance(self.test_fraction, Real)
+            or not 0 <= self.test_fraction < 0.5 - self.val_fraction
+        ):
+            raise CorpusError(
+                f"test_fraction must be at least 0 and leave val_fraction + test_fraction below "
+                f"0.5, not {self.test_fraction!r}"
+            )
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value; compare sha256
@@ -62,8 +77,10 @@ class Corpus:
     n_chars: int  # characters used (after max_chars)
     vocab: Vocab  # built from the text used (train + val)
     train_ids: np.ndarray  # first part, dtype vocab.dtype
-    val_ids: np.ndarray  # last part, dtype vocab.dtype
+    val_ids: np.ndarray  # the part after training, dtype vocab.dtype
     verified: bool | None = None  # file matches the registry's sha256; None: not registered
+    test_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))  # last part;
+    # empty without a test split
 
 
 def registry_match(name: str, sha256: str) -> bool | None:
@@ -73,37 +90,53 @@ def registry_match(name: str, sha256: str) -> bool | None:
     return None if spec is None else sha256 == spec.sha256
 
 
-def split_point(n: int, val_fraction: float) -> int:
-    """Where validation starts in a text of n characters: the last round(n * val_fraction).
+def split_points(n: int, val_fraction: float, test_fraction: float = 0.0) -> tuple[int, int]:
+    """Where validation and test start in a text of n characters: test is the last
+    round(n * test_fraction), validation the round(n * val_fraction) before it.
 
-    CorpusError if either part would be empty.
+    CorpusError if a part would be empty (the test part only when asked for).
     """
-    if not 0 < val_fraction < 1:
-        raise CorpusError(f"val_fraction must be in (0, 1), not {val_fraction!r}")
-    n_val = round(n * val_fraction)
-    if n_val < 1 or n_val >= n:
+    if not 0 < val_fraction < 1 or not 0 <= test_fraction < 1 - val_fraction:
         raise CorpusError(
-            f"cannot split {n} characters with val_fraction={val_fraction}: "
-            "training or validation part would be empty"
+            f"val_fraction must be in (0, 1) and test_fraction in [0, 1 - val_fraction), not "
+            f"{val_fraction!r} and {test_fraction!r}"
         )
-    return n - n_val
+    n_val, n_test = round(n * val_fraction), round(n * test_fraction)
+    if n_val < 1 or n_val + n_test >= n or (test_fraction > 0 and n_test < 1):
+        raise CorpusError(
+            f"cannot split {n} characters with val_fraction={val_fraction}"
+            + (f" and test_fraction={test_fraction}" if test_fraction else "")
+            + ": training, validation or test part would be empty"
+        )
+    return n - n_test - n_val, n - n_test
 
 
-def split_ids(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """(train, val) views of `ids`: val is the last round(len * val_fraction) ids."""
-    cut = split_point(len(ids), val_fraction)
-    return ids[:cut], ids[cut:]
+def split_ids(
+    ids: np.ndarray, val_fraction: float, test_fraction: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, val, test) views of `ids`, as `split_points` cuts them."""
+    val_start, test_start = split_points(len(ids), val_fraction, test_fraction)
+    return ids[:val_start], ids[val_start:test_start], ids[test_start:]
 
 
-def corpus_text(config: CorpusConfig, cache_dir: Path | None = None) -> tuple[str, str, str]:
-    """(training text, validation text, sha256 of the file) of the corpus `config` names: the
-    same split as `load_corpus`, as text (for compressors), without encoding it."""
+class SplitText(NamedTuple):
+    """A corpus's parts as text (for compressors and evaluation) and its file's checksum."""
+
+    train: str
+    val: str
+    test: str  # "" without a test split
+    sha256: str
+
+
+def corpus_text(config: CorpusConfig, cache_dir: Path | None = None) -> SplitText:
+    """The corpus `config` names, split as `load_corpus` splits it, as text, not encoded."""
     data_dir = Path(config.data_dir) if config.data_dir else None
     path = resolve_corpus(config.name, data_dir, cache_dir, download=False)
     data = read_bytes(path)
     text = decode_text(data, path)[: config.max_chars]
-    cut = split_point(len(text), config.val_fraction)
-    return text[:cut], text[cut:], hashlib.sha256(data).hexdigest()
+    val_start, test_start = split_points(len(text), config.val_fraction, config.test_fraction)
+    return SplitText(text[:val_start], text[val_start:test_start], text[test_start:],
+                     hashlib.sha256(data).hexdigest())  # fmt: skip
 
 
 def _display_name(name_or_path: str) -> str:
@@ -124,7 +157,7 @@ def load_corpus(
     vocab = Vocab.from_text(text)
     ids = vocab.encode(text)
     ids.flags.writeable = False  # shared by train/val views (and by Ray's object store)
-    train_ids, val_ids = split_ids(ids, config.val_fraction)
+    train_ids, val_ids, test_ids = split_ids(ids, config.val_fraction, config.test_fraction)
     sha256 = hashlib.sha256(data).hexdigest()
     return Corpus(
         name=_display_name(config.name),
@@ -135,4 +168,5 @@ def load_corpus(
         vocab=vocab,
         train_ids=train_ids,
         val_ids=val_ids,
+        test_ids=test_ids,
     )

@@ -2,6 +2,7 @@
 
     python -m model.evaluate --checkpoint runs/mc                 # static bpc and its interval
     python -m model.evaluate --checkpoint runs/mc --dynamic       # and dynamic evaluation
+    python -m model.evaluate --checkpoint runs/mc --split test --dynamic   # the test split
     python -m model.evaluate --checkpoint runs/mc --corpus irc --other-text
 
 Static evaluation reads the split as training validates it (`Trainer.evaluate`: `VAL_STREAMS`
@@ -31,7 +32,8 @@ that move fast are pulled back toward the trained ones (`theta0`) harder. `eps` 
 the mean rms, so the step does not depend on the loss's scale. The loss of a step is the sum
 over streams of each stream's mean loss on its segment: one stream is Krause's setting, and K
 streams add K gradients. Settings (`lr`, `decay`) are chosen on validation text only, never on
-the text a figure is reported on: scoring validation, they are chosen on its first half and
+the text a figure is reported on: scoring the test split (`--test-fraction` when training),
+they are chosen on validation; scoring validation, they are chosen on its first half and
 the dynamic figure is reported on its second half.
 
 Intervals come from a circular block bootstrap over the per-character losses: consecutive
@@ -67,7 +69,7 @@ import torch
 import torch.nn.functional as F
 
 from corpora import CorpusConfig, Vocab
-from corpora.dataset import corpus_text, split_point
+from corpora.dataset import corpus_text, split_points
 from corpora.errors import run_cli
 from corpora.flags import OneLineParser, add_flags
 from corpora.vocab import codepoints
@@ -78,7 +80,7 @@ from model.loop import LN2, VAL_STREAMS, load_checkpoint, load_weights, resolve_
 from model.lstm import CharLSTM, detach_state
 from model.sample import checkpoint_file
 
-SPLITS = ("val",)  # splits that can be scored; "test" joins once corpora has a test split
+SPLITS = ("val", "test")  # splits that can be scored
 METHODS = ("rms", "sgd")
 # Grids searched on validation when no setting is given. Measured (benchmarks/bench_evaluate.py,
 # a 1 x 128 LSTM on Reina-Valera): rms was best at lr 1e-3 for every K from 1 to 64, and a decay
@@ -94,9 +96,11 @@ class EvalConfig:
     other_text: bool = False  # allow scoring a text other than the one the checkpoint trained on
     data_dir: str | None = None  # folder holding registered corpora; none: the checkpoint's
     max_chars: int | None = None  # prefix of the text to use; none: as the checkpoint's run had it
-    val_fraction: float | None = None  # last share of the prefix that is validation; none: as
+    val_fraction: float | None = None  # share of the prefix that is validation; none: as
     # the checkpoint's run had it, so the split is the text the model was validated on
-    split: str = "val"  # the split to score (val; test comes with corpora's test split)
+    test_fraction: float | None = None  # last share of the prefix that is test; none: as the
+    # checkpoint's run had it
+    split: str = "val"  # the split to score: val, or test (settings chosen on val)
     dynamic: bool = False  # also score with dynamic evaluation, settings chosen on validation
     method: str = "rms"  # dynamic update: rms (Krause 2018, RMS-normalised, decay) | sgd
     dyn_lr: float | None = None  # dynamic step size; none: chosen from a grid on validation
@@ -105,6 +109,8 @@ class EvalConfig:
     segment: int = 10  # characters per stream per adaptation step
     streams: int = 16  # K: parallel streams of dynamic evaluation, each a contiguous slice
     stats_chars: int = 50_000  # characters before the split whose gradients scale rms steps
+    tuning_chars: int = 100_000  # scoring test: settings are chosen on the end of validation,
+    # at most this many characters (its cost: a pass per setting tried)
     block: int = 10_000  # bootstrap block, characters: longer than the losses' correlation
     draws: int = 1000  # bootstrap resamples
     level: float = 0.95  # confidence level of the intervals
@@ -116,7 +122,7 @@ class EvalConfig:
         check_split(self.split)
         if self.method not in METHODS:
             raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        for name in ("segment", "streams", "stats_chars", "block", "draws"):
+        for name in ("segment", "streams", "stats_chars", "tuning_chars", "block", "draws"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 < self.level < 1:
@@ -128,11 +134,8 @@ class EvalConfig:
 
 
 def check_split(split: str) -> None:
-    """The one place that says which splits exist: adding "test" to `SPLITS` opens it."""
     if split not in SPLITS:
-        raise ConfigError(
-            f"split must be one of {', '.join(SPLITS)} (there is no test split yet), got {split!r}"
-        )
+        raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
 
 
 @dataclass(frozen=True)
@@ -446,6 +449,8 @@ class EvalText:
     name: str  # the text's corpus name or file
     before: np.ndarray  # the end of the text before the split: gradient statistics
     scored: np.ndarray  # the split, after the one character before it (which predicts it)
+    tuning: np.ndarray | None = None  # validation, to choose dynamic settings on when the
+    # split is test (as `scored`: after the character before it); None: half of `scored`
 
 
 def describe_chars(chars: Sequence[str]) -> str:
@@ -474,13 +479,13 @@ def text_config(config: EvalConfig, run: RunConfig) -> CorpusConfig:
         data_dir=config.data_dir or own.data_dir,
         max_chars=own.max_chars if config.max_chars is None else config.max_chars,
         val_fraction=own.val_fraction if config.val_fraction is None else config.val_fraction,
+        test_fraction=own.test_fraction if config.test_fraction is None else config.test_fraction,
     )
 
 
 def check_same_text(
     corpus: CorpusConfig,
-    before: str,
-    val: str,
+    parts: tuple[str, str, str],
     sha256: str,
     trained: dict[str, Any],
     run: RunConfig,
@@ -495,12 +500,14 @@ def check_same_text(
                 f"({trained['name']}); pass --other-text to score it anyway"
             )
         return
-    cut = split_point(trained["n_chars"], run.corpus.val_fraction)
-    if (len(before), len(val)) != (cut, trained["n_chars"] - cut):
+    n = trained["n_chars"]
+    val_start, test_start = split_points(n, run.corpus.val_fraction, run.corpus.test_fraction)
+    if tuple(len(p) for p in parts) != (val_start, test_start - val_start, n - test_start):
         raise ConfigError(
-            f"this is the checkpoint's own corpus split differently ({len(before):,} + "
-            f"{len(val):,} characters, trained with {cut:,} + {trained['n_chars'] - cut:,}): the "
-            "scored part could hold training text; drop --max-chars and --val-fraction"
+            f"this is the checkpoint's own corpus split differently ("
+            f"{' + '.join(f'{len(p):,}' for p in parts)} characters, trained with "
+            f"{val_start:,} + {test_start - val_start:,} + {n - test_start:,}): the scored part "
+            "could hold training text; drop --max-chars, --val-fraction and --test-fraction"
         )
 
 
@@ -510,12 +517,23 @@ def load_text(
     """The scored split and the text before it, checked and encoded with the checkpoint's
     vocabulary."""
     corpus = text_config(config, run)
-    before, val, sha256 = corpus_text(corpus)
-    check_same_text(corpus, before, val, sha256, trained, run, config.other_text)
+    train, val, test, sha256 = corpus_text(corpus)
+    check_same_text(corpus, (train, val, test), sha256, trained, run, config.other_text)
+    if config.split == "test" and not test:
+        raise ConfigError(
+            f"{corpus.name} has no test split as the checkpoint's run cut it: train (or search) "
+            "with --test-fraction, or give one here with --other-text"
+        )
+    # The text before the scored split: for test, training and validation text.
+    before = train if config.split == "val" else train + val
     kept = before[-(config.stats_chars + 1) :] if config.dynamic else before[-1:]
-    check_covered(kept + val, vocab, f"{corpus.name}'s {config.split} split")
-    scored = {"val": val}[config.split]  # a test split: one more entry here
-    return EvalText(corpus.name, vocab.encode(kept), vocab.encode(kept[-1:] + scored))
+    scored = val if config.split == "val" else test
+    # Scoring test, dynamic settings are chosen on the end of validation.
+    tuning = (train[-1:] + val)[-(config.tuning_chars + 1) :] if test and config.dynamic else ""
+    tuning = tuning if config.split == "test" else ""
+    check_covered(kept + tuning + scored, vocab, f"{corpus.name}'s {config.split} split")
+    return EvalText(corpus.name, vocab.encode(kept), vocab.encode(kept[-1:] + scored),
+                    vocab.encode(tuning) if tuning else None)  # fmt: skip
 
 
 def halves(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -525,15 +543,16 @@ def halves(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ids[: middle + 1], ids[middle:]
 
 
-def check_fits(ids: np.ndarray, config: EvalConfig, what: str) -> None:
-    """Enough characters for the settings: a segment per stream and two bootstrap blocks."""
+def check_fits(ids: np.ndarray, config: EvalConfig, what: str, blocks: bool = True) -> None:
+    """Enough characters for the settings: a segment per stream and (where a figure is
+    reported, `blocks`) two bootstrap blocks."""
     n = len(ids) - 1
     if config.dynamic and n < config.streams * config.segment:
         raise ConfigError(
             f"{what} has {n:,} characters, fewer than one {config.segment}-character segment "
             f"for each of {config.streams} streams: use fewer --streams or a shorter --segment"
         )
-    if n < 2 * config.block:
+    if blocks and n < 2 * config.block:
         raise ConfigError(
             f"{what} has {n:,} characters, fewer than 2 bootstrap blocks of {config.block:,}: "
             "use a smaller --block or a longer split"
@@ -579,10 +598,16 @@ class EvalReport:
 
 
 def evaluate_dynamic(model: CharLSTM, text: EvalText, config: EvalConfig) -> DynamicResult:
-    """Settings chosen on the first half of validation, figures on the second (module doc)."""
-    tune_ids, report_ids = halves(text.scored)  # a test split: tune on val, report on test
-    check_fits(tune_ids, config, "the first half of the split (where settings are chosen)")
-    check_fits(report_ids, config, "the second half of the split (where dynamic is reported)")
+    """Settings chosen on validation, figures on the test split; scoring validation itself,
+    chosen on its first half and reported on its second (module doc)."""
+    if text.tuning is not None:
+        tune_ids, report_ids = text.tuning, text.scored
+        check_fits(tune_ids, config, "the validation split (where settings are chosen)", False)
+        check_fits(report_ids, config, "the test split (where dynamic is reported)")
+    else:
+        tune_ids, report_ids = halves(text.scored)
+        check_fits(tune_ids, config, "the first half of the split (where settings are chosen)")
+        check_fits(report_ids, config, "the second half of the split (where dynamic is reported)")
     started = time.perf_counter()
     rms = None
     if config.method == "rms":
@@ -668,7 +693,8 @@ def format_report(report: EvalReport, level: float, block: int) -> str:
             f"dynamic settings {how}: method {s.method}, lr {s.lr:g}, decay {s.decay:g}, "
             f"segment {s.segment}, streams {s.streams}",
             *(f"  tried lr {t.lr:g} decay {t.decay:g}: {bpc:.4f}" for t, bpc in result.scores),
-            f"on the last {result.chars:,} characters:",
+            f"on the {'test split' if report.split == 'test' else 'last'} "
+            f"{result.chars:,} characters:",
             f"static  bpc {_span(result.static)}",
             f"dynamic bpc {_span(result.dynamic)}  ({result.seconds:.1f} s, "
             f"{100_000 * result.seconds / result.chars:.1f} s per 100k characters; gradient "

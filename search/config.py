@@ -58,7 +58,8 @@ class SearchConfig:
     wandb_mode: str = "offline"  # offline (default, `wandb sync` later) | online | disabled
     data_dir: str | None = None  # local corpus folder (else CHARNN_DATA_DIR)
     max_chars: int | None = None  # corpus prefix length, for equal-length comparisons
-    val_fraction: float = 0.02  # held-out share of the text, taken from its end
+    val_fraction: float = 0.02  # validation share of the text, taken from its end (before test)
+    test_fraction: float = 0.0  # test share, the very end: scored once for the best model only
     sample_chars: int = 400  # characters sampled from the best model at the end
     space: SearchSpace = field(default_factory=SearchSpace)
 
@@ -110,6 +111,7 @@ class SearchConfig:
             data_dir=self.data_dir,
             max_chars=self.max_chars,
             val_fraction=self.val_fraction,
+            test_fraction=self.test_fraction,
         )
 
     def base_run(self, max_train_s: float) -> dict[str, Any]:
@@ -126,6 +128,7 @@ class SearchConfig:
             "data_dir": self.data_dir,
             "max_chars": self.max_chars,
             "val_fraction": self.val_fraction,
+            "test_fraction": self.test_fraction,
             "max_train_chars": MAX_TRIAL_CHARS,
             "max_train_s": max_train_s,
             "decay": self.decay,

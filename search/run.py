@@ -164,6 +164,12 @@ def command(argv: Sequence[str] | None = None) -> int:
             f"\nbest: trial {outcome.best_trial}, val_bpc {outcome.best_val_bpc:.4f}; "
             f"model in {outcome.path / 'best'}"
         )
+        if "test_bpc" in outcome.best:  # scored once, on text no selection saw
+            b = outcome.best
+            low, high = b["test_dynamic_bpc_interval"]
+            print(f"test split ({b['test_chars']:,} characters): {b['test_bpc']:.4f} bpc, "
+                  f"adaptive {b['test_dynamic_bpc']:.4f} [{low:.4f}, {high:.4f}] "
+                  f"({b['test_eval_s']:.0f} s)")  # fmt: skip
         print(f"\n--- sample from the best model ---\n{outcome.sample}\n---")
     print(
         f"results: {outcome.path / 'trials.parquet'}, {outcome.path / 'curves.parquet'} "

@@ -110,7 +110,7 @@ def search_text(search: Search) -> tuple[str, str]:
     """(training text, validation text) exactly as the search trained on it, checked against
     the checksum and lengths its trials table recorded."""
     config = search.config
-    train, val, sha256 = corpus_text(config.corpus_config())
+    train, val, _, sha256 = corpus_text(config.corpus_config())
     first = search.trials.slice(0, 1).to_pylist()[0]
     if sha256 != first["corpus_sha256"]:
         raise ConfigError(

@@ -197,8 +197,11 @@ class SearchFolder:
         self.best.mkdir(exist_ok=True)
         with atomic_path(self.best / BEST_CHECKPOINT) as tmp:
             shutil.copyfile(checkpoint, tmp)
-        atomic_write(self.best / BEST_ROW, json.dumps(row, indent=2, default=str) + "\n")
+        self.write_best_row(row)
         return self.best
+
+    def write_best_row(self, row: dict[str, Any]) -> None:
+        atomic_write(self.best / BEST_ROW, json.dumps(row, indent=2, default=str) + "\n")
 
     def write_sample(self, text: str) -> None:
         atomic_write(self.best / BEST_SAMPLE, text + "\n")

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,43 @@ def check_trainable(config: SearchConfig, corpus: Corpus) -> None:
         config.space.batch_size[1],
         config.space.seq_len[1],
     )
+    check_test_split(config, corpus)
+
+
+def check_test_split(config: SearchConfig, corpus: Corpus) -> None:
+    """A test split must hold what scoring the best model on it needs (`model.evaluate`): two
+    bootstrap blocks, and a segment for each stream of dynamic evaluation."""
+    from model.evaluate import EvalConfig
+
+    need = EvalConfig()
+    least = max(2 * need.block, need.streams * need.segment)
+    if config.test_fraction and len(corpus.test_ids) < least:
+        raise ConfigError(
+            f"the test split has {len(corpus.test_ids):,} characters, too few to score the best "
+            f"model on ({least:,}: two bootstrap blocks of {need.block:,}); raise --test-fraction"
+        )
+
+
+def test_figures(config: SearchConfig, best_dir: Path) -> dict[str, Any]:
+    """The best model's figures on the test split, which no selection saw: static and dynamic
+    bpc with their intervals (`model.evaluate`; dynamic settings chosen on validation)."""
+    from model.evaluate import EvalConfig, evaluate_checkpoint
+
+    report = evaluate_checkpoint(EvalConfig(checkpoint=str(best_dir), split="test",
+                                            dynamic=True, seed=config.seed))  # fmt: skip
+    dynamic = report.dynamic
+    assert dynamic is not None  # asked for
+    return {
+        "test_chars": report.chars,
+        "test_bpc": report.static.mean,
+        "test_bpc_interval": [report.static.low, report.static.high],
+        "test_dynamic_bpc": dynamic.dynamic.mean,
+        "test_dynamic_bpc_interval": [dynamic.dynamic.low, dynamic.dynamic.high],
+        "dynamic_settings": asdict(dynamic.settings),
+        "test_eval_s": sum(
+            (report.static_seconds, dynamic.stats_seconds, dynamic.tuning_seconds, dynamic.seconds)
+        ),  # fmt: skip
+    }
 
 
 def corpus_facts(corpus: Corpus) -> dict[str, Any]:
@@ -215,13 +252,17 @@ def write_results(
 def keep_best(
     config: SearchConfig, folder: SearchFolder, trials: pa.Table
 ) -> tuple[dict[str, Any] | None, str]:
-    """Copy the best trial's best checkpoint to NAME/best/ and sample text from it."""
+    """Copy the best trial's best checkpoint to NAME/best/, score it on the test split if the
+    search has one (its row in best/trial.json gets the figures), and sample text from it."""
     best = next(
         (r for r in ranked(trials) if r["best_checkpoint"] and r["best_val_bpc"] is not None), None
     )
     if best is None:
         return None, ""
     target = folder.keep_best(Path(best["best_checkpoint"]) / LATEST, best)
+    if config.test_fraction:
+        best = {**best, **test_figures(config, target)}
+        folder.write_best_row(best)
     model, vocab = load_model(target)
     sample = generate(model, vocab, prime=default_prime(vocab), length=config.sample_chars,
                       temperature=0.8, seed=config.seed)  # fmt: skip

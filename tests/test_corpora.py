@@ -383,11 +383,18 @@ def test_irc_encodes_whole() -> None:  # its speed is measured by benchmarks/ben
 
 
 def test_split_ids_by_position() -> None:
-    train, val = split_ids(np.arange(100), 0.1)
+    train, val, test = split_ids(np.arange(100), 0.1)
     np.testing.assert_array_equal(train, np.arange(90))
     np.testing.assert_array_equal(val, np.arange(90, 100))
+    assert len(test) == 0  # no test split unless asked for
+    train, val, test = split_ids(np.arange(100), 0.1, 0.05)  # [train | val | test]
+    np.testing.assert_array_equal(val, np.arange(85, 95))
+    np.testing.assert_array_equal(test, np.arange(95, 100))
+    assert len(train) == 85
     with pytest.raises(CorpusError, match="would be empty"):
         split_ids(np.arange(10), 0.01)
+    with pytest.raises(CorpusError, match="would be empty"):
+        split_ids(np.arange(10), 0.2, 0.01)  # a test split asked for, of no character
     with pytest.raises(CorpusError, match="val_fraction"):
         split_ids(np.arange(10), 1.5)
 
@@ -399,6 +406,8 @@ def test_split_ids_by_position() -> None:
         {"max_chars": -5},
         {"val_fraction": 0.0},
         {"val_fraction": 0.5},
+        {"test_fraction": -0.1},
+        {"val_fraction": 0.3, "test_fraction": 0.2},
         {"name": ""},
     ],
 )
@@ -419,7 +428,13 @@ def test_load_corpus_max_chars_prefix(tmp_path: Path) -> None:
     assert "Z" not in corpus.vocab.chars  # vocabulary of the prefix only
     assert (len(corpus.train_ids), len(corpus.val_ids)) == (90, 10)
     assert corpus.vocab.decode(np.concatenate([corpus.train_ids, corpus.val_ids])) == text[:100]
-    assert not corpus.train_ids.flags.writeable
+    assert not corpus.train_ids.flags.writeable and len(corpus.test_ids) == 0
+    split = load_corpus(
+        CorpusConfig(name=str(path), max_chars=100, val_fraction=0.1, test_fraction=0.2),
+        download=False,
+    )
+    assert (len(split.train_ids), len(split.val_ids), len(split.test_ids)) == (70, 10, 20)
+    assert split.vocab.decode(split.test_ids) == text[80:100]
 
 
 @needs_data

@@ -278,7 +278,38 @@ def test_command_refuses_its_own_text_split_otherwise(run_folder, capsys):
 
 
 def test_command_accepts_only_the_splits_that_exist(run_folder, capsys):
-    assert main(["--checkpoint", str(run_folder), "--split", "test"]) == 2
-    assert "split must be one of val" in one_error_line(capsys)
+    assert main(["--checkpoint", str(run_folder), "--split", "train"]) == 2
+    assert "split must be one of val, test" in one_error_line(capsys)
+    assert main(["--checkpoint", str(run_folder), "--split", "test", "--block", "500"]) == 2
+    assert "has no test split" in one_error_line(capsys)  # trained without --test-fraction
     assert main(["--checkpoint", str(run_folder / "missing.pt")]) == 2
     assert "not found" in one_error_line(capsys)
+
+
+@pytest.fixture(scope="module")
+def with_test_split(tmp_path_factory):
+    """A checkpoint trained on random letters with the repeats split into validation (the
+    first 1,500) and test (the last 1,500): a test split no selection saw."""
+    path = tmp_path_factory.mktemp("texts") / "repeats.txt"
+    held_out = write_repetitive_text(path)
+    trainer = train(CorpusConfig(name=str(path), val_fraction=held_out / 2,
+                                 test_fraction=held_out / 2))  # fmt: skip
+    assert len(trainer.corpus.val_ids) == len(trainer.corpus.test_ids) == 1_500
+    folder = tmp_path_factory.mktemp("run")
+    save_checkpoint(trainer.checkpoint(), str(folder / "best.pt"))
+    return folder, trainer
+
+
+def test_the_test_split_is_scored_with_settings_chosen_on_validation(with_test_split, capsys):
+    folder, trainer = with_test_split
+    args = ["--checkpoint", str(folder), "--split", "test", "--block", "500", "--streams", "4",
+            "--segment", "10", "--dynamic", "--method", "sgd"]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "test split, 1,500 characters" in out
+    # Settings chosen on all of validation, figures on all of test.
+    assert "chosen on the first 1,500 characters (" in out and "on the test split 1,500" in out
+    assert "dynamic is lower" in out
+    test_ids = np.concatenate([trainer.corpus.val_ids[-1:], trainer.corpus.test_ids])
+    static = char_losses(trainer.model, test_ids, 16, VAL_STREAMS).mean()
+    assert f"static  bpc {static:.4f}" in out

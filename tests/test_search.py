@@ -88,6 +88,21 @@ def test_best_model_is_kept_and_samples_text(searches):
     assert outcome.sample
 
 
+def test_the_best_model_alone_is_scored_on_the_test_split(searches):
+    config, outcome = searches["irc"]
+    row = json.loads((config.path / "best" / "trial.json").read_text())
+    assert row["trial_id"] == outcome.best_trial and row["test_chars"] == 22_000
+    low, high = row["test_bpc_interval"]
+    assert low < row["test_bpc"] < high and row["dynamic_settings"]["method"] == "rms"
+    low, high = row["test_dynamic_bpc_interval"]
+    assert low < row["test_dynamic_bpc"] < high
+    # trials.parquet keeps validation figures only: selection never saw the test split.
+    assert "test_bpc" not in pq.read_table(config.path / "trials.parquet").column_names
+    assert "test_bpc" not in json.loads(
+        (searches["monte-cristo"][0].path / "best" / "trial.json").read_text()
+    )
+
+
 def test_wandb_offline_runs_are_written(searches):
     config, outcome = searches["monte-cristo"]
     folders = sorted((config.path / "wandb").glob("offline-run-*"))
@@ -262,6 +277,10 @@ def test_sigterm_then_resume_keeps_every_trial_within_the_bound(ray_local, corpu
         (["--corpus", "irc", "--warm-start", "{tmp}"], "holds no search"),
         (["--corpus", "irc", "--range", "hidden_size=0,8"], "must start at 1"),
         (["--corpus", "irc", "--max-chars", "1000"], "too short"),
+        (
+            ["--corpus", "irc", "--max-chars", "200000", "--test-fraction", "0.05"],
+            "test split has 10,000 characters, too few",
+        ),
         (["--corpus", "irc", "--resume"], "to resume"),
     ],
 )
