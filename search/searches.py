@@ -97,12 +97,18 @@ def read_search(path: str | Path, data_dir: str | None = None) -> Search:
 def check_equal_lengths(searches: Sequence[Search], allow_unequal: bool) -> None:
     """Refuse to rank searches of different corpus lengths together unless allowed."""
     # Length and split both: the same length with another --val-fraction is other texts.
-    lengths = {s.name: (s.corpus_chars, s.config.val_fraction) for s in searches}
+    lengths = {
+        s.name: (s.corpus_chars, s.config.val_fraction, s.config.test_fraction) for s in searches
+    }
     if len(set(lengths.values())) > 1 and not allow_unequal:
-        detail = ", ".join(f"{name} {n:,} (val {v:g})" for name, (n, v) in lengths.items())
+        detail = ", ".join(
+            f"{name} {n:,} (val {v:g}" + (f", test {t:g})" if t else ")")
+            for name, (n, v, t) in lengths.items()
+        )
         raise ConfigError(
             f"searches used unequal corpus lengths or splits ({detail}); rerun them with one "
-            "--max-chars and --val-fraction, or pass --allow-unequal to rank them together anyway"
+            "--max-chars, --val-fraction and --test-fraction, or pass --allow-unequal to rank "
+            "them together anyway"
         )
 
 
@@ -110,7 +116,7 @@ def search_text(search: Search) -> tuple[str, str]:
     """(training text, validation text) exactly as the search trained on it, checked against
     the checksum and lengths its trials table recorded."""
     config = search.config
-    train, val, _, sha256 = corpus_text(config.corpus_config())
+    train, val, test, sha256 = corpus_text(config.corpus_config())
     first = search.trials.slice(0, 1).to_pylist()[0]
     if sha256 != first["corpus_sha256"]:
         raise ConfigError(
@@ -118,9 +124,10 @@ def search_text(search: Search) -> tuple[str, str]:
             f"{search.name} trained on {first['corpus_sha256'][:12]}...; pass --data-dir with "
             "the original file"
         )
-    if len(train) + len(val) != first["corpus_chars"] or len(val) != first["val_chars"]:
+    used = len(train) + len(val) + len(test)
+    if used != first["corpus_chars"] or len(val) != first["val_chars"]:
         raise ConfigError(
-            f"corpus {config.corpus!r} loads as {len(train) + len(val):,} characters "
+            f"corpus {config.corpus!r} loads as {used:,} characters "
             f"({len(val):,} validation), but search {search.name} used "
             f"{first['corpus_chars']:,} ({first['val_chars']:,})"
         )

@@ -88,8 +88,14 @@ def test_best_model_is_kept_and_samples_text(searches):
     assert outcome.sample
 
 
-def test_the_best_model_alone_is_scored_on_the_test_split(searches):
-    config, outcome = searches["irc"]
+def test_the_best_model_alone_is_scored_on_the_test_split(
+    searches, ray_local, corpus_dir, tmp_path
+):
+    config = tiny_search(
+        tmp_path, "irc", "with-test", corpus_dir, wandb_mode="disabled", test_fraction=0.11,
+        time_budget_s=20.0,
+    )  # 22,000 test characters: the best model alone is scored on them  # fmt: skip
+    outcome = run_search(config)
     row = json.loads((config.path / "best" / "trial.json").read_text())
     assert row["trial_id"] == outcome.best_trial and row["test_chars"] == 22_000
     low, high = row["test_bpc_interval"]
