@@ -61,7 +61,7 @@ import itertools
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -572,7 +572,7 @@ def load_scored_model(path: str, device: str) -> tuple[CharLSTM, Vocab, RunConfi
 # -- the report -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DynamicResult:
     settings: DynamicSettings  # chosen on the tuning text (or given)
     scores: tuple[tuple[DynamicSettings, float], ...]  # every grid point's bpc on the tuning text
@@ -584,9 +584,10 @@ class DynamicResult:
     seconds: float  # wall time of the reported dynamic pass
     stats_seconds: float  # wall time of the gradient statistics (rms)
     tuning_seconds: float  # wall time of choosing the settings
+    bits: np.ndarray = field(repr=False)  # dynamic bits of each reported character
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EvalReport:
     checkpoint: str
     text: str
@@ -595,6 +596,7 @@ class EvalReport:
     static: Interval  # static bpc on the whole split
     static_seconds: float
     dynamic: DynamicResult | None
+    bits: np.ndarray = field(repr=False)  # static bits of each character of the split
 
 
 def evaluate_dynamic(model: CharLSTM, text: EvalText, config: EvalConfig) -> DynamicResult:
@@ -643,13 +645,17 @@ def evaluate_dynamic(model: CharLSTM, text: EvalText, config: EvalConfig) -> Dyn
         seconds=seconds,
         stats_seconds=stats_seconds,
         tuning_seconds=tuning_seconds,
+        bits=dynamic_bits,
     )
 
 
 def evaluate_checkpoint(config: EvalConfig) -> EvalReport:
-    """Static (and with `config.dynamic`, dynamic) bpc of a checkpoint, with intervals."""
+    """Static (and with `config.dynamic`, dynamic) bpc of a checkpoint, with intervals.
+    `config.threads` > 0 sets torch's thread count for the process."""
     if not config.checkpoint:
         raise ConfigError("--checkpoint is required: a checkpoint file or a run folder")
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
     device = str(resolve_device(config.device))
     model, vocab, run, trained = load_scored_model(config.checkpoint, device)
     text = load_text(config, run, trained, vocab)
@@ -665,6 +671,7 @@ def evaluate_checkpoint(config: EvalConfig) -> EvalReport:
         static=block_bootstrap(bits, config.block, config.draws, config.seed, config.level),
         static_seconds=static_seconds,
         dynamic=evaluate_dynamic(model, text, config) if config.dynamic else None,
+        bits=bits,
     )
 
 
@@ -712,8 +719,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def command(argv: Sequence[str] | None = None) -> int:
     config = EvalConfig(**vars(build_parser().parse_args(argv)))
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
     report = evaluate_checkpoint(config)
     print(format_report(report, config.level, config.block))
     return 0

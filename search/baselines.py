@@ -24,6 +24,11 @@ outgrows PPMD_MEM_SIZE restarts the model from scratch: a worse figure, not a wr
 
 The unigram entropy is that of the validation text's own character frequencies: the cost of an
 order-0 model that knew them in advance (a flattering figure for an order-0 model).
+
+A search with a test split is also scored on it: the same figures for the test text given
+everything before it (training and validation text), and PPMd's cost of each stretch of
+PPMD_STRETCH characters of it (`ppmd_stretch_bits`), which the report pairs with the model's
+own bits for each character to put an interval on their difference.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyppmd
 import zstandard
 
@@ -58,6 +64,7 @@ METHOD = 2  # bump when a figure's definition changes: older cache entries are r
 PPMD_ORDERS = (4, 6, 8, 16)
 PPMD_MEM_SIZE = 256 << 20  # model memory (bytes): order 16 on 2.6 M characters needs > 16 MiB
 _PPMD_FLUSH_BYTES = 5  # what the range coder's flush writes: 5 shifts of one byte
+PPMD_STRETCH = 1_000  # characters per stretch of `ppmd_stretch_bits`
 
 
 def zstd_compress(data: bytes) -> bytes:
@@ -157,6 +164,27 @@ def ppmd_given_train(
     return 8 * (passes[order][1] - len(ppmd_compress(train, order))) / val_chars, order
 
 
+def ppmd_stretch_bits(
+    before: str, text: str, order: int, stretch: int = PPMD_STRETCH
+) -> np.ndarray:
+    """PPMd's bits for each character of `text` read after `before`, in one pass of model
+    order `order`: each stretch of `stretch` characters is charged the bytes the coder wrote
+    while reading it (the last also its flush), spread evenly over its characters.
+
+    They sum to the conditional cost of `text` (`ppmd_given_train`, within the flush's 5
+    bytes). A stretch's own figure is off by the few bytes the range coder holds back at its
+    ends, which the next stretch is charged instead: an error that cancels in any sum over
+    consecutive stretches, such as the report's 10,000-character bootstrap blocks.
+    """
+    encoder = pyppmd.Ppmd7Encoder(order, PPMD_MEM_SIZE)
+    encoder.encode(before.encode("utf-8"))
+    starts = range(0, len(text), stretch)
+    out = [len(encoder.encode(text[i : i + stretch].encode("utf-8"))) for i in starts]
+    out[-1] += len(encoder.flush())
+    lengths = [min(stretch, len(text) - i) for i in starts]
+    return np.repeat(8 * np.asarray(out, dtype=np.float64) / lengths, lengths)
+
+
 def ppmd_alone(
     val: bytes, val_chars: int, orders: Sequence[int] = PPMD_ORDERS
 ) -> tuple[float, int]:
@@ -182,10 +210,17 @@ def compute_baselines(train_text: str, val_text: str) -> Baselines:
     return Baselines(**figures)
 
 
-def cache_key(sha256: str, max_chars: int | None, val_fraction: float) -> str:
-    """Names one validation text: the corpus file, the prefix length and the split, and the
-    METHOD its figures were computed by."""
-    return f"{sha256}:{max_chars if max_chars is not None else 'all'}:{val_fraction!r}:m{METHOD}"
+def cache_key(
+    sha256: str,
+    max_chars: int | None,
+    val_fraction: float,
+    test_fraction: float = 0.0,
+    part: str = "val",
+) -> str:
+    """Names one scored text (`part`: "val" or "test"): the corpus file, the prefix length and
+    the split, and the METHOD its figures were computed by."""
+    key = f"{sha256}:{max_chars if max_chars is not None else 'all'}:{val_fraction!r}:m{METHOD}"
+    return key + (f":test={test_fraction!r}:{part}" if test_fraction else "")
 
 
 def read_cache(path: Path) -> dict[str, dict[str, Any]]:

@@ -2,23 +2,36 @@
 
 Each row: the corpus (length, distinct characters, checksums); compressor baselines on the
 same validation text (`search.baselines`); the best model's validation bpc and its gain over
-the best compressor; that trial's hyperparameters; the training characters and seconds it
-needed to reach fixed bpc thresholds; the best and median bpc at each rung of the scheduler
-(equal budgets); counts of trials by status; hyperparameter importance; a sample of its text.
+the best compressor; where the search kept a test split, the best model's static and adaptive
+bpc on it, the compressors on the same test text, and the model's gain over the best of them,
+each with a block-bootstrap interval (`test_columns`); that trial's hyperparameters; the
+training characters and seconds it needed to reach fixed bpc thresholds; the best and median
+bpc at each rung of the scheduler (equal budgets); counts of trials by status; hyperparameter
+importance; a sample of its text.
 Rows are ranked by best bpc. Built from the searches' tables (`search.searches`), never a
 second source of truth.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 import statistics
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 
+from model.evaluate import (
+    EvalConfig,
+    Interval,
+    block_bootstrap,
+    describe_difference,
+    independent_difference,
+    paired_difference,
+)
 from search.baselines import Baselines
 from search.config import SearchConfig, search_argv
 from search.importance import Importance
@@ -67,6 +80,27 @@ _BASELINE_COLUMNS = (  # bits per validation character (search.baselines.Baselin
     "ppmd_alone_bpc",
 )
 _BASELINE_ORDERS = ("ppmd_order", "ppmd_alone_order")  # PPMd's model order behind each figure
+_F64, _I64, _I32, _TEXT = pa.float64(), pa.int64(), pa.int32(), pa.string()
+
+
+def interval_columns(figure: str) -> tuple[str, str, str]:
+    """The columns of a figure with an interval: `figure`_bpc and its _low and _high ends."""
+    return f"{figure}_bpc", f"{figure}_bpc_low", f"{figure}_bpc_high"
+
+
+_MODEL_FIGURES = ("test", "test_dynamic")  # the best model on the test split: static, adaptive
+_GAIN_FIGURES = ("test_gain", "test_dynamic_gain")  # best compressor - model; > 0: model wins
+TEST_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (  # null: the search kept no test split
+    ("test_chars", _I64),
+    *((name, _F64) for figure in _MODEL_FIGURES for name in interval_columns(figure)),
+    ("test_ppmd_bpc", _F64),  # PPMd on the test text given all the text before it
+    ("test_ppmd_order", _I32),
+    ("test_best_compressor", _TEXT),
+    ("test_best_compressor_bpc", _F64),
+    *((name, _F64) for figure in _GAIN_FIGURES for name in interval_columns(figure)),
+    ("test_gain_paired", pa.bool_()),  # intervals paired with PPMd's own bits (else: the
+    # compressor's figure taken as exact, the model's interval alone)
+)  # fmt: skip
 
 
 def predictability_schema(thresholds: Sequence[float], rungs: Sequence[int]) -> pa.Schema:
@@ -100,6 +134,7 @@ def predictability_schema(thresholds: Sequence[float], rungs: Sequence[int]) -> 
         ("num_params", i64),
         ("best_chars_trained", i64),
         ("best_wall_s", f64),
+        *TEST_COLUMNS,
     ]
     for t in thresholds:
         chars, seconds = threshold_columns(t)
@@ -128,8 +163,10 @@ def search_row(
     importance: Importance,
     sample: str,
     config: CompareConfig,
+    test: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One search's row of the predictability table (rank and label are set later)."""
+    """One search's row of the predictability table (rank and label are set later); `test`:
+    its `test_columns`, where it kept a test split."""
     trials, sc = search.trials, search.config
     first = trials.slice(0, 1).to_pylist()[0]
     top = ranked(trials)[0]
@@ -164,6 +201,7 @@ def search_row(
         "num_params": best["num_params"],
         "best_chars_trained": best["chars_trained"],
         "best_wall_s": best["wall_s"],
+        **(test or {}),
     }
     reports = trial_curves(search.curves).get(best["trial_id"], [])
     for t, hit in crossings(reports, config.thresholds).items():
@@ -192,6 +230,72 @@ def search_row(
         sample_temperature=config.temperature,
     )
     return row
+
+
+def _gain(compressor_bpc: float, model: Interval, paired: Interval | None) -> Interval:
+    """compressor - model with an interval: from the paired difference (compressor's bits -
+    model's, re-centred on the exact figures), else the model's own interval mirrored."""
+    gain = compressor_bpc - model.mean
+    if paired is None:
+        return Interval(gain, compressor_bpc - model.high, compressor_bpc - model.low)
+    return Interval(gain, gain - (paired.mean - paired.low), gain + (paired.high - paired.mean))
+
+
+def test_columns(
+    static_bits: np.ndarray,
+    dynamic_bits: np.ndarray,
+    baselines: Baselines,
+    ppmd_bits: np.ndarray,
+    boot: EvalConfig,
+) -> dict[str, Any]:
+    """The test columns of a search's row: the best model's bits for each test character
+    (static, adaptive), the compressors on the same text (`baselines`) and PPMd's bits for
+    each of its characters (`search.baselines.ppmd_stretch_bits`), with `boot`'s block
+    bootstrap (block, draws, seed, level) for every interval.
+
+    The gain over the best compressor is paired when that compressor is PPMd: the same blocks
+    are drawn for both, so what makes a stretch hard for both cancels. Another codec has no
+    figure per stretch; its total is then taken as exact (`test_gain_paired` false).
+    """
+    settings = {"block": boot.block, "draws": boot.draws, "seed": boot.seed, "level": boot.level}
+    compressor, compressor_bpc = baselines.best
+    paired = compressor == "ppmd"
+    row: dict[str, Any] = {
+        "test_chars": len(static_bits),
+        "test_ppmd_bpc": baselines.ppmd_given_train_bpc,
+        "test_ppmd_order": baselines.ppmd_order,
+        "test_best_compressor": compressor,
+        "test_best_compressor_bpc": compressor_bpc,
+        "test_gain_paired": paired,
+    }
+    for figure, gain_figure, bits in zip(
+        _MODEL_FIGURES, _GAIN_FIGURES, (static_bits, dynamic_bits), strict=True
+    ):
+        model = block_bootstrap(bits, **settings)
+        difference = paired_difference(ppmd_bits, bits, **settings) if paired else None
+        gain = _gain(compressor_bpc, model, difference)
+        row.update(zip(interval_columns(figure), model, strict=True))
+        row.update(zip(interval_columns(gain_figure), gain, strict=True))
+    return row
+
+
+def ranking_differences(
+    table: pa.Table, bits: dict[str, np.ndarray], boot: EvalConfig
+) -> list[str]:
+    """One line for each two neighbours in the ranking whose best models were both scored on
+    a test split: their adaptive test bpc's difference, with an interval (each text resampled
+    on its own), and which is lower or that they are not distinguishable. `bits`: search name
+    -> the adaptive bits of each of its test characters."""
+    rows = [r for r in table.to_pylist() if r["search"] in bits]
+    settings = {"block": boot.block, "draws": boot.draws, "seed": boot.seed, "level": boot.level}
+    return [
+        describe_difference(
+            independent_difference(bits[a["search"]], bits[b["search"]], **settings),
+            a["label"],
+            b["label"],
+        )
+        for a, b in itertools.pairwise(rows)
+    ]
 
 
 def rank_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -14,10 +14,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from tabulate import tabulate
 
 from search.baselines import PPMD_MEM_SIZE
-from search.predictability import rung_columns, threshold_columns, threshold_label
+from search.predictability import (
+    interval_columns,
+    rung_columns,
+    threshold_columns,
+    threshold_label,
+)
 from search.results import STATUSES, ranked
 from search.space import FORMATS, HYPERPARAMETERS
 
@@ -118,6 +124,85 @@ REPRODUCE_COLUMNS: tuple[tuple[str, Cell], ...] = (
 )
 
 
+def interval_cell(figure: str, fmt: str = "{:.3f}") -> Cell:
+    """A figure with its interval: `1.706 [1.690, 1.722]`."""
+    mean, low, high = interval_columns(figure)
+
+    def cell(row: dict[str, Any]) -> str:
+        if not _finite(row[mean]):
+            return DASH
+        return f"{fmt.format(row[mean])} [{fmt.format(row[low])}, {fmt.format(row[high])}]"
+
+    return cell
+
+
+def verdict_cell(figure: str) -> Cell:
+    """Whether a gain's interval says the model wins, loses, or cannot be told apart."""
+    mean, low, high = interval_columns(figure)
+
+    def cell(row: dict[str, Any]) -> str:
+        if not _finite(row[mean]):
+            return DASH
+        if row[low] > 0:
+            return "model lower"
+        return "compressor lower" if row[high] < 0 else "not distinguishable"
+
+    return cell
+
+
+TEST_COLUMNS: tuple[tuple[str, Cell], ...] = (  # the test split, where a search kept one
+    ("corpus", col("label")),
+    ("test chars", col("test_chars", INT)),
+    ("static", interval_cell("test")),
+    ("adaptive", interval_cell("test_dynamic")),
+    ("PPMd | before (order)", lambda r: ppmd_cell(r, "test_ppmd_bpc", "test_ppmd_order")),
+    ("best compressor", lambda r: f"{r['test_best_compressor']} "
+     f"{r['test_best_compressor_bpc']:.3f}" if r["test_best_compressor"] else DASH),
+    ("gain static", interval_cell("test_gain", "{:+.3f}")),
+    ("gain adaptive", interval_cell("test_dynamic_gain", "{:+.3f}")),
+    ("adaptive vs compressor", verdict_cell("test_dynamic_gain")),
+)  # fmt: skip
+
+
+def has_test(table: pa.Table) -> bool:
+    return any(n is not None for n in table.column("test_chars").to_pylist())
+
+
+def test_table(table: pa.Table) -> str:
+    """The test-split view of the searches that kept one."""
+    return view(table.filter(pc.is_valid(table.column("test_chars"))), TEST_COLUMNS)
+
+
+def test_section(table: pa.Table, differences: Sequence[str]) -> list[str]:
+    """predictability.md's test-split section; none where no search kept a test split."""
+    if not has_test(table):
+        return []
+    return [
+        "## The test split: the best model against compressors, with intervals",
+        "",
+        "The end of each text, which no trial was ranked, stopped or chosen on, scored once for "
+        "the best model: `static` as trained, `adaptive` with dynamic evaluation (each segment "
+        "predicted, then learnt from; its settings chosen on validation; `model.evaluate`). "
+        "Compressors read the test text after all the text before it. `gain` is the best "
+        "compressor's bpc minus the model's, positive when the model wins. Intervals are 95% "
+        "block-bootstrap intervals (blocks of 10,000 characters); a gain over PPMd is paired with "
+        "PPMd's own bits for each 1,000 characters, so what is hard for both cancels.",
+        "",
+        test_table(table),
+        "",
+        *(
+            [
+                "Neighbours in the ranking, adaptive test bpc (each text resampled on its own):",
+                "",
+                *(f"- {line}" for line in differences),
+                "",
+            ]
+            if differences
+            else []
+        ),
+    ]
+
+
 def speed_columns(thresholds: Sequence[float]) -> list[tuple[str, Cell]]:
     columns: list[tuple[str, Cell]] = [("corpus", col("label"))]
     for t in thresholds:
@@ -172,9 +257,14 @@ def length_note(table: pa.Table) -> str:
 
 
 def render_markdown(
-    table: pa.Table, thresholds: Sequence[float], plots: dict[str, str], searches: Sequence[str]
+    table: pa.Table,
+    thresholds: Sequence[float],
+    plots: dict[str, str],
+    searches: Sequence[str],
+    differences: Sequence[str] = (),
 ) -> str:
-    """predictability.md: every section is a view of `table`; `plots` maps title -> file."""
+    """predictability.md: every section is a view of `table`; `plots` maps title -> file;
+    `differences`: the ranking's neighbours compared on the test split (lines)."""
     rows = table.to_pylist()
     parts = [
         "# Corpus predictability",
@@ -197,6 +287,7 @@ def render_markdown(
         "the entropy of the validation text's own character frequencies. `sha256` is that of the "
         "corpus file.",
         "",
+        *test_section(table, differences),
         "## Compressors on the validation text alone",
         "",
         "8 * C(val) / val chars: no training text seen. Shown for reference; not the fair figure.",

@@ -28,16 +28,26 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
+from corpora.dataset import SplitText
 from corpora.files import atomic_write
 from model.errors import ConfigError
-from search.baselines import cache_key, cached_baselines
+from model.evaluate import EvalConfig
+from search.baselines import cache_key, cached_baselines, ppmd_stretch_bits
 from search.importance import study_importances
 from search.plots import Curve, plot_baselines, plot_best_curves, plot_hyperparameters
-from search.predictability import DEFAULT_THRESHOLDS, predictability_table, search_row
-from search.render import length_note, main_table, render_markdown
+from search.predictability import (
+    DEFAULT_THRESHOLDS,
+    predictability_table,
+    ranking_differences,
+    search_row,
+    test_columns,
+)
+from search.render import has_test, length_note, main_table, render_markdown, test_table
 from search.searches import (
     Search,
     best_sample,
@@ -120,6 +130,32 @@ def write_plots(searches: Sequence[Search], table: pa.Table, out: Path) -> dict[
     return {title: path.name for title, path in plots.items()}
 
 
+def test_part(
+    search: Search, text: SplitText, boot: EvalConfig
+) -> tuple[dict[str, Any], np.ndarray] | None:
+    """A search's test columns (`search.predictability.test_columns`) and its best model's
+    adaptive bits for each test character; None where it kept no test split or scored none.
+
+    The compressors read the test text after all the text before it (training and
+    validation), as the model did; their figures are cached with the validation text's.
+    """
+    bits = search.folder.test_bits()
+    if not search.config.test_fraction or bits is None:
+        return None
+    static, dynamic = (bits.column(name).to_numpy().astype(np.float64) for name in bits.names)
+    if len(static) != len(text.test):
+        raise ConfigError(
+            f"{search.folder.best} scored {len(static):,} test characters, but the test split "
+            f"of {search.name} has {len(text.test):,} now"
+        )
+    sc = search.config
+    key = cache_key(text.sha256, sc.max_chars, sc.val_fraction, sc.test_fraction, "test")
+    before = text.train + text.val
+    baselines = cached_baselines(search.path / BASELINES_FILE, key, before, text.test)
+    ppmd = ppmd_stretch_bits(before, text.test, baselines.ppmd_order)
+    return test_columns(static, dynamic, baselines, ppmd, boot), dynamic
+
+
 def build_report(config: CompareConfig) -> Report:
     """Read the searches, compute every view, and write OUT/; see the module docstring."""
     paths = [Path(p).resolve() for p in config.searches]
@@ -128,29 +164,47 @@ def build_report(config: CompareConfig) -> Report:
         raise ConfigError(f"search folder names repeat ({', '.join(names)}); each must be unique")
     searches = [read_search(p, config.data_dir) for p in paths]
     check_equal_lengths(searches, config.allow_unequal)
-    rows = []
+    rows, test_bits, boot = [], {}, EvalConfig(seed=config.seed)
     for search in searches:
-        train_text, val_text = search_text(search)
+        text = search_text(search)
+        train_text, val_text = text.train, text.val
         text_sha256 = hashlib.sha256((train_text + val_text).encode("utf-8")).hexdigest()
-        sha256 = search.trials.column("corpus_sha256")[0].as_py()
-        key = cache_key(sha256, search.config.max_chars, search.config.val_fraction)
+        sc = search.config
+        key = cache_key(text.sha256, sc.max_chars, sc.val_fraction, sc.test_fraction)
         baselines = cached_baselines(search.path / BASELINES_FILE, key, train_text, val_text)
         importance = study_importances(search.folder.study_file, search.name)
         sample = best_sample(search.path, config.sample_chars, config.temperature, config.seed)
+        test = test_part(search, text, boot)
+        if test is not None:
+            test_bits[search.name] = test[1]
         rows.append(
-            search_row(search, text_sha256, len(train_text), baselines, importance, sample, config)
+            search_row(
+                search,
+                text_sha256,
+                len(train_text),
+                baselines,
+                importance,
+                sample,
+                config,
+                test[0] if test else None,
+            )  # fmt: skip
         )
     table = predictability_table(rows, config.thresholds)
+    differences = ranking_differences(table, test_bits, boot)
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder for the report")
     out.mkdir(parents=True, exist_ok=True)
     plots = write_plots(searches, table, out)
-    markdown = render_markdown(table, config.thresholds, plots, [str(s.path) for s in searches])
+    markdown = render_markdown(
+        table, config.thresholds, plots, [str(s.path) for s in searches], differences
+    )
     files = (
         write_parquet(table, out / TABLE_FILE),
         atomic_write(out / MARKDOWN_FILE, markdown),
         *(out / name for name in plots.values()),
     )
     terminal = "\n".join([length_note(table), "", main_table(table)])
+    if has_test(table):
+        terminal += "\n\nThe test split (best model, once):\n\n" + test_table(table)
     return Report(out=out, table=table, markdown=markdown, terminal=terminal, files=files)

@@ -1,7 +1,7 @@
 """Finished searches read back from their folders, and views of one search's tables.
 
     search = read_search("runs/irc-20261129-101500")     # settings, trials and curves tables
-    train_text, val_text = search_text(search)            # the exact text it trained on
+    train_text, val_text, test_text, sha256 = search_text(search)  # the text it was cut into
 
 Every file is read through `search.store`; a folder that is not a finished search, or whose
 corpus file changed since, is a one-line ConfigError.
@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from corpora.dataset import corpus_text
+from corpora.dataset import SplitText, corpus_text
 from model.errors import ConfigError
 from model.sample import default_prime, generate, load_model
 from search.config import SearchConfig, load_search_config
@@ -112,11 +112,12 @@ def check_equal_lengths(searches: Sequence[Search], allow_unequal: bool) -> None
         )
 
 
-def search_text(search: Search) -> tuple[str, str]:
-    """(training text, validation text) exactly as the search trained on it, checked against
+def search_text(search: Search) -> SplitText:
+    """The training, validation and test text exactly as the search cut it, checked against
     the checksum and lengths its trials table recorded."""
     config = search.config
-    train, val, test, sha256 = corpus_text(config.corpus_config())
+    text = corpus_text(config.corpus_config())
+    train, val, test, sha256 = text
     first = search.trials.slice(0, 1).to_pylist()[0]
     if sha256 != first["corpus_sha256"]:
         raise ConfigError(
@@ -131,7 +132,7 @@ def search_text(search: Search) -> tuple[str, str]:
             f"({len(val):,} validation), but search {search.name} used "
             f"{first['corpus_chars']:,} ({first['val_chars']:,})"
         )
-    return train, val
+    return text
 
 
 def trial_curves(curves: pa.Table) -> dict[str, list[dict[str, Any]]]:

@@ -13,7 +13,8 @@
   scheduler's state, so a resumed search reads it from here) |
 | `optuna.journal` | the sampler | the Optuna study, in Optuna's journal storage |
 | `trials.parquet`, `curves.parquet` | the end of each run | the result tables |
-| `best/` | the end of each run | the best checkpoint, its row and a sample |
+| `best/` | the end of each run | the best checkpoint, its row and a sample; with a test split,
+  the bits it paid for each test character (`test_bits.parquet`: static and dynamic) |
 | `sweep.yaml` | the start | the space as a W&B sweep |
 | `.lock`, `holder.json` | each run | held for the whole run: one search process per folder;
   who holds it (host, pid, since), removed when the run ends |
@@ -49,6 +50,8 @@ STOPPED, STUDY, SWEEP, LOCK = "stopped.txt", "optuna.journal", "sweep.yaml", ".l
 TRIALS, CURVES, BEST = "trials.parquet", "curves.parquet", "best"
 HOLDER, STATUS = "holder.json", "status.json"
 BEST_CHECKPOINT, BEST_ROW, BEST_SAMPLE = "best.pt", "trial.json", "sample.txt"
+TEST_BITS = "test_bits.parquet"
+TEST_BITS_SCHEMA = pa.schema([("static", pa.float32()), ("dynamic", pa.float32())])
 
 
 def read_json(file: Path, settle_s: float = 2.0) -> Any:
@@ -200,11 +203,26 @@ class SearchFolder:
         self.write_best_row(row)
         return self.best
 
+    def best_row(self) -> dict[str, Any] | None:
+        """best/trial.json: the best trial's row (with its test figures), None if absent."""
+        file = self.best / BEST_ROW
+        return json.loads(file.read_text(encoding="utf-8")) if file.exists() else None
+
     def write_best_row(self, row: dict[str, Any]) -> None:
         atomic_write(self.best / BEST_ROW, json.dumps(row, indent=2, default=str) + "\n")
 
     def write_sample(self, text: str) -> None:
         atomic_write(self.best / BEST_SAMPLE, text + "\n")
+
+    def write_test_bits(self, static: Any, dynamic: Any) -> None:
+        """The best model's bits for each test character, in text order (static, dynamic)."""
+        columns = {"static": static, "dynamic": dynamic}
+        write_parquet(pa.table(columns, schema=TEST_BITS_SCHEMA), self.best / TEST_BITS)
+
+    def test_bits(self) -> pa.Table | None:
+        """best/test_bits.parquet, or None where the search scored no test split."""
+        file = self.best / TEST_BITS
+        return read_parquet(file) if file.exists() else None
 
     # -- the rest --------------------------------------------------------------------------------
 

@@ -103,15 +103,20 @@ def check_test_split(config: SearchConfig, corpus: Corpus) -> None:
         )
 
 
-def test_figures(config: SearchConfig, best_dir: Path) -> dict[str, Any]:
-    """The best model's figures on the test split, which no selection saw: static and dynamic
-    bpc with their intervals (`model.evaluate`; dynamic settings chosen on validation)."""
+def test_figures(config: SearchConfig, folder: SearchFolder) -> dict[str, Any]:
+    """Score the best model (in `folder`'s best/) on the test split, which no selection saw:
+    static and dynamic bpc with their intervals (`model.evaluate`; dynamic settings chosen on
+    validation). The bits of each test character go to best/test_bits.parquet, where the
+    report pairs them with a compressor's (`search.report`)."""
     from model.evaluate import EvalConfig, evaluate_checkpoint
 
-    report = evaluate_checkpoint(EvalConfig(checkpoint=str(best_dir), split="test",
-                                            dynamic=True, seed=config.seed))  # fmt: skip
+    report = evaluate_checkpoint(
+        EvalConfig(checkpoint=str(folder.best), split="test", dynamic=True, seed=config.seed)
+    )
     dynamic = report.dynamic
     assert dynamic is not None  # asked for
+    folder.write_test_bits(report.bits, dynamic.bits)
+    seconds = report.static_seconds + dynamic.stats_seconds + dynamic.tuning_seconds
     return {
         "test_chars": report.chars,
         "test_bpc": report.static.mean,
@@ -119,9 +124,7 @@ def test_figures(config: SearchConfig, best_dir: Path) -> dict[str, Any]:
         "test_dynamic_bpc": dynamic.dynamic.mean,
         "test_dynamic_bpc_interval": [dynamic.dynamic.low, dynamic.dynamic.high],
         "dynamic_settings": asdict(dynamic.settings),
-        "test_eval_s": sum(
-            (report.static_seconds, dynamic.stats_seconds, dynamic.tuning_seconds, dynamic.seconds)
-        ),  # fmt: skip
+        "test_eval_s": seconds + dynamic.seconds,
     }
 
 
@@ -261,7 +264,7 @@ def keep_best(
         return None, ""
     target = folder.keep_best(Path(best["best_checkpoint"]) / LATEST, best)
     if config.test_fraction:
-        best = {**best, **test_figures(config, target)}
+        best = {**best, **test_figures(config, folder)}
         folder.write_best_row(best)
     model, vocab = load_model(target)
     sample = generate(model, vocab, prime=default_prime(vocab), length=config.sample_chars,

@@ -24,6 +24,7 @@ from search.baselines import (
     compute_baselines,
     ppmd_compress,
     ppmd_pass,
+    ppmd_stretch_bits,
     unigram_entropy,
     zstd_compress,
 )
@@ -104,6 +105,27 @@ def test_the_one_pass_reads_ppmd_training_size_off_the_stream(repeated):
         train_size, total = ppmd_pass(t, v, order)
         assert total == len(ppmd_compress(t + v, order))
         assert train_size == len(ppmd_compress(t, order))  # no carry pending here
+
+
+def test_ppmd_bits_per_stretch_add_up_to_its_conditional_cost(repeated):
+    train, _, b = repeated
+    text = random_words(1500, seed=1) + train[:3000]  # new words, then a copied passage
+    bits = ppmd_stretch_bits(train, text, b.ppmd_order, stretch=500)
+    assert bits.shape == (len(text),)
+    total = 8 * (len(ppmd_compress((train + text).encode(), b.ppmd_order))
+                 - len(ppmd_compress(train.encode(), b.ppmd_order)))  # fmt: skip
+    assert abs(bits.sum() - total) <= 8 * 5  # the flush's bytes, charged to the last stretch
+    stretches = bits[: len(text) // 500 * 500].reshape(-1, 500)
+    assert (stretches == stretches[:, :1]).all()  # even within a stretch
+    copied, new = bits[-3000:].mean(), bits[:6000].mean()
+    assert copied < new / 2  # the copied passage costs PPMd little, stretch by stretch
+
+
+def test_the_test_text_has_cache_entries_of_its_own():
+    val_key = cache_key("f" * 64, None, 0.1)
+    with_test = cache_key("f" * 64, None, 0.1, 0.05)
+    test = cache_key("f" * 64, None, 0.1, 0.05, "test")
+    assert len({val_key, with_test, test}) == 3 and val_key.endswith(f":m{METHOD}")
 
 
 def test_best_is_the_minimum_over_every_codec(repeated):

@@ -221,7 +221,7 @@ def test_baselines_are_cached_in_the_search_folder(rows, searches, monkeypatch):
     config, _ = searches["irc"]
     cache = config.path / BASELINES_FILE
     assert cache.is_file() and len(json.loads(cache.read_text())) == 1
-    train, val = search_text(read_search(config.path))
+    train, val, _, _ = search_text(read_search(config.path))
 
     def never(*_):
         raise AssertionError("baselines recomputed despite the cache")

@@ -14,6 +14,7 @@ import yaml
 
 from model.sample import generate, load_model
 from search.builders import report_points
+from search.report import CompareConfig, build_report
 from search.results import TRIALS_SCHEMA, resumed_history
 from search.run import main as run_main
 from search.store import STUDY, SearchFolder
@@ -104,6 +105,19 @@ def test_the_best_model_alone_is_scored_on_the_test_split(
     assert low < row["test_dynamic_bpc"] < high
     # trials.parquet keeps validation figures only: selection never saw the test split.
     assert "test_bpc" not in pq.read_table(config.path / "trials.parquet").column_names
+    bits = pq.read_table(config.path / "best" / "test_bits.parquet")
+    assert bits.num_rows == 22_000 and bits.column_names == ["static", "dynamic"]
+    # The report puts them beside the compressors on the same test text.
+    report = build_report(CompareConfig(searches=(str(config.path),), out=str(tmp_path / "r")))
+    shown = report.table.to_pylist()[0]
+    assert shown["test_chars"] == 22_000
+    assert shown["test_dynamic_bpc"] == pytest.approx(row["test_dynamic_bpc"], abs=1e-5)
+    assert shown["test_gain_bpc"] == pytest.approx(
+        shown["test_best_compressor_bpc"] - shown["test_bpc"]
+    )
+    assert shown["test_best_compressor_bpc"] <= shown["test_ppmd_bpc"]
+    assert shown["test_gain_bpc_low"] < shown["test_gain_bpc"] < shown["test_gain_bpc_high"]
+    assert "## The test split" in report.markdown and "The test split" in report.terminal
     assert "test_bpc" not in json.loads(
         (searches["monte-cristo"][0].path / "best" / "trial.json").read_text()
     )

@@ -1,0 +1,105 @@
+"""The predictability table's test-split columns and the ranking's stated differences, on
+made-up per-character bits (fast: no search, no corpus). The same columns on a real search's
+test split are checked in test_search."""
+
+from dataclasses import fields
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from model.evaluate import EvalConfig, block_bootstrap
+from search.baselines import Baselines
+from search.predictability import (
+    TEST_COLUMNS,
+    interval_columns,
+    predictability_table,
+    ranking_differences,
+)
+from search.predictability import test_columns as split_columns  # (pytest collects test_*)
+from search.render import TEST_COLUMNS as TEST_VIEW
+from search.render import has_test
+from search.render import test_section as split_section
+from search.render import test_table as split_table
+
+BOOT = EvalConfig(block=1_000, draws=400)
+N = 40_000
+
+
+def hardness(seed: int, n: int = N) -> np.ndarray:
+    """Bits a text makes every predictor pay: stretches of 500 characters, easy and hard."""
+    rng = np.random.default_rng(seed)
+    return np.repeat(rng.gamma(4.0, 0.5, n // 500), 500)
+
+
+def baselines(ppmd: float, xz: float) -> Baselines:
+    figures = {f.name: 3.0 for f in fields(Baselines)}
+    figures.update(val_chars=N, val_bytes=N, ppmd_order=8, ppmd_alone_order=8,
+                   ppmd_given_train_bpc=ppmd, xz_given_train_bpc=xz)  # fmt: skip
+    return Baselines(**figures)
+
+
+@pytest.fixture(scope="module")
+def bits():
+    """(static, dynamic, ppmd): three predictors of one text; adaptation saves 0.1 bpc."""
+    rng = np.random.default_rng(1)
+    text = hardness(0)
+    static = text + rng.normal(0.1, 0.5, N)
+    return static, static - 0.1, text + rng.normal(0.05, 0.5, N)
+
+
+def test_paired_with_ppmd_when_it_is_the_best_compressor(bits):
+    static, dynamic, ppmd = bits
+    row = split_columns(static, dynamic, baselines(ppmd.mean(), 9.0), ppmd, BOOT)
+    assert {name for name, _ in TEST_COLUMNS} == set(row)
+    assert row["test_best_compressor"] == "ppmd" and row["test_gain_paired"]
+    assert row["test_bpc"] == pytest.approx(static.mean())
+    assert row["test_gain_bpc"] == pytest.approx(ppmd.mean() - static.mean())
+    assert row["test_dynamic_gain_bpc"] == pytest.approx(row["test_gain_bpc"] + 0.1)
+    for figure in ("test", "test_dynamic", "test_gain", "test_dynamic_gain"):
+        mean, low, high = (row[c] for c in interval_columns(figure))
+        assert low < mean < high, figure
+    # What makes a stretch hard for both cancels: the paired gain is known far better than
+    # either figure alone.
+    gain = row["test_gain_bpc_high"] - row["test_gain_bpc_low"]
+    assert gain < (row["test_bpc_high"] - row["test_bpc_low"]) / 3
+    assert row["test_dynamic_gain_bpc_low"] > 0 > row["test_gain_bpc_high"]  # wins adapted
+
+
+def test_another_best_compressor_is_taken_as_exact(bits):
+    static, dynamic, ppmd = bits
+    row = split_columns(static, dynamic, baselines(ppmd.mean(), 1.0), ppmd, BOOT)
+    assert row["test_best_compressor"] == "xz" and not row["test_gain_paired"]
+    model = block_bootstrap(static, BOOT.block, BOOT.draws, BOOT.seed, BOOT.level)
+    assert (row["test_gain_bpc_low"], row["test_gain_bpc_high"]) == pytest.approx(
+        (1.0 - model.high, 1.0 - model.low)
+    )
+
+
+def test_the_ranking_states_each_difference_or_that_there_is_none():
+    rng = np.random.default_rng(2)
+    a, b, c = (hardness(s) + rng.normal(0, 0.3, N) for s in (3, 4, 4))
+    bits = {"s-a": a - 1.0, "s-b": b, "s-c": c}  # b and c: the same text
+    table = pa.table({"search": ["s-a", "s-b", "s-none", "s-c"],
+                      "label": ["alpha", "beta", "none", "gamma"]})  # fmt: skip
+    first, second = ranking_differences(table, bits, BOOT)
+    assert first.startswith("alpha - beta: -") and first.endswith("alpha is lower")
+    assert second.startswith("beta - gamma:") and second.endswith("not distinguishable")
+
+
+def test_the_report_shows_the_test_split_only_where_there_is_one(bits):
+    static, dynamic, ppmd = bits
+    scored = split_columns(static, dynamic, baselines(ppmd.mean(), 9.0), ppmd, BOOT)
+    rows = [
+        {"corpus": "kept", "search": "s1", "best_val_bpc": 1.0, **scored},
+        {"corpus": "none", "search": "s2", "best_val_bpc": 2.0},
+    ]
+    table = predictability_table(rows, thresholds=(2.0,))
+    assert has_test(table) and not has_test(table.slice(1))
+    shown = split_table(table)
+    assert "kept" in shown and "none" not in shown and len(TEST_VIEW) == 9
+    assert "model lower" in shown and f"{scored['test_dynamic_bpc']:.3f} [" in shown
+    assert "ppmd" in shown and f"{ppmd.mean():.3f} (8)" in shown
+    assert split_section(predictability_table(rows[1:], thresholds=(2.0,)), ["a line"]) == []
+    markdown = "\n".join(split_section(table, ["kept - none: (a line)"]))
+    assert markdown.startswith("## The test split") and "- kept - none: (a line)" in markdown
