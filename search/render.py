@@ -8,7 +8,6 @@ exist shows as a dash.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,7 +23,7 @@ from search.predictability import (
     threshold_columns,
     threshold_label,
 )
-from search.results import STATUSES, ranked
+from search.results import STATUSES, finite, ranked
 from search.space import FORMATS, HYPERPARAMETERS
 
 DASH = "–"  # shown for a value that does not exist (threshold never reached, no trial)
@@ -34,18 +33,14 @@ _NUMBER = re.compile(r"(?=.*\d)[-+\d.,e%/() –]+|–")  # 1,234  -0.5  4.1e-03 
 BPC, INT, SECONDS = "{:.3f}".format, "{:,}".format, "{:.1f}".format
 
 
-def _finite(value: Any) -> bool:
-    return value is not None and math.isfinite(value)
-
-
 def col(name: str, fmt: Callable[[Any], str] = str) -> Cell:
     """The cell of column `name`, formatted; DASH where the value does not exist."""
-    return lambda row: fmt(row[name]) if isinstance(row[name], str) or _finite(row[name]) else DASH
+    return lambda row: fmt(row[name]) if isinstance(row[name], str) or finite(row[name]) else DASH
 
 
 def ppmd_cell(row: dict[str, Any], bpc: str, order: str) -> str:
     """PPMd's bpc with the model order that reached it: `1.706 (8)`."""
-    return f"{row[bpc]:.3f} ({row[order]})" if _finite(row[bpc]) else DASH
+    return f"{row[bpc]:.3f} ({row[order]})" if finite(row[bpc]) else DASH
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -129,7 +124,7 @@ def interval_cell(figure: str, fmt: str = "{:.3f}") -> Cell:
     mean, low, high = interval_columns(figure)
 
     def cell(row: dict[str, Any]) -> str:
-        if not _finite(row[mean]):
+        if not finite(row[mean]):
             return DASH
         return f"{fmt.format(row[mean])} [{fmt.format(row[low])}, {fmt.format(row[high])}]"
 
@@ -141,7 +136,7 @@ def verdict_cell(figure: str) -> Cell:
     mean, low, high = interval_columns(figure)
 
     def cell(row: dict[str, Any]) -> str:
-        if not _finite(row[mean]):
+        if not finite(row[mean]):
             return DASH
         if row[low] > 0:
             return "model lower"

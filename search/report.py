@@ -48,11 +48,11 @@ from search.predictability import (
     test_columns,
 )
 from search.render import has_test, length_note, main_table, render_markdown, test_table
+from search.results import finite
 from search.searches import (
     Search,
     best_sample,
     check_equal_lengths,
-    finite,
     read_search,
     search_text,
     trial_curves,

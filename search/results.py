@@ -127,6 +127,11 @@ def finite_or_none(value: Any) -> float | None:
     return float(value) if isinstance(value, Real) and math.isfinite(value) else None
 
 
+def finite(value: Any) -> bool:
+    """Whether `value` is a finite number (not None, NaN or infinite)."""
+    return finite_or_none(value) is not None
+
+
 def report_bpc(report: dict[str, Any]) -> float | None:
     """A report's validation bpc; none for the report of a diverged trial (a stand-in value)."""
     return None if report.get("diverged") else finite_or_none(report.get("val_bpc"))

@@ -9,7 +9,6 @@ corpus file changed since, is a one-line ConfigError.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from corpora.dataset import SplitText, corpus_text
 from model.errors import ConfigError
 from model.sample import default_prime, generate, load_model
 from search.config import SearchConfig, load_search_config
-from search.results import STATUSES
+from search.results import STATUSES, finite
 from search.space import HYPERPARAMETERS
 from search.store import CURVES, SETTINGS, TRIALS, SearchFolder
 
@@ -31,10 +30,6 @@ TRIAL_COLUMNS = (  # of search.results.TRIALS_SCHEMA, those the reports read
     "status",
 )  # fmt: skip
 CURVE_COLUMNS = ("trial_id", "iteration", "chars_seen", "val_bpc", "elapsed_s", "train_s")
-
-
-def finite(value: Any) -> bool:
-    return value is not None and math.isfinite(value)
 
 
 @dataclass(frozen=True)
