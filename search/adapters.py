@@ -152,17 +152,27 @@ class RecordingASHA(ASHAScheduler):
     tells "stopped" from "completed" or "cut".
 
     A trial whose configuration is one of `long_horizon` (`search.warm.long_horizon_start`: a
-    wide network the budget lets read the text many times) is not compared at the rungs, where
+    wide network the budget lets read the text many times) is not judged at the rungs, where
     it is behind what learns fast by design; it trains to `max_t` unless it plateaus or the
-    deadline comes, and the others are compared among themselves.
+    deadline comes. With `yardstick`, its values at the rungs are written down like any
+    trial's, so the others are judged against it too: it is the slow starter, so a trial
+    behind it at equal training time is behind the budget's bet and frees its slot (without,
+    a lone trial in the other slot is first at every rung and never judged). Its end value is
+    never written down.
     """
 
     def __init__(
-        self, *args: Any, folder: str, long_horizon: Sequence[dict[str, Any]] = (), **kwargs: Any
+        self,
+        *args: Any,
+        folder: str,
+        long_horizon: Sequence[dict[str, Any]] = (),
+        yardstick: bool = True,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.folder = folder
         self.long_horizon = [dict(p) for p in long_horizon]
+        self.yardstick = yardstick
         self.unjudged: set[str] = set()  # trial ids of long-horizon trials
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
@@ -178,6 +188,8 @@ class RecordingASHA(ASHAScheduler):
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if trial.trial_id in self.unjudged:
+            if self.yardstick:  # written down at the rung; its own verdict is ignored
+                super().on_trial_result(tune_controller, trial, result)
             return self.STOP if result.get(TIME_ATTR, 0.0) >= self._max_t else self.CONTINUE
         action = super().on_trial_result(tune_controller, trial, result)
         if action == self.STOP and not result.get("end"):

@@ -174,6 +174,7 @@ def make_scheduler(
         brackets=max(1, brackets),
         folder=str(config.path),
         long_horizon=long_horizon,
+        yardstick=config.long_horizon_yardstick,
     )
 
 
