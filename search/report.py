@@ -42,6 +42,7 @@ from search.importance import study_importances
 from search.plots import Curve, plot_baselines, plot_best_curves, plot_hyperparameters
 from search.predictability import (
     DEFAULT_THRESHOLDS,
+    Sample,
     predictability_table,
     ranking_differences,
     search_row,
@@ -173,7 +174,11 @@ def build_report(config: CompareConfig) -> Report:
         key = cache_key(text.sha256, sc.max_chars, sc.val_fraction, sc.test_fraction)
         baselines = cached_baselines(search.path / BASELINES_FILE, key, train_text, val_text)
         importance = study_importances(search.folder.study_file, search.name)
-        sample = best_sample(search.path, config.sample_chars, config.temperature, config.seed)
+        sample = Sample(
+            best_sample(search.path, config.sample_chars, config.temperature, config.seed),
+            config.seed,
+            config.temperature,
+        )
         test = test_part(search, text, boot)
         if test is not None:
             test_bits[search.name] = test[1]
@@ -185,7 +190,7 @@ def build_report(config: CompareConfig) -> Report:
                 baselines,
                 importance,
                 sample,
-                config,
+                config.thresholds,
                 test[0] if test else None,
             )  # fmt: skip
         )
