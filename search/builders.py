@@ -4,7 +4,7 @@ Every builder takes the search's `SearchConfig` and its `Schedule` (from the tim
 returns a Tune or Optuna object; `search.tuning.run_search` wires them together.
 
 Schedulers (`--scheduler`), all on the same time axis, seconds of training steps, chosen by
-the comparison in README ("Choosing the scheduler"):
+the comparison in docs/search.md ("Choosing the scheduler"):
 
 - `asha` (default): Tune's ASHA, which stops or continues a trial the moment it reaches a
   rung. The first trial at a rung always continues, so with few slots the warm starts keep

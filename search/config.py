@@ -37,7 +37,7 @@ class SearchConfig:
     reduction_factor: int = 3  # asha/hyperband keep the best 1/rf of the trials at each rung
     first_rung_share: float = GRACE_SHARE  # the first rung is at least this share of the budget
     first_rung_val_chars: int = 32_768  # validation characters scored at the first rung (it
-    # ranked 52 trials as the whole text did, README); every later report scores all of it
+    # ranked 52 trials as the whole text did, docs/search.md); every later report scores all of it
     warm_start: str | None = None  # search folder whose best configurations run first
     warm_start_top: int = 3  # how many of them
     warm_start_defaults: bool = True  # run the documented known-good configurations first

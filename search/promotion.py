@@ -5,7 +5,7 @@ in the best 1/rf of the trials recorded there so far, else it stops for good. Th
 at a rung has nothing to be compared with and always continues. With many workers that is a
 small price; with the few trial slots of one machine it decides the whole search: the first
 two trials (the warm starts) pass every rung while they stay the best and keep both slots to
-the end, and little else is tried (README, "Choosing the scheduler": at 5 minutes on 2 cores
+the end, and little else is tried (docs/search.md, "Choosing the scheduler": at 5 minutes on 2 cores
 that exploitation measured better than this scheduler's exploration).
 
 This scheduler is ASHA as its paper gives it (Li et al., "A System for Massively Parallel

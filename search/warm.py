@@ -38,7 +38,7 @@ from model.errors import ConfigError
 from search.space import HYPERPARAMETERS, PARAMETERS, SearchSpace
 from search.store import TRIALS, SearchFolder
 
-# Known-good starting points (see README, "How the defaults were chosen"). The first is
+# Known-good starting points (see docs/search.md, "How the defaults were chosen"). The first is
 # karpathy/char-rnn's default network (2 x 128 LSTM, 50 streams of 50 characters) at a
 # learning rate fit for short budgets: at 2e-3, its own default, it learns far more slowly in
 # the minutes a search gives one trial. The others trade width for depth and speed.
