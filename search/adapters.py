@@ -26,6 +26,7 @@ from ray.tune.search.optuna import OptunaSearch
 from tqdm import tqdm
 
 from model.trainable import ORIGIN
+from search.compat import asha_forget, asha_max_t, optuna_study, optuna_trials
 from search.progress import RUNNING, Board, best_text, counts_text, progress_line, running_lines
 from search.space import SearchSpace
 from search.store import SearchFolder
@@ -86,16 +87,16 @@ class BudgetAwareOptunaSearch(OptunaSearch):
         clock = SearchFolder(self._folder).clock()
         if time.time() > clock["started"] + self._last_start_s:
             return Searcher.FINISHED
-        if trial_id not in self._ot_trials:
+        if trial_id not in optuna_trials(self):
             self._asked += 1
             every, asked = self._mutate_every, self._asked
             if self._incumbent and every and asked > self._warm and asked % every == 0:
                 rng = random.Random(self._seed * 1_000_003 + self._asked)
                 point = mutate(self._incumbent[1], self._search_space, rng)
                 # Enqueued trials come first, in order: the next ask() is this one.
-                self._ot_study.enqueue_trial(point, user_attrs={ORIGIN: "mutated"})
+                optuna_study(self).enqueue_trial(point, user_attrs={ORIGIN: "mutated"})
         suggestion = super().suggest(trial_id)
-        ot_trial = self._ot_trials[trial_id]
+        ot_trial = optuna_trials(self)[trial_id]
         # The warm starts were enqueued first, so they hold the study's first trial numbers.
         origin = ot_trial.user_attrs.get(ORIGIN) or (
             "warm" if ot_trial.number < self._warm else "sampled"
@@ -116,8 +117,9 @@ class BudgetAwareOptunaSearch(OptunaSearch):
         whole = result.get("val_chars") == result.get("val_total") and not result.get("diverged")
         value = result.get(METRIC, math.nan)
         best = math.inf if self._incumbent is None else self._incumbent[0]
-        if whole and math.isfinite(value) and value < best and trial_id in self._ot_trials:
-            self._incumbent = (value, dict(self._ot_trials[trial_id].params))
+        trials = optuna_trials(self)
+        if whole and math.isfinite(value) and value < best and trial_id in trials:
+            self._incumbent = (value, dict(trials[trial_id].params))
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
@@ -182,7 +184,7 @@ class RecordingASHA(ASHAScheduler):
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
         if trial.trial_id in self.unjudged:  # its end value is not a rung value to compare with
-            self._trial_info.pop(trial.trial_id, None)
+            asha_forget(self, trial.trial_id)
             return
         super().on_trial_complete(tune_controller, trial, result)
 
@@ -190,7 +192,7 @@ class RecordingASHA(ASHAScheduler):
         if trial.trial_id in self.unjudged:
             if self.yardstick:  # written down at the rung; its own verdict is ignored
                 super().on_trial_result(tune_controller, trial, result)
-            return self.STOP if result.get(TIME_ATTR, 0.0) >= self._max_t else self.CONTINUE
+            return self.STOP if result.get(TIME_ATTR, 0.0) >= asha_max_t(self) else self.CONTINUE
         action = super().on_trial_result(tune_controller, trial, result)
         if action == self.STOP and not result.get("end"):
             SearchFolder(self.folder).record_stop(trial.trial_id)

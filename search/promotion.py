@@ -33,6 +33,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from search.adapters import METRIC, MODE, TIME_ATTR
+from search.compat import set_objective
 from search.store import SearchFolder
 
 
@@ -50,7 +51,7 @@ class PromotionScheduler(FIFOScheduler):
         min_run_s: float,
     ) -> None:
         super().__init__()
-        self._metric, self._mode = METRIC, MODE
+        set_objective(self, METRIC, MODE)
         self.rungs_s = tuple(rungs_s)  # training seconds, ascending; a trial's end is not one
         self.reduction_factor = reduction_factor
         self.slots = slots

@@ -38,6 +38,7 @@ from model.sample import LATEST, default_prime, generate, load_model
 from search.adapters import METRIC
 from search.builders import make_trainable, make_tuner, trial_seconds
 from search.cluster import default_concurrency, request_workers, start_ray
+from search.compat import experiment_analysis, trial_id_from_folder
 from search.config import SearchConfig
 from search.plots import plot_search
 from search.progress import counts
@@ -184,7 +185,7 @@ def collect_trials(
         history = resumed_history(reports(result))
         if not history and not result.error:
             continue  # suggested, then never started: the budget's exploration had ended
-        trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name.split("_")[2]
+        trial_id = (result.metrics or {}).get("trial_id") or trial_id_from_folder(result.path)
         records.append(
             TrialRecord(
                 trial_id=trial_id,
@@ -209,7 +210,7 @@ def fit(tuner: tune.Tuner) -> tune.ResultGrid:
     try:
         return tuner.fit()
     except RuntimeError as error:
-        analysis = getattr(getattr(tuner, "_local_tuner", None), "_experiment_analysis", None)
+        analysis = experiment_analysis(tuner)
         if "trial_dir_name" not in str(error) or analysis is None:
             raise
         analysis.trials = [t for t in analysis.trials if t.storage.trial_dir_name]

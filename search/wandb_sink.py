@@ -29,6 +29,7 @@ from ray import tune
 from ray.air.constants import EXPR_RESULT_FILE
 
 from model.trainable import ORIGIN
+from search.compat import WANDB_QUIET_EXPERIMENTAL
 from search.results import (
     TrialRecord,
     finite_or_none,
@@ -176,11 +177,9 @@ class WandbSink(tune.Callback):
         QUIET = wandb.Settings(
             silent=True,
             console="off",
-            x_disable_stats=True,
-            x_disable_meta=True,
             disable_git=True,
-            x_save_requirements=False,
             disable_job_creation=True,
+            **WANDB_QUIET_EXPERIMENTAL,
         )
 
         runs: dict[str, Any] = {}

@@ -11,6 +11,7 @@ from model.config import parse_duration
 from model.errors import ConfigError
 from search.adapters import RecordingASHA
 from search.builders import report_grid
+from search.compat import optuna_study
 from search.promotion import PromotionScheduler
 from search.schedule import MIN_GRACE_S, plan_schedule
 from search.space import DefineByRun, SearchSpace
@@ -210,7 +211,8 @@ def test_optuna_is_told_how_each_trial_ended(tmp_path):
         "plateau",
         {"val_bpc": 2.3, "best_val_bpc": 2.2, "training_iteration": 2, "end": "plateaued", **whole},
     )
-    told = {t.user_attrs["tune_trial_id"]: t for t in searcher._ot_study.get_trials(deepcopy=False)}
+    trials = optuna_study(searcher).get_trials(deepcopy=False)
+    told = {t.user_attrs["tune_trial_id"]: t for t in trials}
     state = optuna.trial.TrialState
     assert {k: t.state for k, t in told.items()} == {
         "done": state.COMPLETE, "stopped": state.PRUNED, "stopped_first": state.PRUNED,
@@ -253,7 +255,7 @@ def test_trials_say_where_they_came_from_and_mutations_explore_around_the_best(t
         low, high = getattr(space, k)
         assert low <= mutant[k] <= high
     told = {t.user_attrs["tune_trial_id"]: t.user_attrs["origin"]
-            for t in searcher._ot_study.get_trials(deepcopy=False)}  # fmt: skip
+            for t in optuna_study(searcher).get_trials(deepcopy=False)}  # fmt: skip
     assert told == {"t1": "warm", "t2": "sampled", "t3": "sampled", "t4": "mutated",
                     "t5": "sampled"}  # fmt: skip
 

@@ -1,0 +1,72 @@
+"""Every use of a Ray Tune, Optuna or W&B internal, in one place.
+
+Where the libraries have no public way to do what the search needs, it reaches into them
+here and nowhere else. Each use names the version it was read from; `tests/test_compat.py`
+runs each against the installed library and fails when an upgrade changes it (pyproject.toml
+bounds the versions to those tested).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+# -- Ray Tune's OptunaSearch (ray 2.60, ray/tune/search/optuna/optuna_search.py) ---------------
+
+
+def optuna_trials(searcher: Any) -> dict[str, Any]:
+    """Tune trial id -> the Optuna trial an `OptunaSearch` asked for it (`_ot_trials`)."""
+    return searcher._ot_trials
+
+
+def optuna_study(searcher: Any) -> Any:
+    """The Optuna study behind an `OptunaSearch` (`_ot_study`), to enqueue trials into."""
+    return searcher._ot_study
+
+
+# -- Ray Tune's schedulers (ray 2.60, ray/tune/schedulers/) ------------------------------------
+
+
+def set_objective(scheduler: Any, metric: str, mode: str) -> None:
+    """Give a scheduler its metric and mode (`_metric`, `_mode`); `set_search_properties`,
+    the public way, sets the metric only."""
+    scheduler._metric, scheduler._mode = metric, mode
+
+
+def asha_max_t(scheduler: Any) -> float:
+    """The training time at which an `ASHAScheduler` stops every trial (`_max_t`)."""
+    return scheduler._max_t
+
+
+def asha_forget(scheduler: Any, trial_id: str) -> None:
+    """Drop a trial from an `ASHAScheduler`'s brackets (`_trial_info`) without recording it:
+    its end value is then no rung value."""
+    scheduler._trial_info.pop(trial_id, None)
+
+
+# -- Ray Tune's Tuner and trial folders (ray 2.60, ray/tune/tuner.py, ray/tune/experiment/) ----
+
+
+def experiment_analysis(tuner: Any) -> Any | None:
+    """The analysis a local `Tuner.fit` built before failing (`_local_tuner.
+    _experiment_analysis`), or None."""
+    return getattr(getattr(tuner, "_local_tuner", None), "_experiment_analysis", None)
+
+
+def trial_id_from_folder(path: str | Path) -> str:
+    """The trial id in the name of a trial's folder, `TRAINABLE_ID_INDEX_CONFIG...` (Tune's
+    default dirname creator): the third part, for a trainable whose name has one underscore
+    (`train_trial`, model/trainable.py) and the ids trials of a search algorithm get (eight
+    hex digits; a grid's `ID_00001` would not do)."""
+    return Path(path).name.split("_")[2]
+
+
+# -- W&B's settings (wandb 0.31, wandb/sdk/wandb_settings.py) -----------------------------------
+
+# No system-metrics sampling, no metadata or package inventory: settings with an x_ prefix,
+# which W&B documents as experimental.
+WANDB_QUIET_EXPERIMENTAL = {
+    "x_disable_stats": True,
+    "x_disable_meta": True,
+    "x_save_requirements": False,
+}

@@ -1,0 +1,76 @@
+"""search.compat against the installed Ray Tune, Optuna and W&B: each internal it reaches is
+still where it was read from. A failure here means an upgrade moved one (pyproject.toml bounds
+the versions to those tested)."""
+
+import optuna
+import pytest
+import wandb
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from search.compat import (
+    WANDB_QUIET_EXPERIMENTAL,
+    asha_forget,
+    asha_max_t,
+    experiment_analysis,
+    optuna_study,
+    optuna_trials,
+    set_objective,
+    trial_id_from_folder,
+)
+from tests.test_schedule import Controller, Stub
+
+
+def test_optuna_search_keeps_its_study_and_a_trial_per_tune_trial():
+    searcher = OptunaSearch(space={"x": tune.uniform(0.0, 1.0)}, metric="v", mode="min", seed=0)
+    study = optuna_study(searcher)
+    assert isinstance(study, optuna.Study)
+    study.enqueue_trial({"x": 0.25})
+    assert searcher.suggest("t1") == {"x": 0.25}  # the enqueued point comes first
+    trial = optuna_trials(searcher)["t1"]
+    assert isinstance(trial, optuna.Trial) and trial.params == {"x": 0.25}
+
+
+def test_asha_keeps_its_horizon_and_a_bracket_per_trial():
+    sched = ASHAScheduler(time_attr="s", metric="v", mode="min", max_t=9.0, grace_period=1.0)
+    assert asha_max_t(sched) == 9.0
+    trial = Stub("a")
+    sched.on_trial_add(Controller([trial]), trial)
+    asha_forget(sched, "a")
+    with pytest.raises(KeyError):  # forgotten: ASHA no longer knows the trial
+        sched.on_trial_result(Controller([trial]), trial, {"s": 2.0, "v": 1.0})
+    asha_forget(sched, "never-added")  # nothing to forget: no error
+
+
+def test_a_scheduler_takes_its_metric_and_mode():
+    sched = TrialScheduler()
+    set_objective(sched, "v", "min")
+    assert sched.metric == "v" and sched._mode == "min"
+
+
+def test_quiet_wandb_settings_are_still_settings():
+    settings = wandb.Settings(**WANDB_QUIET_EXPERIMENTAL)
+    for name, value in WANDB_QUIET_EXPERIMENTAL.items():
+        assert getattr(settings, name) == value, name
+
+
+def train_trial(config):  # named like model.trainable's: the folder names have the same shape
+    tune.report({"v": config["x"]})
+
+
+@pytest.mark.slow
+def test_a_tuner_keeps_its_analysis_and_names_trial_folders_by_id(ray_local, tmp_path):
+    tuner = tune.Tuner(
+        train_trial,
+        param_space={"x": tune.uniform(0.0, 1.0)},
+        tune_config=tune.TuneConfig(
+            search_alg=OptunaSearch(metric="v", mode="min", seed=0), num_samples=2
+        ),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="compat", verbose=0),
+    )
+    results = tuner.fit()
+    analysis = experiment_analysis(tuner)
+    assert analysis is not None and len(analysis.trials) == 2
+    ids = {t.trial_id for t in analysis.trials}
+    assert {trial_id_from_folder(r.path) for r in results} == ids
