@@ -160,17 +160,6 @@ def test_settings_of_a_search_folder_are_read_through_the_store(tmp_path):
     assert not Path(folder.path / "trials.parquet").exists()
 
 
-def test_the_wandb_writer_survives_tunes_pickling_for_resume(tmp_path):
-    import pickle
-
-    from search.wandb_sink import WandbSink
-
-    sink = WandbSink(project="p", group="g", mode="offline", folder=str(tmp_path))
-    copy = pickle.loads(pickle.dumps(sink))  # what Tuner.restore reads from tuner.pkl
-    assert copy.settings == sink.settings and copy.timeout_s == sink.timeout_s
-    assert copy.errors == [] and copy._thread is None  # a fresh writer, started by setup()
-
-
 def test_a_folder_file_caught_mid_copy_is_read_once_whole(tmp_path):
     """Tune re-copies a restored search's .json files non-atomically; readers wait it out."""
     import threading

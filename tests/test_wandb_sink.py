@@ -136,3 +136,31 @@ def test_each_trial_is_a_run_of_the_searchs_group_with_its_status_and_figures(
         assert DIVERGED_BPC not in logged  # the stand-in is for the searcher, not a curve
     assert runs["t-cut"]["summary"]["val_bpc"] == 2.6  # its best on the whole text, not its last
     assert runs["t-cut"]["config"]["lr"] == 0.005
+
+
+@pytest.mark.slow  # wandb's service process
+def test_the_writer_tune_restores_from_its_pickle_logs_the_resumed_trials(tmp_path, monkeypatch):
+    import pickle
+
+    for key, value in OFFLINE.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    sink = WandbSink(project="p", group="g", mode="offline", folder=str(tmp_path))
+    sink.setup()
+    first = trial("t-first", hidden_size=8, lr=0.01)
+    sink.on_trial_start(0, [], first)
+    sink.on_trial_result(0, [], first, {**report(2.9, 1000), "time": 1.0})
+    copy = pickle.loads(pickle.dumps(sink))  # what Tuner.restore reads from tuner.pkl, mid-run
+    sink.on_experiment_end([])  # the interrupted run's writer ends
+    assert copy.settings == sink.settings and copy.errors == [] and copy._thread is None
+    copy.setup()  # a fresh writer in the resumed run
+    second = trial("t-second", hidden_size=16, lr=0.02)
+    copy.on_trial_start(0, [], second)
+    copy.on_trial_result(0, [], second, {**report(2.5, 2000), "time": 2.0})
+    copy.on_trial_complete(0, [], second)
+    copy.on_experiment_end([])
+    assert copy.errors == []
+    runs = offline_runs(tmp_path / "wandb")
+    assert runs["t-second"]["summary"]["val_bpc"] == 2.5
+    assert [row.get("val_bpc") for row in runs["t-second"]["history"]] == [2.5]
+    assert "t-first" in runs  # the first run's writer finished its run too
