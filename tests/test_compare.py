@@ -35,12 +35,8 @@ from search.baselines import (
     unigram_entropy,
 )
 from search.compare import main
-from search.demo import build_parser as demo_parser
-from search.demo import demo_configs
 from search.importance import study_importances
 from search.predictability import rung_columns, search_command, threshold_columns
-from search.presets import PRESETS
-from search.render import markdown_table
 from search.report import BASELINES_FILE, CompareConfig, build_report
 from search.run import build_parser as run_parser
 from search.run import config_from_args
@@ -274,17 +270,6 @@ def test_all_finds_the_searches_of_a_storage_folder(searches, tmp_path):
         find_searches(tmp_path)
 
 
-def test_demo_searches_are_equal_length_and_valid(tmp_path):
-    args = demo_parser().parse_args(["--corpora", "irc,nginx", "--time-budget", "1m"])
-    assert args.corpora == "irc,nginx" and args.time_budget == 60
-    for name in ("demo", "demo-full"):
-        configs = demo_configs(name, str(tmp_path), "stamp", time_budget_s=60.0)
-        assert [c.corpus for c in configs] == list(PRESETS[name].corpora)
-        assert {c.max_chars for c in configs} == {PRESETS[name].settings["max_chars"]}
-        assert {c.time_budget_s for c in configs} == {60.0}
-        assert len({c.name for c in configs}) == len(configs)
-
-
 def test_reproduce_command_repeats_the_search_settings(rows, searches):
     config, _ = searches["irc"]
     assert rows["irc"]["search_command"] == search_command(config)
@@ -294,15 +279,6 @@ def test_reproduce_command_repeats_the_search_settings(rows, searches):
     for name in ("corpus", "max_chars", "val_fraction", "time_budget_s", "scheduler", "seed"):
         assert getattr(again, name) == getattr(config, name), name
     assert again.space == config.space
-
-
-def test_markdown_table_escapes_and_aligns():
-    table = markdown_table(["name", "bpc"], [["a|b", "1.5"], ["c", "–"]])
-    lines = table.splitlines()
-    assert [c.strip() for c in lines[0].strip("|").split("|")] == ["name", "bpc"]
-    rules = [r.strip() for r in lines[1].strip("|").split("|")]
-    assert not rules[0].endswith(":") and rules[1].endswith(":")  # text left, numbers right
-    assert "a\\|b" in lines[2] and lines[2].rstrip("|").rstrip().endswith("1.5")
 
 
 def test_command_line_writes_the_report_and_refuses_a_bad_path(searches, tmp_path):

@@ -1,6 +1,7 @@
-"""The predictability table's test-split columns and the ranking's stated differences, on
-made-up per-character bits (fast: no search, no corpus). The same columns on a real search's
-test split are checked in test_search."""
+"""The predictability report's pure parts, fast (no search, no corpus): the test-split columns
+and the ranking's stated differences on made-up per-character bits, the Markdown table, the
+demo's searches. The report over real searches is checked in test_compare, the test columns
+on a real search's test split in test_search."""
 
 from dataclasses import fields
 
@@ -10,6 +11,8 @@ import pytest
 
 from model.evaluate import EvalConfig, block_bootstrap
 from search.baselines import Baselines
+from search.demo import build_parser as demo_parser
+from search.demo import demo_configs
 from search.predictability import (
     TEST_COLUMNS,
     interval_columns,
@@ -17,8 +20,9 @@ from search.predictability import (
     ranking_differences,
 )
 from search.predictability import test_columns as split_columns  # (pytest collects test_*)
+from search.presets import PRESETS
 from search.render import TEST_COLUMNS as TEST_VIEW
-from search.render import has_test
+from search.render import has_test, markdown_table
 from search.render import test_section as split_section
 from search.render import test_table as split_table
 
@@ -103,3 +107,23 @@ def test_the_report_shows_the_test_split_only_where_there_is_one(bits):
     assert split_section(predictability_table(rows[1:], thresholds=(2.0,)), ["a line"]) == []
     markdown = "\n".join(split_section(table, ["kept - none: (a line)"]))
     assert markdown.startswith("## The test split") and "- kept - none: (a line)" in markdown
+
+
+def test_markdown_table_escapes_and_aligns():
+    table = markdown_table(["name", "bpc"], [["a|b", "1.5"], ["c", "–"]])
+    lines = table.splitlines()
+    assert [c.strip() for c in lines[0].strip("|").split("|")] == ["name", "bpc"]
+    rules = [r.strip() for r in lines[1].strip("|").split("|")]
+    assert not rules[0].endswith(":") and rules[1].endswith(":")  # text left, numbers right
+    assert "a\\|b" in lines[2] and lines[2].rstrip("|").rstrip().endswith("1.5")
+
+
+def test_demo_searches_are_equal_length_and_valid(tmp_path):
+    args = demo_parser().parse_args(["--corpora", "irc,nginx", "--time-budget", "1m"])
+    assert args.corpora == "irc,nginx" and args.time_budget == 60
+    for name in ("demo", "demo-full"):
+        configs = demo_configs(name, str(tmp_path), "stamp", time_budget_s=60.0)
+        assert [c.corpus for c in configs] == list(PRESETS[name].corpora)
+        assert {c.max_chars for c in configs} == {PRESETS[name].settings["max_chars"]}
+        assert {c.time_budget_s for c in configs} == {60.0}
+        assert len({c.name for c in configs}) == len(configs)
