@@ -47,13 +47,12 @@ def test_search_spends_its_budget_and_every_trial_ends_with_a_result(searches):
         if row["status"] in ("cut", "completed", "plateaued"):  # validated on all of it at the end
             assert row["final_val_chars"] == whole and row["best_val_bpc"] is not None
         else:  # stopped at the first rung, judged on a prefix
-            assert row["final_val_chars"] == min(whole, config.first_rung_val_chars)
+            assert row["final_val_chars"] == config.first_rung_val_chars < whole
 
 
 def test_the_time_budget_is_respected(searches):
     config, outcome = searches["monte-cristo"]
     clock = SearchFolder(config.path).clock()
-    assert clock["deadline"] - clock["started"] == config.time_budget_s
     curves = pq.read_table(config.path / "curves.parquet").to_pylist()
     assert max(c["time"] for c in curves) <= clock["deadline"]  # every last report in time
     assert outcome.wall_s <= config.time_budget_s + outcome.startup_s + 15  # + tables, sample
@@ -81,7 +80,7 @@ def test_validation_runs_only_where_the_schedule_needs_it(searches):
 def test_best_model_is_kept_and_samples_text(searches):
     config, outcome = searches["monte-cristo"]
     trials = pq.read_table(config.path / "trials.parquet").to_pylist()
-    assert outcome.best_val_bpc == min(t["best_val_bpc"] for t in trials)
+    assert outcome.best_val_bpc == min(t["best_val_bpc"] for t in trials if t["best_val_bpc"])
     model, vocab = load_model(config.path / "best")
     text = generate(model, vocab, prime="The ", length=80, seed=1)
     assert len(text) == 80
