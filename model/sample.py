@@ -101,6 +101,16 @@ def generate(
         torch.set_num_threads(threads)
 
 
+def sample_checkpoint(
+    path: str | Path, length: int, temperature: float = 0.8, seed: int = 0
+) -> str:
+    """`length` characters from a checkpoint's model after a neutral start (`default_prime`):
+    what a search or a study shows of its best models."""
+    model, vocab = load_model(path)
+    return generate(model, vocab, prime=default_prime(vocab), length=length,
+                    temperature=temperature, seed=seed)  # fmt: skip
+
+
 def _sample(
     model: CharLSTM,
     vocab: Vocab,

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from corpora.dataset import SplitText, corpus_text
 from model.errors import ConfigError
-from model.sample import default_prime, generate, load_model
+from model.sample import sample_checkpoint
 from search.config import SearchConfig, load_search_config
 from search.results import STATUSES, finite
 from search.space import HYPERPARAMETERS
@@ -171,7 +171,4 @@ def best_sample(folder: Path, chars: int, temperature: float, seed: int) -> str:
     best = SearchFolder(folder).best
     if chars == 0 or not best.is_dir():
         return ""
-    model, vocab = load_model(best)
-    return generate(
-        model, vocab, prime=default_prime(vocab), length=chars, temperature=temperature, seed=seed
-    )
+    return sample_checkpoint(best, chars, temperature, seed)

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from corpora.files import atomic_path, atomic_write
 from model.loop import LN2
-from model.sample import LATEST, default_prime, generate, load_model
+from model.sample import LATEST, sample_checkpoint
 from search.render import DASH, fenced, markdown_table
 from search.results import SPEED_LEVELS as THRESHOLDS
 from search.results import TrialRecord
@@ -118,8 +118,7 @@ def value_samples(rows: Sequence[dict[str, Any]], records: Sequence[TrialRecord]
         if folder is None:
             samples[value] = ""
             continue
-        model, vocab = load_model(Path(folder) / LATEST)
-        samples[value] = generate(model, vocab, prime=default_prime(vocab), length=chars, seed=0)
+        samples[value] = sample_checkpoint(Path(folder) / LATEST, chars)
     return samples
 
 

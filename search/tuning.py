@@ -34,7 +34,7 @@ from corpora import Corpus, load_corpus
 from model.config import run_config_from_flat, with_vocab_size
 from model.errors import ConfigError
 from model.loop import check_corpus_fits
-from model.sample import LATEST, default_prime, generate, load_model
+from model.sample import LATEST, sample_checkpoint
 from search.adapters import METRIC
 from search.builders import make_trainable, make_tuner, trial_seconds
 from search.cluster import default_concurrency, request_workers, start_ray
@@ -267,9 +267,7 @@ def keep_best(
     if config.test_fraction:
         best = {**best, **test_figures(config, folder)}
         folder.write_best_row(best)
-    model, vocab = load_model(target)
-    sample = generate(model, vocab, prime=default_prime(vocab), length=config.sample_chars,
-                      temperature=0.8, seed=config.seed)  # fmt: skip
+    sample = sample_checkpoint(target, config.sample_chars, seed=config.seed)
     folder.write_sample(sample)
     return best, sample
 
