@@ -4,6 +4,7 @@ old one, and two writers of one file never share a temporary file.
     with atomic_path(out / "trials.parquet") as tmp:
         pq.write_table(table, tmp)
     atomic_write(out / "search.json", text)
+    write_parquet(table, out / "trials.parquet"); read_parquet(out / "trials.parquet")
 
 The temporary file has a unique name beside the target (so the rename stays on one
 filesystem); its contents are flushed to disk before the rename, and the folder after it, so
@@ -17,6 +18,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from corpora.errors import UserError
 
 
 def fsync_path(path: Path) -> None:
@@ -56,3 +60,24 @@ def atomic_write(path: str | Path, data: str | bytes) -> Path:
         else:
             tmp.write_bytes(data)
     return path
+
+
+def write_parquet(table: Any, path: Path) -> Path:
+    """Write an Arrow `table` atomically (`atomic_path`); returns `path`."""
+    import pyarrow.parquet as pq
+
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return path
+
+
+def read_parquet(path: Path) -> Any:
+    """An Arrow table from a Parquet file; UserError naming the file if it is missing or
+    unreadable."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path)
+    except (OSError, pa.ArrowException) as error:
+        raise UserError(f"cannot read {path}: {str(error).splitlines()[0]}") from None

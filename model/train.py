@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from corpora import CorpusConfig, load_corpus
 from corpora.errors import run_cli
-from corpora.files import atomic_path, atomic_write
+from corpora.files import atomic_write, write_parquet
 from corpora.flags import OneLineParser, add_flags, checked
 from model.config import (
     TrainConfig,
@@ -86,8 +86,7 @@ def check_not_diverged(out: Path) -> None:
 
 
 def write_metrics(rows: list[Metrics], path: Path) -> None:
-    with atomic_path(path) as tmp:
-        pq.write_table(pa.Table.from_pylist(rows), tmp)
+    write_parquet(pa.Table.from_pylist(rows), path)
 
 
 def train_to_folder(

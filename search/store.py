@@ -38,11 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import yaml
 from filelock import FileLock, Timeout
 
-from corpora.files import atomic_path, atomic_write
+from corpora.files import atomic_path, atomic_write, read_parquet, write_parquet
 from model.errors import ConfigError
 
 SETTINGS, SCHEDULE, CLOCK = "search.json", "schedule.json", "clock.json"
@@ -253,18 +252,3 @@ class SearchFolder:
         """Release a lock from `lock()` and say nobody holds it."""
         (self.path / HOLDER).unlink(missing_ok=True)
         lock.release()
-
-
-def write_parquet(table: pa.Table, path: Path) -> Path:
-    """Write `table` atomically: a temporary file, then a rename."""
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
-    return path
-
-
-def read_parquet(path: Path) -> pa.Table:
-    """A result table; ConfigError naming the file if it is missing or unreadable."""
-    try:
-        return pq.read_table(path)
-    except (OSError, pa.ArrowException) as error:
-        raise ConfigError(f"cannot read {path}: {str(error).splitlines()[0]}") from None
