@@ -1,4 +1,5 @@
-"""Character-level recurrent model: batching, network, training loop, Tune trainable, sampling.
+"""Character-level recurrent model: batching, network, training loop, sampling, evaluation.
 
-Depends on `corpora` only; knows nothing of `search`. Ray is imported in `model.trainable` alone.
+Depends on `corpora` only; knows nothing of `search` and nothing of Ray (the Ray Tune trainable
+that runs this loop in a trial is `search.trainable`).
 """

@@ -25,11 +25,11 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 from tqdm import tqdm
 
-from model.trainable import ORIGIN
 from search.compat import asha_forget, asha_max_t, optuna_study, optuna_trials
 from search.progress import RUNNING, Board, best_text, counts_text, progress_line, running_lines
 from search.space import SearchSpace
 from search.store import SearchFolder
+from search.trainable import ORIGIN
 from search.warm import is_point, mutate
 
 METRIC, MODE = "val_bpc", "min"

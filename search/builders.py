@@ -34,7 +34,6 @@ from ray.tune.schedulers import FIFOScheduler, PopulationBasedTraining, TrialSch
 
 from corpora import Corpus
 from model.errors import ConfigError
-from model.trainable import SCORE, TrialPlan, train_trial
 from search.adapters import (
     METRIC,
     MODE,
@@ -48,6 +47,7 @@ from search.promotion import PromotionScheduler
 from search.schedule import Schedule
 from search.space import DefineByRun
 from search.store import SearchFolder
+from search.trainable import SCORE, TrialPlan, train_trial
 from search.wandb_sink import WandbSink
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial: ProgressLines has it

@@ -120,7 +120,7 @@ class SearchConfig:
         """Flat training settings shared by every trial (see model.config.run_config_from_flat).
 
         A trial trains for `max_train_s` seconds of training steps unless its scheduler stops
-        it first; it reports only where its scheduler needs a value (`model.trainable.TrialPlan`),
+        it first; it reports only where its scheduler needs a value (`search.trainable.TrialPlan`),
         never by characters, and its learning rate cools down before every report (`wsd`, see
         `model.loop`): wherever it is stopped, its last model is one that was meant to end
         there. (`cosine`: one decay over the trial's whole possible time, as before.)

@@ -193,9 +193,9 @@ def run_study(config: StudyConfig) -> Path:
     import ray
     from ray import tune
 
-    from model.trainable import TrialPlan
     from search.cluster import start_ray
     from search.study_report import write_report
+    from search.trainable import TrialPlan
     from search.tuning import collect_trials, corpus_facts
 
     grid = arms(config)
@@ -248,7 +248,7 @@ def run_study(config: StudyConfig) -> Path:
 def study_trial(config: dict[str, Any], corpus: Any, base: dict[str, Any], plan: Any,
                 arms: list[dict[str, Any]]) -> None:  # fmt: skip
     """The search's trainable, on the arm `config["arm"]` names."""
-    from model.trainable import train_trial
+    from search.trainable import train_trial
 
     train_trial(arms[config["arm"]], corpus=corpus, base=base, plan=plan)
 

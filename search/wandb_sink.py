@@ -28,7 +28,6 @@ from typing import Any
 from ray import tune
 from ray.air.constants import EXPR_RESULT_FILE
 
-from model.trainable import ORIGIN
 from search.compat import WANDB_QUIET_EXPERIMENTAL
 from search.results import (
     TrialRecord,
@@ -38,6 +37,7 @@ from search.results import (
     trial_status,
 )
 from search.store import SearchFolder
+from search.trainable import ORIGIN
 
 LOGGED = (  # numeric report fields logged to W&B
     "val_bpc", "val_chars", "train_bpc", "chars_seen", "chars_per_s", "train_s", "eval_s",

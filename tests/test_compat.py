@@ -55,7 +55,7 @@ def test_quiet_wandb_settings_are_still_settings():
         assert getattr(settings, name) == value, name
 
 
-def train_trial(config):  # named like model.trainable's: the folder names have the same shape
+def train_trial(config):  # named like search.trainable's: the folder names have the same shape
     tune.report({"v": config["x"]})
 
 

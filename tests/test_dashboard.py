@@ -22,9 +22,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from model.trainable import DIVERGED_BPC, ORIGIN
 from search.space import DefineByRun, SearchSpace
 from search.store import STUDY
+from search.trainable import DIVERGED_BPC, ORIGIN
 
 pytest.importorskip(
     "optuna_dashboard", reason='optuna-dashboard is not installed: pip install -e ".[dashboard]"'

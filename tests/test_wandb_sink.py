@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from model.trainable import DIVERGED_BPC
 from search.results import TrialRecord, trial_row, trial_status
 from search.store import SearchFolder
+from search.trainable import DIVERGED_BPC
 from search.wandb_sink import KEPT, WandbSink, earlier_reports, run_summary
 from tests.wandb_files import OFFLINE, offline_runs
 
