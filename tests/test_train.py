@@ -164,7 +164,9 @@ def test_reports_at_training_seconds_score_a_prefix_first_then_everything(corpus
     assert [m["val_chars"] for m in history] == [500, len(corpus.val_ids), len(corpus.val_ids)]
     assert [m["end"] for m in history] == ["", "", "completed"]
     assert history[0]["train_s"] >= 0.2 and history[1]["train_s"] >= 0.4
-    assert history[-1]["train_s"] >= 0.6 and history[-1]["lr"] == pytest.approx(3e-4, rel=0.05)
+    # The last step's rate was set as it began, near the end of the decay to 10% (3e-4); how
+    # near depends on how long a step takes on a loaded machine.
+    assert history[-1]["train_s"] >= 0.6 and 3e-4 <= history[-1]["lr"] < 4e-4
 
 
 def test_wsd_reports_score_a_cooled_down_model_and_the_rate_restarts_after(corpus):
