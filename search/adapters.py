@@ -25,7 +25,13 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 from tqdm import tqdm
 
-from search.compat import asha_forget, asha_max_t, optuna_study, optuna_trials
+from search.compat import (
+    asha_forget,
+    asha_max_t,
+    asha_rung_records,
+    optuna_study,
+    optuna_trials,
+)
 from search.progress import RUNNING, Board, best_text, counts_text, progress_line, running_lines
 from search.space import SearchSpace
 from search.store import SearchFolder
@@ -157,10 +163,11 @@ class RecordingASHA(ASHAScheduler):
     wide network the budget lets read the text many times) is not judged at the rungs, where
     it is behind what learns fast by design; it trains to `max_t` unless it plateaus or the
     deadline comes. With `yardstick`, its values at the rungs are written down like any
-    trial's, so the others are judged against it too: it is the slow starter, so a trial
-    behind it at equal training time is behind the budget's bet and frees its slot (without,
-    a lone trial in the other slot is first at every rung and never judged). Its end value is
-    never written down.
+    trial's, and a trial behind it at a rung stops: it is the slow starter, so a trial behind
+    it at equal training time is behind the budget's bet and frees its slot (without, a lone
+    trial in the other slot is first at every rung and never judged). That holds whichever of
+    the two reached the rung first: a trial that got there before it is stopped at its next
+    report once its value there is found behind. Its end value is never written down.
     """
 
     def __init__(
@@ -194,9 +201,20 @@ class RecordingASHA(ASHAScheduler):
                 super().on_trial_result(tune_controller, trial, result)
             return self.STOP if result.get(TIME_ATTR, 0.0) >= asha_max_t(self) else self.CONTINUE
         action = super().on_trial_result(tune_controller, trial, result)
+        if action == self.CONTINUE and self.yardstick and self.behind_yardstick(trial.trial_id):
+            action = self.STOP
         if action == self.STOP and not result.get("end"):
             SearchFolder(self.folder).record_stop(trial.trial_id)
         return action
+
+    def behind_yardstick(self, trial_id: str) -> bool:
+        """Whether the trial's value at some rung is worse than a long-horizon trial's there."""
+        for recorded in asha_rung_records(self, trial_id):
+            mine = recorded.get(trial_id)
+            marks = [recorded[t] for t in self.unjudged if recorded.get(t) is not None]
+            if mine is not None and marks and mine < max(marks):  # rewards: higher is better
+                return True
+        return False
 
 
 def is_terminal(stream: Any) -> bool:

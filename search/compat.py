@@ -38,6 +38,12 @@ def asha_max_t(scheduler: Any) -> float:
     return scheduler._max_t
 
 
+def asha_rung_records(scheduler: Any, trial_id: str) -> list[dict[str, float]]:
+    """What an `ASHAScheduler` wrote down at each rung of a trial's bracket (`_trial_info`,
+    `_Bracket._rungs`): trial id -> reward (the metric times +1 for max, -1 for min)."""
+    return [recorded for _, recorded in scheduler._trial_info[trial_id]._rungs]
+
+
 def asha_forget(scheduler: Any, trial_id: str) -> None:
     """Drop a trial from an `ASHAScheduler`'s brackets (`_trial_info`) without recording it:
     its end value is then no rung value."""

@@ -13,6 +13,7 @@ from search.compat import (
     WANDB_QUIET_EXPERIMENTAL,
     asha_forget,
     asha_max_t,
+    asha_rung_records,
     experiment_analysis,
     optuna_study,
     optuna_trials,
@@ -37,6 +38,8 @@ def test_asha_keeps_its_horizon_and_a_bracket_per_trial():
     assert asha_max_t(sched) == 9.0
     trial = Stub("a")
     sched.on_trial_add(Controller([trial]), trial)
+    sched.on_trial_result(Controller([trial]), trial, {"s": 1.0, "v": 2.5})  # the first rung
+    assert [r for r in asha_rung_records(sched, "a") if r] == [{"a": -2.5}]  # reward: -value
     asha_forget(sched, "a")
     with pytest.raises(KeyError):  # forgotten: ASHA no longer knows the trial
         sched.on_trial_result(Controller([trial]), trial, {"s": 2.0, "v": 1.0})

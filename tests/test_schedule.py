@@ -306,3 +306,24 @@ def test_without_the_yardstick_a_lone_trial_beside_the_long_horizon_start_is_nev
         assert report(sched, controller, slow, 30.0, 2.2) == TrialScheduler.CONTINUE
         trials[yardstick] = report(sched, controller, other, 30.0, 2.25)  # now behind it
     assert trials == {False: TrialScheduler.CONTINUE, True: TrialScheduler.STOP}
+
+
+def test_a_trial_at_a_rung_before_the_long_horizon_start_is_judged_at_its_next_report(tmp_path):
+    wide = {"num_layers": 1, "hidden_size": 512}
+    decisions = {}
+    for yardstick in (False, True):
+        folder = tmp_path / str(yardstick)
+        folder.mkdir()
+        sched = RecordingASHA(time_attr="train_s", metric="val_bpc", mode="min", max_t=90.0,
+                              grace_period=10.0, reduction_factor=3, folder=str(folder),
+                              long_horizon=[wide], yardstick=yardstick)  # fmt: skip
+        slow, other = Stub("slow"), Stub("other")
+        slow.config, other.config = dict(wide), {**wide, "hidden_size": 128}
+        controller = Controller([slow, other])
+        for trial in (slow, other):
+            sched.on_trial_add(controller, trial)
+        assert report(sched, controller, other, 10.0, 2.3) == TrialScheduler.CONTINUE  # first
+        assert report(sched, controller, slow, 10.0, 2.2) == TrialScheduler.CONTINUE  # ahead
+        decisions[yardstick] = report(sched, controller, other, 20.0, 2.1)  # its next report
+    assert decisions == {False: TrialScheduler.CONTINUE, True: TrialScheduler.STOP}
+    assert SearchFolder(tmp_path / "True").stopped() == {"other"}
