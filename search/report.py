@@ -143,7 +143,9 @@ def test_part(
     bits = search.folder.test_bits()
     if not search.config.test_fraction or bits is None:
         return None
-    static, dynamic = (bits.column(name).to_numpy().astype(np.float64) for name in bits.names)
+    static, dynamic = (
+        np.asarray(bits.column(name), dtype=np.float64) for name in ("static", "dynamic")
+    )
     if len(static) != len(text.test):
         raise ConfigError(
             f"{search.folder.best} scored {len(static):,} test characters, but the test split "
