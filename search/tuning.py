@@ -154,23 +154,27 @@ def check_same_corpus(folder: SearchFolder, corpus: Corpus) -> None:
 
 
 @contextmanager
-def sigterm_stops_gracefully() -> Iterator[None]:
-    """Inside: SIGTERM ends the search like Ctrl-C, saving Tune's state for --resume.
+def sigterm_stops_gracefully() -> Iterator[list[int]]:
+    """Inside: SIGTERM ends the search like Ctrl-C, saving Tune's state for --resume. Yields a
+    list that holds the signal once one was received (the search was then interrupted, however
+    late in its budget).
 
     Tune catches SIGINT and SIGUSR1 during `fit` and stops cleanly; SIGTERM would otherwise hit
     Ray's native handler and kill the driver mid-write. Must be entered after `ray.init`.
     """
+    received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield received
         return
 
-    def stop_gracefully(*_: object) -> None:
+    def stop_gracefully(signum: int, *_: object) -> None:
+        received.append(signum)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the driver at once
         signal.raise_signal(signal.SIGUSR1)
 
     previous = signal.signal(signal.SIGTERM, stop_gracefully)
     try:
-        yield
+        yield received
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -373,7 +377,7 @@ def _run(
                                        restart_errored=False)  # fmt: skip
         else:
             tuner = make_tuner(config, trainable, schedule, warm, long_horizon)
-        with sigterm_stops_gracefully():
+        with sigterm_stops_gracefully() as signalled:
             grid = fit(tuner)
         records = collect_trials(grid, folder, len(corpus.val_ids))
     finally:
@@ -384,7 +388,7 @@ def _run(
     statuses = [trial_status(r) for r in records]
     out_of_time = time.time() >= clock + min(schedule.last_start_s, schedule.explore_s)
     enough = bool(config.trials) and len(records) >= config.trials
-    interrupted = "unfinished" in statuses or not (out_of_time or enough)
+    interrupted = bool(signalled) or "unfinished" in statuses or not (out_of_time or enough)
     end_status(folder, interrupted)
     try:
         plot_search(folder)
