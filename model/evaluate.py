@@ -132,6 +132,11 @@ class EvalConfig:
         if self.decay is not None and not 0 <= self.decay < 1:
             raise ConfigError(f"decay must be in [0, 1), got {self.decay}")
 
+    @property
+    def bootstrap(self) -> dict[str, Any]:
+        """The block bootstrap's settings, as `block_bootstrap` and the differences take them."""
+        return {"block": self.block, "draws": self.draws, "seed": self.seed, "level": self.level}
+
 
 def check_split(split: str) -> None:
     if split not in SPLITS:
@@ -632,8 +637,7 @@ def evaluate_dynamic(model: CharLSTM, text: EvalText, config: EvalConfig) -> Dyn
     dynamic_bits = dynamic_char_losses(model, report_ids, chosen, rms)
     seconds = time.perf_counter() - started
     static_bits = char_losses(model, report_ids, config.segment, config.streams)
-    boot = {"block": config.block, "draws": config.draws, "seed": config.seed,
-            "level": config.level}  # fmt: skip
+    boot = config.bootstrap
     return DynamicResult(
         settings=chosen,
         scores=tuple(scores),
@@ -668,7 +672,7 @@ def evaluate_checkpoint(config: EvalConfig) -> EvalReport:
         text=text.name,
         split=config.split,
         chars=len(bits),
-        static=block_bootstrap(bits, config.block, config.draws, config.seed, config.level),
+        static=block_bootstrap(bits, **config.bootstrap),
         static_seconds=static_seconds,
         dynamic=evaluate_dynamic(model, text, config) if config.dynamic else None,
         bits=bits,

@@ -262,7 +262,7 @@ def test_columns(
     are drawn for both, so what makes a stretch hard for both cancels. Another codec has no
     figure per stretch; its total is then taken as exact (`test_gain_paired` false).
     """
-    settings = {"block": boot.block, "draws": boot.draws, "seed": boot.seed, "level": boot.level}
+    settings = boot.bootstrap
     compressor, compressor_bpc = baselines.best
     paired = compressor == "ppmd"
     row: dict[str, Any] = {
@@ -292,10 +292,9 @@ def ranking_differences(
     on its own), and which is lower or that they are not distinguishable. `bits`: search name
     -> the adaptive bits of each of its test characters."""
     rows = [r for r in table.to_pylist() if r["search"] in bits]
-    settings = {"block": boot.block, "draws": boot.draws, "seed": boot.seed, "level": boot.level}
     return [
         describe_difference(
-            independent_difference(bits[a["search"]], bits[b["search"]], **settings),
+            independent_difference(bits[a["search"]], bits[b["search"]], **boot.bootstrap),
             a["label"],
             b["label"],
         )
