@@ -1,8 +1,8 @@
 """Atomic file writes, for every package: a reader never sees half a file, a crash leaves the
 old one, and two writers of one file never share a temporary file.
 
-    with atomic_path(out / "trials.parquet") as tmp:
-        pq.write_table(table, tmp)
+    with atomic_path(out / "model.pt") as tmp:
+        torch.save(state, tmp)
     atomic_write(out / "search.json", text)
     write_parquet(table, out / "trials.parquet"); read_parquet(out / "trials.parquet")
 

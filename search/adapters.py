@@ -201,7 +201,8 @@ class RecordingASHA(ASHAScheduler):
                 super().on_trial_result(tune_controller, trial, result)
             return self.STOP if result.get(TIME_ATTR, 0.0) >= asha_max_t(self) else self.CONTINUE
         action = super().on_trial_result(tune_controller, trial, result)
-        if action == self.CONTINUE and self.yardstick and self.behind_yardstick(trial.trial_id):
+        judged = self.yardstick and self.unjudged  # there is a long-horizon trial to judge by
+        if action == self.CONTINUE and judged and self.behind_yardstick(trial.trial_id):
             action = self.STOP
         if action == self.STOP and not result.get("end"):
             SearchFolder(self.folder).record_stop(trial.trial_id)

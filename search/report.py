@@ -140,8 +140,8 @@ def test_part(
     The compressors read the test text after all the text before it (training and
     validation), as the model did; their figures are cached with the validation text's.
     """
-    bits = search.folder.test_bits()
-    if not search.config.test_fraction or bits is None:
+    bits = search.folder.test_bits() if search.config.test_fraction else None
+    if bits is None:
         return None
     static, dynamic = (
         np.asarray(bits.column(name), dtype=np.float64) for name in ("static", "dynamic")

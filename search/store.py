@@ -202,11 +202,6 @@ class SearchFolder:
         self.write_best_row(row)
         return self.best
 
-    def best_row(self) -> dict[str, Any] | None:
-        """best/trial.json: the best trial's row (with its test figures), None if absent."""
-        file = self.best / BEST_ROW
-        return json.loads(file.read_text(encoding="utf-8")) if file.exists() else None
-
     def write_best_row(self, row: dict[str, Any]) -> None:
         atomic_write(self.best / BEST_ROW, json.dumps(row, indent=2, default=str) + "\n")
 

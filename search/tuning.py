@@ -117,7 +117,6 @@ def test_figures(config: SearchConfig, folder: SearchFolder) -> dict[str, Any]:
     dynamic = report.dynamic
     assert dynamic is not None  # asked for
     folder.write_test_bits(report.bits, dynamic.bits)
-    seconds = report.static_seconds + dynamic.stats_seconds + dynamic.tuning_seconds
     return {
         "test_chars": report.chars,
         "test_bpc": report.static.mean,
@@ -125,7 +124,10 @@ def test_figures(config: SearchConfig, folder: SearchFolder) -> dict[str, Any]:
         "test_dynamic_bpc": dynamic.dynamic.mean,
         "test_dynamic_bpc_interval": [dynamic.dynamic.low, dynamic.dynamic.high],
         "dynamic_settings": asdict(dynamic.settings),
-        "test_eval_s": seconds + dynamic.seconds,
+        "test_eval_s": report.static_seconds
+        + dynamic.stats_seconds
+        + dynamic.tuning_seconds
+        + dynamic.seconds,
     }
 
 
