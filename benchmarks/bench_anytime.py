@@ -49,7 +49,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from search.store import SearchFolder
+from search.folder.store import SearchFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -81,10 +81,10 @@ def warm_starts(corpus: str, data_dir: str | None, budget: float) -> int:
     """How many warm starts the search of `corpus` at `budget` makes (arm d runs them alone):
     the defaults, and the long-horizon start where the budget gives it."""
     from corpora import load_corpus
-    from search.builders import trial_seconds
-    from search.config import SearchConfig
-    from search.schedule import plan_schedule
-    from search.warm import Passes, warm_points
+    from search.engine.builders import trial_seconds
+    from search.engine.warm import Passes, warm_points
+    from search.folder.config import SearchConfig
+    from search.folder.schedule import plan_schedule
 
     config = SearchConfig(corpus=corpus, data_dir=data_dir, max_chars=MAX_CHARS,
                           val_fraction=VAL_FRACTION, time_budget_s=budget)  # fmt: skip

@@ -3,7 +3,7 @@
     python benchmarks/bench_baselines.py [--corpora irc,nginx] [--max-chars 2600000]
 
 For each corpus, cut to its first `--max-chars` characters and split as a search splits it
-(the last `--val-fraction` is validation), this times every codec of `search.baselines` as
+(the last `--val-fraction` is validation), this times every codec of `search.reports.baselines` as
 `compute_baselines` runs it (conditional cost and cost alone) and each PPMd order on its own
 (one pass over train + val, as the order search makes it, and the validation text alone;
 `--orders`, by default more than PPMD_ORDERS). Seconds are CPU seconds of this one process
@@ -23,7 +23,7 @@ from typing import Any
 
 from corpora import CorpusConfig
 from corpora.dataset import corpus_text
-from search.baselines import (
+from search.reports.baselines import (
     CODECS,
     PPMD_MEM_SIZE,
     PPMD_ORDERS,

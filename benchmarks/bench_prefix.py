@@ -23,7 +23,7 @@ import torch
 
 from corpora import load_corpus
 from model.loop import Trainer, load_checkpoint
-from search.config import load_search_config
+from search.folder.config import load_search_config
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PREFIXES = (8192, 16384, 32768, 65536)

@@ -11,7 +11,7 @@ model is scored on the search's own held-out text (static: `model.evaluate.char_
 A held-out character is *in a long repeat* when it ends a run of `--repeat` characters that
 occurred before, anywhere earlier in the text (training text or held-out text already read):
 a model that could copy from its whole past would know it from the characters before it. For
-PPMd (its best order, `search.baselines`) and for the model, the cost of every stretch of
+PPMd (its best order, `search.reports.baselines`) and for the model, the cost of every stretch of
 1,000 held-out characters is fitted against the share of the stretch in long repeats (least
 squares): the fit at share 1 is what each pays inside repeats, at share 0 outside them (only
 where at least FIT_SHARE of the text is in repeats: a fit to a few stretches extrapolates far
@@ -41,7 +41,7 @@ import numpy as np
 from corpora import CorpusConfig
 from corpora.dataset import corpus_text
 from model.evaluate import EvalConfig, EvalReport, Interval, evaluate_checkpoint, paired_difference
-from search.baselines import PPMD_STRETCH, ppmd_given_train, ppmd_stretch_bits
+from search.reports.baselines import PPMD_STRETCH, ppmd_given_train, ppmd_stretch_bits
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPEAT = 32  # characters: a run this long is rarely repeated by chance in natural text
@@ -87,7 +87,7 @@ def fit_in_and_out(share: np.ndarray, bpc: np.ndarray) -> dict[str, float] | Non
 
 def model_bits(search: Path, dynamic: bool) -> tuple[EvalReport, CorpusConfig]:
     """The best model of the search in `search`, scored on its held-out text (one thread)."""
-    from search.searches import read_search
+    from search.reports.searches import read_search
 
     config = read_search(search).config
     checkpoint = str(search / "best")

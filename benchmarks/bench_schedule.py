@@ -62,8 +62,8 @@ def main() -> None:
     parser.add_argument("--cooldown", type=float, nargs="+", default=[0.3])
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from search.builders import report_grid
-    from search.schedule import plan_schedule
+    from search.engine.builders import report_grid
+    from search.folder.schedule import plan_schedule
 
     plan = plan_schedule(args.budget, 2)
     stops = report_grid(plan.rungs_s, args.budget / 4)

@@ -29,7 +29,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", default="monte-cristo", help="corpus name or path")
-    parser.add_argument("--preset", default="small", help="search.config preset")
+    parser.add_argument("--preset", default="small", help="search.folder.config preset")
     parser.add_argument("--data-dir", default=None, help="local corpus folder")
     args, extra = parser.parse_known_args()  # anything else goes to search.run
     with tempfile.TemporaryDirectory() as tmp:

@@ -47,8 +47,8 @@ def main() -> None:
     parser.add_argument("--configs", type=json.loads, nargs="+", default=CONFIGS)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from search.builders import report_grid
-    from search.schedule import plan_schedule
+    from search.engine.builders import report_grid
+    from search.folder.schedule import plan_schedule
 
     plan = plan_schedule(args.budget, 2)
     stops = report_grid(plan.rungs_s, args.budget / 4)

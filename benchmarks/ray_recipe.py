@@ -8,9 +8,10 @@ trainable and search space: `OptunaSearch()` with its defaults (TPE), `ASHASched
 its documented defaults (grace_period 1, reduction_factor 4) on `training_iteration`, `max_t`
 the number of reports a trial makes, `TuneConfig(time_budget_s=T)`, as many trials at once as
 there are CPUs, and no warm starts. What it borrows from this project is only what a user would
-have to write anyway: the trainable (the same `search.trainable.train_trial`, its learning-rate
-schedule included), reporting every `REPORTS`-th of the budget on the whole validation text,
-and the search space's ranges as Tune domains. Every report goes to OUT/points.json as
+have to write anyway: the trainable (the same `search.engine.trainable.train_trial`, its
+learning-rate schedule included), reporting every `REPORTS`-th of the budget on the whole
+validation text, and the search space's ranges as Tune domains. Every report goes to
+OUT/points.json as
 (unix time, val_bpc) for the anytime benchmark.
 """
 
@@ -29,9 +30,9 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from corpora import load_corpus
-from search.config import SearchConfig
-from search.space import PARAMETERS, SearchSpace
-from search.trainable import TrialPlan, train_trial
+from search.engine.trainable import TrialPlan, train_trial
+from search.folder.config import SearchConfig
+from search.folder.space import PARAMETERS, SearchSpace
 
 REPORTS = 30  # a trial reports every budget / REPORTS seconds of training
 

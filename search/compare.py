@@ -4,7 +4,7 @@
     python -m search.compare --all runs --thresholds 3,2.5,2,1.5
     python -m search.demo                        # run small equal-length searches, then this
 
-A thin command line over `search.report.build_report` (which documents the report); the
+A thin command line over `search.reports.report.build_report` (which documents the report); the
 demo that runs searches first is `python -m search.demo`.
 """
 
@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from corpora.errors import run_cli
 from corpora.flags import OneLineParser, add_flags
 from model.errors import ConfigError
-from search.predictability import DEFAULT_THRESHOLDS
-from search.report import MARKDOWN_FILE, TABLE_FILE, CompareConfig, build_report
-from search.searches import find_searches
+from search.reports.predictability import DEFAULT_THRESHOLDS
+from search.reports.report import MARKDOWN_FILE, TABLE_FILE, CompareConfig, build_report
+from search.reports.searches import find_searches
 
 
 def parse_thresholds(text: str) -> tuple[float, ...]:

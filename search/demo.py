@@ -4,8 +4,9 @@
     python -m search.demo --preset demo-full       # 4 corpora of 2.6 M characters, 4 min each
     python -m search.demo --corpora irc,nginx --time-budget 1m --max-chars 300000
 
-The sizes are presets of the one registry (`search.presets`); the searches run one after
-another on one local Ray, and `search.report` compares them (see `python -m search.compare`).
+The sizes are presets of the one registry (`search.folder.presets`); the searches run one after
+another on one local Ray, and `search.reports.report` compares them (see
+`python -m search.compare`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from pathlib import Path
 from corpora.errors import run_cli
 from corpora.flags import OneLineParser, checked
 from model.config import parse_duration
-from search.config import SearchConfig
-from search.presets import PRESETS, from_preset, preset
-from search.report import CompareConfig, build_report
+from search.folder.config import SearchConfig
+from search.folder.presets import PRESETS, from_preset, preset
+from search.reports.report import CompareConfig, build_report
 
 DEMOS = [name for name, p in PRESETS.items() if p.corpora]
 
@@ -50,8 +51,8 @@ def run_demo(configs: Sequence[SearchConfig]) -> list[Path]:
     """
     import ray  # only the demo starts searches
 
-    from search.cluster import start_ray
-    from search.tuning import run_search
+    from search.engine.cluster import start_ray
+    from search.engine.tuning import run_search
 
     started = start_ray(None)
     paths = []

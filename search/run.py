@@ -1,4 +1,4 @@
-"""Command line for a hyperparameter search (a thin layer over `search.tuning.run_search`).
+"""Command line for a hyperparameter search (a thin layer over `search.engine.tuning.run_search`).
 
     python -m search.run --corpus irc --time-budget 2h
     python -m search.run --corpus irc --time-budget 2h --resume       # after Ctrl-C or SIGTERM
@@ -25,7 +25,7 @@ from corpora.errors import run_cli
 from corpora.flags import OneLineParser, add_flags, checked
 from model.config import parse_duration
 from model.errors import ConfigError
-from search.config import (
+from search.folder.config import (
     FLAG_NAMES,
     SAMPLERS,
     SCHEDULERS,
@@ -33,8 +33,8 @@ from search.config import (
     SearchConfig,
     load_search_config,
 )
-from search.presets import PRESETS, preset, preset_space
-from search.space import GPU_SPACE, SearchSpace, load_space_file, space_from_mapping
+from search.folder.presets import PRESETS, preset, preset_space
+from search.folder.space import GPU_SPACE, SearchSpace, load_space_file, space_from_mapping
 
 DEFAULTS = SearchConfig()
 CONFIG_FIELDS = {f.name for f in fields(SearchConfig)} - {"space"}
@@ -153,8 +153,8 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
 def command(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
-    from search.render import format_ranking
-    from search.tuning import run_search  # imports Ray: only once the arguments are valid
+    from search.engine.tuning import run_search  # imports Ray: only once the arguments are valid
+    from search.reports.render import format_ranking
 
     outcome = run_search(config, resume=args.resume)
     print()

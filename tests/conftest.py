@@ -36,7 +36,7 @@ def ray_local():
 
 def tiny_search(storage, corpus, name, corpus_dir, **settings):
     """The "tiny" preset (the suite's size: seconds of training on a 200k-character slice)."""
-    from search.presets import from_preset
+    from search.folder.presets import from_preset
 
     return from_preset(
         "tiny", corpus=corpus, name=name, storage=str(storage), data_dir=str(corpus_dir),
@@ -47,7 +47,7 @@ def tiny_search(storage, corpus, name, corpus_dir, **settings):
 @pytest.fixture(scope="session")
 def searches(ray_local, corpus_dir, tmp_path_factory):
     """Two finished tiny searches (Monte Cristo logged to W&B offline, IRC without W&B)."""
-    from search.tuning import run_search
+    from search.engine.tuning import run_search
 
     storage = tmp_path_factory.mktemp("runs")
     outcomes = {}

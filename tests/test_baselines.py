@@ -12,8 +12,8 @@ from dataclasses import asdict, fields
 import pytest
 import zstandard
 
-import search.baselines
-from search.baselines import (
+import search.reports.baselines
+from search.reports.baselines import (
     CODECS,
     COMPRESSORS,
     METHOD,
@@ -28,9 +28,9 @@ from search.baselines import (
     unigram_entropy,
     zstd_compress,
 )
-from search.plots import BASELINE_BARS
-from search.predictability import predictability_schema
-from search.render import ALONE_COLUMNS, MAIN_COLUMNS
+from search.reports.plots import BASELINE_BARS
+from search.reports.predictability import predictability_schema
+from search.reports.render import ALONE_COLUMNS, MAIN_COLUMNS
 
 
 def random_words(n_words: int, seed: int) -> str:
@@ -163,9 +163,8 @@ def test_an_entry_of_an_older_method_is_recomputed_not_misread(repeated, tmp_pat
     # Method 1's figures, under its own key and (as if hand-edited) under the current one.
     cache.write_text(json.dumps({old_key: old, key: {**old, "xz_given_train_bpc": 0.0}}))
     calls = []
-    monkeypatch.setattr(
-        search.baselines, "compute_baselines", lambda *a: calls.append(a) or compute_baselines(*a)
-    )
+    monkeypatch.setattr(search.reports.baselines, "compute_baselines",
+                        lambda *a: calls.append(a) or compute_baselines(*a))  # fmt: skip
     assert cached_baselines(cache, key, train, val) == b and len(calls) == 1
     assert json.loads(cache.read_text()) == {key: asdict(b)}  # the old entries are dropped
     assert cached_baselines(cache, key, train, val) == b and len(calls) == 1  # now from cache

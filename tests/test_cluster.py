@@ -205,7 +205,7 @@ def test_a_lost_worker_node_costs_no_trial_and_no_row(two_node_cluster, corpus_d
 
     from ray import tune
 
-    from search.store import SearchFolder
+    from search.folder.store import SearchFolder
     from tests.test_faults import check_no_row_lost_or_repeated
 
     rows = check_no_row_lost_or_repeated(search_dir, trials=3)

@@ -22,9 +22,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import search.baselines
+import search.reports.baselines
 from model.errors import ConfigError
-from search.baselines import (
+from search.compare import main
+from search.folder.store import SearchFolder
+from search.reports.baselines import (
     COMPRESSORS,
     METHOD,
     PPMD_ORDERS,
@@ -34,14 +36,12 @@ from search.baselines import (
     ppmd_compress,
     unigram_entropy,
 )
-from search.compare import main
-from search.importance import study_importances
-from search.predictability import rung_columns, search_command, threshold_columns
-from search.report import BASELINES_FILE, CompareConfig, build_report
+from search.reports.importance import study_importances
+from search.reports.predictability import rung_columns, search_command, threshold_columns
+from search.reports.report import BASELINES_FILE, CompareConfig, build_report
+from search.reports.searches import find_searches, read_search, rung_values, search_text
 from search.run import build_parser as run_parser
 from search.run import config_from_args
-from search.searches import find_searches, read_search, rung_values, search_text
-from search.store import SearchFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # real searches on Ray
@@ -222,7 +222,7 @@ def test_baselines_are_cached_in_the_search_folder(rows, searches, monkeypatch):
     def never(*_):
         raise AssertionError("baselines recomputed despite the cache")
 
-    monkeypatch.setattr(search.baselines, "compute_baselines", never)
+    monkeypatch.setattr(search.reports.baselines, "compute_baselines", never)
     sha256 = pq.read_table(config.path / "trials.parquet").column("corpus_sha256")[0].as_py()
     key = cache_key(sha256, config.max_chars, config.val_fraction)
     assert key.endswith(f":m{METHOD}") and set(json.loads(cache.read_text())) == {key}

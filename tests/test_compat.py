@@ -1,4 +1,4 @@
-"""search.compat against the installed Ray Tune, Optuna and W&B: each internal it reaches is
+"""search.engine.compat against the installed Ray Tune, Optuna and W&B: each internal it reaches is
 still where it was read from. A failure here means an upgrade moved one (pyproject.toml bounds
 the versions to those tested)."""
 
@@ -9,7 +9,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from search.compat import (
+from search.engine.compat import (
     WANDB_QUIET_EXPERIMENTAL,
     asha_forget,
     asha_max_t,
@@ -58,7 +58,7 @@ def test_quiet_wandb_settings_are_still_settings():
         assert getattr(settings, name) == value, name
 
 
-def train_trial(config):  # named like search.trainable's: the folder names have the same shape
+def train_trial(config):  # named like search.engine.trainable's: folder names of the same shape
     tune.report({"v": config["x"]})
 
 

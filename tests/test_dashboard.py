@@ -1,6 +1,6 @@
 """README's `optuna-dashboard runs/NAME/optuna.journal`: the dashboard opens a search's study.
 
-The study is built with Optuna directly, the way a search leaves it (`search/adapters.py`): a
+The study is built with Optuna directly, the way a search leaves it (`search/engine/adapters.py`): a
 journal file in the search folder, trials sampled by the search space, a trial that finished
 told COMPLETE with its value, a trial a scheduler stopped told PRUNED with the intermediate
 values it reported, a diverged trial PRUNED at the stand-in value, and a trial that never
@@ -22,9 +22,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.space import DefineByRun, SearchSpace
-from search.store import STUDY
-from search.trainable import DIVERGED_BPC, ORIGIN
+from search.engine.trainable import DIVERGED_BPC, ORIGIN
+from search.folder.space import DefineByRun, SearchSpace
+from search.folder.store import STUDY
 
 pytest.importorskip(
     "optuna_dashboard", reason='optuna-dashboard is not installed: pip install -e ".[dashboard]"'

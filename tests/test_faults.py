@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 from ray import tune
 
-from search.builders import FAIL_ENV
-from search.tuning import run_search
+from search.engine.builders import FAIL_ENV
+from search.engine.tuning import run_search
 from tests.conftest import tiny_search
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,21 +10,21 @@ import pyarrow as pa
 import pytest
 
 from model.evaluate import EvalConfig, block_bootstrap
-from search.baselines import Baselines
 from search.demo import build_parser as demo_parser
 from search.demo import demo_configs
-from search.predictability import (
+from search.folder.presets import PRESETS
+from search.reports.baselines import Baselines
+from search.reports.predictability import (
     TEST_COLUMNS,
     interval_columns,
     predictability_table,
     ranking_differences,
 )
-from search.predictability import test_columns as split_columns  # (pytest collects test_*)
-from search.presets import PRESETS
-from search.render import TEST_COLUMNS as TEST_VIEW
-from search.render import has_test, markdown_table
-from search.render import test_section as split_section
-from search.render import test_table as split_table
+from search.reports.predictability import test_columns as split_columns  # (pytest collects test_*)
+from search.reports.render import TEST_COLUMNS as TEST_VIEW
+from search.reports.render import has_test, markdown_table
+from search.reports.render import test_section as split_section
+from search.reports.render import test_table as split_table
 
 BOOT = EvalConfig(block=1_000, draws=400)
 N = 40_000

@@ -15,8 +15,8 @@ from corpora.files import atomic_path, atomic_write
 from model.errors import ConfigError
 from model.sample import main as sample_main
 from model.train import main as train_main
+from search.folder.store import SearchFolder
 from search.run import default_name
-from search.store import SearchFolder
 
 TINY = ["--corpus", "monte-cristo", "--hidden-size", "16", "--num-layers", "1", "--batch-size",
         "8", "--seq-len", "16", "--max-chars", "50000", "--eval-every-chars", "2048",
@@ -164,7 +164,7 @@ def test_a_folder_file_caught_mid_copy_is_read_once_whole(tmp_path):
     """Tune re-copies a restored search's .json files non-atomically; readers wait it out."""
     import threading
 
-    from search.store import read_json
+    from search.folder.store import read_json
 
     file = tmp_path / "clock.json"
     file.write_text("")  # truncated, the copy's content not yet written

@@ -2,7 +2,7 @@
 
 import pyarrow as pa
 
-from search.results import (
+from search.folder.results import (
     CURVES_SCHEMA,
     TRIALS_SCHEMA,
     TrialRecord,

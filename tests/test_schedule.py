@@ -9,13 +9,13 @@ from ray.tune.schedulers import TrialScheduler
 
 from model.config import parse_duration
 from model.errors import ConfigError
-from search.adapters import RecordingASHA
-from search.builders import report_grid
-from search.compat import optuna_study
-from search.promotion import PromotionScheduler
-from search.schedule import MIN_GRACE_S, plan_schedule
-from search.space import DefineByRun, SearchSpace
-from search.store import SearchFolder
+from search.engine.adapters import RecordingASHA
+from search.engine.builders import report_grid
+from search.engine.compat import optuna_study
+from search.engine.promotion import PromotionScheduler
+from search.folder.schedule import MIN_GRACE_S, plan_schedule
+from search.folder.space import DefineByRun, SearchSpace
+from search.folder.store import SearchFolder
 
 
 @pytest.mark.parametrize("budget", [20, 75, 300, 1200, 7200, 86400])
@@ -186,7 +186,7 @@ def test_optuna_is_told_how_each_trial_ended(tmp_path):
     import optuna
     from ray import tune
 
-    from search.adapters import BudgetAwareOptunaSearch
+    from search.engine.adapters import BudgetAwareOptunaSearch
 
     SearchFolder(tmp_path).write_clock(time.time(), time.time() + 60)
     searcher = BudgetAwareOptunaSearch(
@@ -228,7 +228,7 @@ def test_optuna_is_told_how_each_trial_ended(tmp_path):
 def test_trials_say_where_they_came_from_and_mutations_explore_around_the_best(tmp_path):
     """Warm starts first; once a trial has a whole-text value, every second new trial is a
     mutation of the best so far (two parameters moved, inside the space); the rest are TPE's."""
-    from search.adapters import BudgetAwareOptunaSearch
+    from search.engine.adapters import BudgetAwareOptunaSearch
 
     SearchFolder(tmp_path).write_clock(time.time(), time.time() + 60)
     space = SearchSpace()

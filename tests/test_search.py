@@ -13,14 +13,14 @@ import pytest
 import yaml
 
 from model.sample import generate, load_model
-from search.builders import report_points
-from search.report import CompareConfig, build_report
-from search.results import TRIALS_SCHEMA, resumed_history
+from search.engine.builders import report_points
+from search.engine.tuning import run_search
+from search.engine.warm import Passes, fit_dropout
+from search.folder.results import TRIALS_SCHEMA, resumed_history
+from search.folder.store import STUDY, SearchFolder
+from search.reports.report import CompareConfig, build_report
 from search.run import main as run_main
-from search.store import STUDY, SearchFolder
 from search.sweep_train import main as sweep_main
-from search.tuning import run_search
-from search.warm import Passes, fit_dropout
 from tests.conftest import tiny_search
 from tests.wandb_files import offline_runs
 

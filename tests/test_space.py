@@ -1,4 +1,4 @@
-"""The search space is declared once: every consumer follows `search.space.PARAMETERS`.
+"""The search space is declared once: every consumer follows `search.folder.space.PARAMETERS`.
 
 Adding a hyperparameter is one entry in PARAMETERS (and its training setting in `model`); this
 walks the table and checks each place that must know of it.
@@ -10,11 +10,20 @@ from optuna.trial import FixedTrial
 
 from model.config import FLAT_KEYS
 from model.errors import ConfigError
-from search.config import SearchConfig, search_argv
-from search.predictability import predictability_schema
-from search.render import BEST_COLUMNS, format_ranking
-from search.results import CURVES_SCHEMA, TRIALS_SCHEMA
-from search.space import (
+from search.engine.warm import (
+    DEFAULT_WARM_STARTS,
+    FREE_PASSES,
+    MAX_DROPOUT,
+    WIDE_START,
+    Passes,
+    fit_dropout,
+    fit_to_space,
+    long_horizon_start,
+    warm_points,
+)
+from search.folder.config import SearchConfig, search_argv
+from search.folder.results import CURVES_SCHEMA, TRIALS_SCHEMA
+from search.folder.space import (
     ARROW_TYPES,
     HYPERPARAMETERS,
     PARAMETERS,
@@ -26,17 +35,8 @@ from search.space import (
     space_to_mapping,
     wandb_sweep,
 )
-from search.warm import (
-    DEFAULT_WARM_STARTS,
-    FREE_PASSES,
-    MAX_DROPOUT,
-    WIDE_START,
-    Passes,
-    fit_dropout,
-    fit_to_space,
-    long_horizon_start,
-    warm_points,
-)
+from search.reports.predictability import predictability_schema
+from search.reports.render import BEST_COLUMNS, format_ranking
 
 # A space where every parameter varies (two cells, up to three layers).
 WIDE = space_from_mapping({"cell": ["lstm", "gru"], "num_layers": [1, 3]})

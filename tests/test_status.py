@@ -17,13 +17,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from search.config import SearchConfig
-from search.plots import BEST_PNG, TRIALS_PNG, TrialCurve, best_so_far, plot_search
-from search.progress import Board, progress_line, rung_of, running_lines, short_config
-from search.schedule import plan_schedule
+from search.folder.config import SearchConfig
+from search.folder.schedule import plan_schedule
+from search.folder.store import HOLDER, SearchFolder
+from search.reports.plots import BEST_PNG, TRIALS_PNG, TrialCurve, best_so_far, plot_search
+from search.reports.progress import Board, progress_line, rung_of, running_lines, short_config
+from search.reports.status import read_status
 from search.status import main as status_main
-from search.status import read_status
-from search.store import HOLDER, SearchFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = {"cell": "lstm", "num_layers": 2, "hidden_size": 128, "dropout": 0.1, "seq_len": 64,
@@ -93,7 +93,7 @@ def test_a_value_on_a_prefix_is_marked_and_never_the_best():
 
 
 def test_the_callback_prints_lines_and_writes_status_only_when_due(tmp_path):
-    from search.adapters import ProgressLines  # imports Ray's Tune classes, starts no Ray
+    from search.engine.adapters import ProgressLines  # imports Ray's Tune classes, starts no Ray
 
     folder = fake_search(tmp_path)
     progress = ProgressLines(0, folder=str(folder.path), every_s=0.0, terminal=False,
@@ -125,7 +125,7 @@ def test_the_callback_prints_lines_and_writes_status_only_when_due(tmp_path):
 
 
 def test_on_a_terminal_the_callback_draws_bars(tmp_path):
-    from search.adapters import ProgressLines
+    from search.engine.adapters import ProgressLines
 
     folder = fake_search(tmp_path)
     progress = ProgressLines(0, folder=str(folder.path), terminal=True, refresh_s=0.0)
@@ -187,7 +187,7 @@ def test_status_names_the_dashboard_and_the_extra_it_needs(tmp_path, capsys, mon
     folder.study_file.write_text("")
     board = read_status(folder.path)["dashboard"]
     assert board["command"] == f"optuna-dashboard {folder.study_file}"
-    monkeypatch.setattr("search.status.DASHBOARD_MODULE", "no_such_dashboard_module")
+    monkeypatch.setattr("search.reports.status.DASHBOARD_MODULE", "no_such_dashboard_module")
     assert status_main([str(folder.path)]) == 0
     assert (f"Optuna dashboard: optuna-dashboard {folder.study_file}  (not installed: "
             "pip install -e '.[dashboard]')") in capsys.readouterr().out  # fmt: skip
@@ -268,7 +268,7 @@ def test_a_search_logs_progress_before_its_first_trial_ends(ray_local, corpus_di
 
 def write_tables(folder: SearchFolder) -> None:
     """A minimal trials.parquet and curves.parquet (the columns these views read)."""
-    from search.results import CURVES_SCHEMA, TRIALS_SCHEMA
+    from search.folder.results import CURVES_SCHEMA, TRIALS_SCHEMA
 
     now = time.time()
     trials = [
@@ -297,7 +297,7 @@ def test_a_finished_search_is_read_from_its_tables_and_drawn(tmp_path):
 
 
 def test_a_resumed_search_shows_the_trials_of_its_earlier_runs(tmp_path):
-    from search.adapters import ProgressLines
+    from search.engine.adapters import ProgressLines
 
     folder = fake_search(tmp_path, state="interrupted")
     write_tables(folder)

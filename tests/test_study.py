@@ -5,8 +5,9 @@ import re
 import pyarrow.parquet as pq
 import pytest
 
-from search.space import HYPERPARAMETERS
-from search.study import BASE, StudyConfig, arms, main, run_study
+from search.folder.space import HYPERPARAMETERS
+from search.studies.study import BASE, StudyConfig, arms, run_study
+from search.study import main
 
 
 def test_arms_differ_only_in_the_factor_and_the_seed():

@@ -6,10 +6,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from search.results import TrialRecord, trial_row, trial_status
-from search.store import SearchFolder
-from search.trainable import DIVERGED_BPC
-from search.wandb_sink import KEPT, WandbSink, earlier_reports, run_summary
+from search.engine.trainable import DIVERGED_BPC
+from search.engine.wandb_sink import KEPT, WandbSink, earlier_reports, run_summary
+from search.folder.results import TrialRecord, trial_row, trial_status
+from search.folder.store import SearchFolder
 from tests.wandb_files import OFFLINE, offline_runs
 
 WHOLE = 1000  # validation characters of the whole text; the first rung validates a prefix
@@ -22,7 +22,7 @@ def report(val_bpc, chars_seen, val_chars=WHOLE, **more):
             "num_params": 5000, "diverged": False, **more}  # fmt: skip
 
 
-# (reports, error, stopped early) -> status, as search.results decides it for trials.parquet
+# (reports, error, stopped early) -> status, as search.folder.results decides it for trials.parquet
 CASES = {
     "cut": ([report(3.1, 1000, PREFIX), report(2.6, 2000), report(2.7, 3000, end="cut")],
             None, False),

@@ -1,7 +1,7 @@
 """Builders of the Ray Tune pieces of a search: sampler, scheduler, trainable, callbacks, tuner.
 
 Every builder takes the search's `SearchConfig` and its `Schedule` (from the time budget) and
-returns a Tune or Optuna object; `search.tuning.run_search` wires them together.
+returns a Tune or Optuna object; `search.engine.tuning.run_search` wires them together.
 
 Schedulers (`--scheduler`), all on the same time axis, seconds of training steps, chosen by
 the comparison in docs/search.md ("Choosing the scheduler"):
@@ -10,7 +10,7 @@ the comparison in docs/search.md ("Choosing the scheduler"):
   rung. The first trial at a rung always continues, so with few slots the warm starts keep
   their slots while they stay the best: on 2 cores that measured best at T = 300 s.
 - `promote`: successive halving that pauses trials at rungs and promotes the best, then gives
-  the end of the budget to the most promising ones (`search.promotion`): it explores more,
+  the end of the budget to the most promising ones (`search.engine.promotion`): it explores more,
   and its winner trains for less of the budget.
 - `hyperband`: asynchronous Hyperband, Tune's ASHA with one bracket per rung, each bracket
   starting at a later rung, so fewer trials are judged on their earliest results.
@@ -34,7 +34,7 @@ from ray.tune.schedulers import FIFOScheduler, PopulationBasedTraining, TrialSch
 
 from corpora import Corpus
 from model.errors import ConfigError
-from search.adapters import (
+from search.engine.adapters import (
     METRIC,
     MODE,
     TIME_ATTR,
@@ -42,13 +42,13 @@ from search.adapters import (
     ProgressLines,
     RecordingASHA,
 )
-from search.config import SearchConfig
-from search.promotion import PromotionScheduler
-from search.schedule import Schedule
-from search.space import DefineByRun
-from search.store import SearchFolder
-from search.trainable import SCORE, TrialPlan, train_trial
-from search.wandb_sink import WandbSink
+from search.engine.promotion import PromotionScheduler
+from search.engine.trainable import SCORE, TrialPlan, train_trial
+from search.engine.wandb_sink import WandbSink
+from search.folder.config import SearchConfig
+from search.folder.schedule import Schedule
+from search.folder.space import DefineByRun
+from search.folder.store import SearchFolder
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial: ProgressLines has it
 
@@ -92,7 +92,7 @@ def report_grid(rungs: Sequence[float], max_gap: float) -> tuple[float, ...]:
 
 
 def last_start(config: SearchConfig, schedule: Schedule) -> float:
-    """Seconds into the budget after which no trial starts (see search.schedule)."""
+    """Seconds into the budget after which no trial starts (see search.folder.schedule)."""
     if config.scheduler == "fifo":
         return max(0.0, schedule.budget_s - trial_seconds(config, schedule) / 2)
     if config.scheduler == "promote":
@@ -142,7 +142,7 @@ def make_scheduler(
     config: SearchConfig, schedule: Schedule, long_horizon: Sequence[dict[str, Any]] = ()
 ) -> TrialScheduler:
     """The trial scheduler `config` names; ASHA runs the `long_horizon` configurations
-    unjudged (see `search.adapters.RecordingASHA`)."""
+    unjudged (see `search.engine.adapters.RecordingASHA`)."""
     if config.scheduler == "promote":
         return PromotionScheduler(
             rungs_s=schedule.rungs_s[:-1],

@@ -22,8 +22,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from corpora.files import atomic_path
-from search.space import SearchSpace, searched
-from search.store import SearchFolder
+from search.folder.space import SearchSpace, searched
+from search.folder.store import SearchFolder
 
 TRIALS_PNG, BEST_PNG = "trials.png", "best-so-far.png"
 

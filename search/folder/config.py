@@ -15,8 +15,8 @@ from typing import Any
 
 from corpora import CorpusConfig
 from model.errors import ConfigError
-from search.schedule import GRACE_SHARE, MIN_BUDGET_S
-from search.space import SearchSpace, space_from_mapping, space_to_mapping
+from search.folder.schedule import GRACE_SHARE, MIN_BUDGET_S
+from search.folder.space import SearchSpace, space_from_mapping, space_to_mapping
 
 WANDB_MODES = ("offline", "online", "disabled")
 SCHEDULERS = ("asha", "promote", "hyperband", "pbt", "fifo")
@@ -32,7 +32,7 @@ class SearchConfig:
     time_budget_s: float = 3600.0  # wall time for trials, e.g. 300, 10m or 2h; the schedule is
     # derived from it. With --resume: the time for this run
     trials: int = 0  # at most this many trials, over all resumes; 0: as many as the budget holds
-    scheduler: str = "asha"  # asha | promote | hyperband | pbt | fifo (search.builders)
+    scheduler: str = "asha"  # asha | promote | hyperband | pbt | fifo (search.engine.builders)
     sampler: str = "tpe"  # tpe (Optuna's TPE) | random
     reduction_factor: int = 3  # asha/hyperband keep the best 1/rf of the trials at each rung
     first_rung_share: float = GRACE_SHARE  # the first rung is at least this share of the budget
@@ -43,7 +43,7 @@ class SearchConfig:
     warm_start_defaults: bool = True  # run the documented known-good configurations first
     fit_warm_starts: bool = True  # give warm starts the dropout the passes over the text need
     long_horizon_yardstick: bool = True  # the long-horizon start's values at the rungs judge
-    # the other trials (it is never judged itself; search.adapters.RecordingASHA)
+    # the other trials (it is never judged itself; search.engine.adapters.RecordingASHA)
     mutate_every: int = 2  # every this many new trials, one mutates the best so far (0: never)
     plateau_share: float = 1 / 3  # a trial not improving over this last share of its training
     # time ends itself (plateaued; 0: never)
@@ -120,8 +120,9 @@ class SearchConfig:
         """Flat training settings shared by every trial (see model.config.run_config_from_flat).
 
         A trial trains for `max_train_s` seconds of training steps unless its scheduler stops
-        it first; it reports only where its scheduler needs a value (`search.trainable.TrialPlan`),
-        never by characters, and its learning rate cools down before every report (`wsd`, see
+        it first; it reports only where its scheduler needs a value
+        (`search.engine.trainable.TrialPlan`), never by characters, and its learning rate cools
+        down before every report (`wsd`, see
         `model.loop`): wherever it is stopped, its last model is one that was meant to end
         there. (`cosine`: one decay over the trial's whole possible time, as before.)
         """
@@ -147,7 +148,10 @@ MAX_TRIAL_CHARS = 10**15
 def load_search_config(path: Path, overrides: dict[str, Any] | None = None) -> SearchConfig:
     """The settings a search folder was started with (its search.json), with a few per-run
     overrides such as the Ray address or the corpus folder. Unknown keys are an error."""
-    from search.store import SETTINGS, SearchFolder  # the store is the only reader of the file
+    from search.folder.store import (  # the store is the only reader of the file
+        SETTINGS,
+        SearchFolder,
+    )
 
     saved = SearchFolder(path).read_settings()
     try:

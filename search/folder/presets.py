@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from model.errors import ConfigError
-from search.config import SearchConfig
-from search.space import SearchSpace, space_from_mapping
+from search.folder.config import SearchConfig
+from search.folder.space import SearchSpace, space_from_mapping
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@
 | `.lock`, `holder.json` | each run | held for the whole run: one search process per folder;
   who holds it (host, pid, since), removed when the run ends |
 | `status.json` | the driver, as trials report | every trial so far and the best
-  (`search.progress`): what `python -m search.status` reads while the search runs |
-| `trials.png`, `best-so-far.png` | the end of each run | the search's pictures (`search.plots`) |
+  (`search.reports.progress`): what `python -m search.status` reads while the search runs |
+| `trials.png`, `best-so-far.png` | the end of each run | the search's pictures (`reports.plots`) |
 
 Every write is atomic (`corpora.files`). Tune keeps its own files here too (`tuner.pkl`,
 `experiment_state-*.json`, one folder per trial).
@@ -127,7 +127,7 @@ class SearchFolder:
     def clock(self) -> dict[str, float]:
         return read_json(self.path / CLOCK)
 
-    # -- the live status (search.progress) -------------------------------------------------------
+    # -- the live status (search.reports.progress) ------------------------------------------
 
     def write_status(self, snapshot: dict[str, Any]) -> None:
         atomic_write(self.path / STATUS, json.dumps(snapshot, default=str) + "\n")

@@ -7,10 +7,10 @@
 How predictable is a text, and how fast does a model learn it? Each search folder gives one
 row (one corpus, cut to one prefix length): the best validation bpc its search found, with that
 trial's hyperparameters; what gzip, bz2, xz, zstd and PPMd need for the *same* validation text
-given the training text (`search.baselines`); how many training characters and seconds the
+given the training text (`search.reports.baselines`); how many training characters and seconds the
 best trial needed to reach fixed bpc thresholds; the best and median bpc of the trials at each
 rung (equal budgets); how many trials were stopped early or diverged; the hyperparameter
-importance (`search.importance`); and a sample from the best model (fixed seed and
+importance (`search.reports.importance`); and a sample from the best model (fixed seed and
 temperature).
 
 The report is a view of the searches' trials.parquet and curves.parquet plus the corpus text
@@ -37,10 +37,12 @@ from corpora.dataset import SplitText
 from corpora.files import atomic_write
 from model.errors import ConfigError
 from model.evaluate import EvalConfig
-from search.baselines import cache_key, cached_baselines, ppmd_stretch_bits
-from search.importance import study_importances
-from search.plots import Curve, plot_baselines, plot_best_curves, plot_hyperparameters
-from search.predictability import (
+from search.folder.results import finite
+from search.folder.store import write_parquet
+from search.reports.baselines import cache_key, cached_baselines, ppmd_stretch_bits
+from search.reports.importance import study_importances
+from search.reports.plots import Curve, plot_baselines, plot_best_curves, plot_hyperparameters
+from search.reports.predictability import (
     DEFAULT_THRESHOLDS,
     Sample,
     predictability_table,
@@ -48,9 +50,8 @@ from search.predictability import (
     search_row,
     test_columns,
 )
-from search.render import has_test, length_note, main_table, render_markdown, test_table
-from search.results import finite
-from search.searches import (
+from search.reports.render import has_test, length_note, main_table, render_markdown, test_table
+from search.reports.searches import (
     Search,
     best_sample,
     check_equal_lengths,
@@ -58,7 +59,6 @@ from search.searches import (
     search_text,
     trial_curves,
 )
-from search.store import write_parquet
 
 BASELINES_FILE = "baselines.json"  # cache of compressor figures inside each search folder
 TABLE_FILE, MARKDOWN_FILE = "predictability.parquet", "predictability.md"
@@ -134,7 +134,7 @@ def write_plots(searches: Sequence[Search], table: pa.Table, out: Path) -> dict[
 def test_part(
     search: Search, text: SplitText, boot: EvalConfig
 ) -> tuple[dict[str, Any], np.ndarray] | None:
-    """A search's test columns (`search.predictability.test_columns`) and its best model's
+    """A search's test columns (`search.reports.predictability.test_columns`) and its best model's
     adaptive bits for each test character; None where it kept no test split or scored none.
 
     The compressors read the test text after all the text before it (training and

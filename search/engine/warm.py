@@ -22,7 +22,7 @@ to Optuna's `enqueue_trial` through Tune's `points_to_evaluate`, so the sampler 
 their results like from any other trial's.
 
 `mutate` makes a neighbour of a configuration: the search's way to explore around the best one
-so far (`search.adapters.BudgetAwareOptunaSearch`) besides TPE's own suggestions.
+so far (`search.engine.adapters.BudgetAwareOptunaSearch`) besides TPE's own suggestions.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from model.errors import ConfigError
-from search.space import HYPERPARAMETERS, PARAMETERS, SearchSpace
-from search.store import TRIALS, SearchFolder
+from search.folder.space import HYPERPARAMETERS, PARAMETERS, SearchSpace
+from search.folder.store import TRIALS, SearchFolder
 
 # Known-good starting points (see docs/search.md, "How the defaults were chosen"). The first is
 # karpathy/char-rnn's default network (2 x 128 LSTM, 50 streams of 50 characters) at a
@@ -95,7 +95,7 @@ def long_horizon_start(space: SearchSpace, fit: Passes | None) -> dict[str, Any]
     of a network with `WIDE_CAPACITY` times the passes), inside `space`.
 
     Successive halving judges it at its first rung, where it is far behind what learns fast;
-    the scheduler runs it to the end of the budget instead (`search.adapters.RecordingASHA`),
+    the scheduler runs it to the end of the budget instead (`search.engine.adapters.RecordingASHA`),
     and only a plateau or the deadline ends it, like the single run it stands for.
     """
     if fit is None or fit.of(WIDE_CHARS_PER_S) < WIDE_MIN_PASSES:

@@ -6,9 +6,9 @@
     progress_line(snap, now)                # one compact line: budget, counts, best so far
     running_lines(snap)                     # one line per running trial
 
-The driver's progress display (`search.adapters.ProgressLines`) keeps a `Board` as Tune reports
-and writes its snapshot to the search folder (`status.json`); `python -m search.status` reads
-that file from another terminal. Both print with the functions below, so the two views agree.
+The driver's progress display (`search.engine.adapters.ProgressLines`) keeps a `Board` as Tune
+reports and writes its snapshot to the search folder (`status.json`); `python -m search.status`
+reads that file from another terminal. Both print with the functions below, so the two views agree.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from search.space import FORMATS
+from search.folder.space import FORMATS
 
-RUNNING = "running"  # a trial's status until it ends (then one of search.results.STATUSES)
+RUNNING = "running"  # a trial's status until it ends (then one of search.folder.results.STATUSES)
 SHORT = (("dropout", "do {:.2f}"), ("seq_len", "seq {}"), ("batch_size", "b {}"),
          ("lr", "lr {:.1e}"))  # fmt: skip
 

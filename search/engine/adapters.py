@@ -25,18 +25,25 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 from tqdm import tqdm
 
-from search.compat import (
+from search.engine.compat import (
     asha_forget,
     asha_max_t,
     asha_rung_records,
     optuna_study,
     optuna_trials,
 )
-from search.progress import RUNNING, Board, best_text, counts_text, progress_line, running_lines
-from search.space import SearchSpace
-from search.store import SearchFolder
-from search.trainable import ORIGIN
-from search.warm import is_point, mutate
+from search.engine.trainable import ORIGIN
+from search.engine.warm import is_point, mutate
+from search.folder.space import SearchSpace
+from search.folder.store import SearchFolder
+from search.reports.progress import (
+    RUNNING,
+    Board,
+    best_text,
+    counts_text,
+    progress_line,
+    running_lines,
+)
 
 METRIC, MODE = "val_bpc", "min"
 TIME_ATTR = "train_s"  # the schedulers' time axis: seconds of training steps
@@ -58,7 +65,7 @@ class BudgetAwareOptunaSearch(OptunaSearch):
 
     Exploration around what works: once some trial has a value on the whole validation text,
     every `mutate_every`-th new trial (0: none) is a mutation of the best such trial so far (the
-    incumbent, `search.warm.mutate`), enqueued in the study as the warm starts are, so TPE
+    incumbent, `search.engine.warm.mutate`), enqueued in the study as the warm starts are, so TPE
     learns from it too. Each trial's config says where it came from (`origin`: warm, sampled
     or mutated), and so does its Optuna trial (a user attribute).
 
@@ -159,7 +166,7 @@ class RecordingASHA(ASHAScheduler):
     Tune marks a trial ASHA stopped TERMINATED, like one that finished; this record is what
     tells "stopped" from "completed" or "cut".
 
-    A trial whose configuration is one of `long_horizon` (`search.warm.long_horizon_start`: a
+    A trial whose configuration is one of `long_horizon` (`search.engine.warm.long_horizon_start`: a
     wide network the budget lets read the text many times) is not judged at the rungs, where
     it is behind what learns fast by design; it trains to `max_t` unless it plateaus or the
     deadline comes. With `yardstick`, its values at the rungs are written down like any
@@ -227,7 +234,7 @@ def is_terminal(stream: Any) -> bool:
 
 
 class ProgressLines(tune.Callback):
-    """The search's progress display, and its status file (see `search.progress`).
+    """The search's progress display, and its status file (see `search.reports.progress`).
 
     Driven by Tune's callback hooks in the driver (no thread of its own): `on_step_end`, called
     every loop of Tune's controller, checks the clock and does something only when a refresh

@@ -32,9 +32,9 @@ from typing import Any
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from search.adapters import METRIC, MODE, TIME_ATTR
-from search.compat import set_objective
-from search.store import SearchFolder
+from search.engine.adapters import METRIC, MODE, TIME_ATTR
+from search.engine.compat import set_objective
+from search.folder.store import SearchFolder
 
 
 class PromotionScheduler(FIFOScheduler):

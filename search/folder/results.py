@@ -4,7 +4,7 @@
                                chars trained, wall time, status, best checkpoint path, ...
     runs/NAME/curves.parquet   trial_id, iteration, chars_seen, train_bpc, val_bpc, ...
 
-Rows are built here from what each trial reported (pure functions); `search.store` writes
+Rows are built here from what each trial reported (pure functions); `search.folder.store` writes
 them atomically with these explicit Arrow schemas, so pyarrow or pandas alone read them and an
 interrupted write never leaves half a table. Reports (rankings, comparisons) are views
 computed from these tables.
@@ -20,7 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from search.space import ARROW_TYPES, HYPERPARAMETERS
+from search.folder.space import ARROW_TYPES, HYPERPARAMETERS
 
 STATUSES = ("completed", "cut", "plateaued", "stopped", "diverged", "failed", "unfinished")
 ORIGINS = ("warm", "sampled", "mutated")  # where a trial's configuration came from
@@ -36,7 +36,7 @@ TRIALS_SCHEMA = pa.schema(
         ("corpus_chars", pa.int64()),  # characters used (after --max-chars), train + validation
         ("val_chars", pa.int64()),
         ("vocab_size", pa.int32()),
-        *ARROW_TYPES.items(),  # one column per hyperparameter of search.space.PARAMETERS
+        *ARROW_TYPES.items(),  # one column per hyperparameter of search.folder.space.PARAMETERS
         ("origin", pa.string()),  # one of ORIGINS: a warm start, TPE's, a mutation of the best
         ("num_params", pa.int64()),
         ("final_val_bpc", pa.float64()),  # at the trial's last report; null if it never reported

@@ -22,10 +22,10 @@ from matplotlib.figure import Figure
 from corpora.files import atomic_path, atomic_write
 from model.loop import LN2
 from model.sample import LATEST, sample_checkpoint
-from search.render import DASH, fenced, markdown_table
-from search.results import SPEED_LEVELS as THRESHOLDS
-from search.results import TrialRecord
-from search.store import SearchFolder
+from search.folder.results import SPEED_LEVELS as THRESHOLDS
+from search.folder.results import TrialRecord
+from search.folder.store import SearchFolder
+from search.reports.render import DASH, fenced, markdown_table
 
 
 def by_value(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

@@ -3,7 +3,7 @@
     search = read_search("runs/irc-20261129-101500")     # settings, trials and curves tables
     train_text, val_text, test_text, sha256 = search_text(search)  # the text it was cut into
 
-Every file is read through `search.store`; a folder that is not a finished search, or whose
+Every file is read through `search.folder.store`; a folder that is not a finished search, or whose
 corpus file changed since, is a one-line ConfigError.
 """
 
@@ -19,12 +19,12 @@ import pyarrow as pa
 from corpora.dataset import SplitText, corpus_text
 from model.errors import ConfigError
 from model.sample import sample_checkpoint
-from search.config import SearchConfig, load_search_config
-from search.results import STATUSES, finite
-from search.space import HYPERPARAMETERS
-from search.store import CURVES, SETTINGS, TRIALS, SearchFolder
+from search.folder.config import SearchConfig, load_search_config
+from search.folder.results import STATUSES, finite
+from search.folder.space import HYPERPARAMETERS
+from search.folder.store import CURVES, SETTINGS, TRIALS, SearchFolder
 
-TRIAL_COLUMNS = (  # of search.results.TRIALS_SCHEMA, those the reports read
+TRIAL_COLUMNS = (  # of search.folder.results.TRIALS_SCHEMA, those the reports read
     "trial_id", "corpus", "corpus_sha256", "corpus_chars", "val_chars", "vocab_size",
     *HYPERPARAMETERS, "num_params", "best_val_bpc", "final_val_bpc", "chars_trained", "wall_s",
     "status",

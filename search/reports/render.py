@@ -16,15 +16,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tabulate import tabulate
 
-from search.baselines import PPMD_MEM_SIZE
-from search.predictability import (
+from search.folder.results import STATUSES, finite, ranked
+from search.folder.space import FORMATS, HYPERPARAMETERS
+from search.reports.baselines import PPMD_MEM_SIZE
+from search.reports.predictability import (
     interval_columns,
     rung_columns,
     threshold_columns,
     threshold_label,
 )
-from search.results import STATUSES, finite, ranked
-from search.space import FORMATS, HYPERPARAMETERS
 
 DASH = "–"  # shown for a value that does not exist (threshold never reached, no trial)
 
@@ -87,7 +87,7 @@ ALONE_COLUMNS: tuple[tuple[str, Cell], ...] = (
     ("zstd alone", col("zstd_alone_bpc", BPC)),
     ("PPMd alone (order)", lambda r: ppmd_cell(r, "ppmd_alone_bpc", "ppmd_alone_order")),
 )
-HYPER_COLUMNS: tuple[tuple[str, Cell], ...] = tuple(  # one per search.space parameter
+HYPER_COLUMNS: tuple[tuple[str, Cell], ...] = tuple(  # one per search.folder.space parameter
     (name, col(name, FORMATS[name].format)) for name in HYPERPARAMETERS
 )
 BEST_COLUMNS: tuple[tuple[str, Cell], ...] = (

@@ -11,7 +11,7 @@ import ray
 from ray.autoscaler.sdk import request_resources
 
 from model.errors import ConfigError
-from search.config import SearchConfig
+from search.folder.config import SearchConfig
 
 
 def start_ray(address: str | None) -> bool:

@@ -28,16 +28,16 @@ from typing import Any
 from ray import tune
 from ray.air.constants import EXPR_RESULT_FILE
 
-from search.compat import WANDB_QUIET_EXPERIMENTAL
-from search.results import (
+from search.engine.compat import WANDB_QUIET_EXPERIMENTAL
+from search.engine.trainable import ORIGIN
+from search.folder.results import (
     TrialRecord,
     finite_or_none,
     report_bpc,
     resumed_history,
     trial_status,
 )
-from search.store import SearchFolder
-from search.trainable import ORIGIN
+from search.folder.store import SearchFolder
 
 LOGGED = (  # numeric report fields logged to W&B
     "val_bpc", "val_chars", "train_bpc", "chars_seen", "chars_per_s", "train_s", "eval_s",
@@ -59,7 +59,7 @@ def run_summary(
     error: str | None = None,
     stopped_early: bool = False,
 ) -> dict[str, Any]:
-    """A finished trial's W&B summary: its status (`search.results.STATUSES`, decided as the
+    """A finished trial's W&B summary: its status (`search.folder.results.STATUSES`, decided as the
     trials table decides it), origin, and final figures under their `trials.parquet` names.
 
     `val_bpc`, the metric of `sweep.yaml`, becomes the value the search ranks the trial by (its

@@ -1,14 +1,14 @@
 """The predictability table: one typed row per search, corpora side by side.
 
 Each row: the corpus (length, distinct characters, checksums); compressor baselines on the
-same validation text (`search.baselines`); the best model's validation bpc and its gain over
+same validation text (`search.reports.baselines`); the best model's validation bpc and its gain over
 the best compressor; where the search kept a test split, the best model's static and adaptive
 bpc on it, the compressors on the same test text, and the model's gain over the best of them,
 each with a block-bootstrap interval (`test_columns`); that trial's hyperparameters; the
 training characters and seconds it needed to reach fixed bpc thresholds; the best and median
 bpc at each rung of the scheduler (equal budgets); counts of trials by status; hyperparameter
 importance; a sample of its text.
-Rows are ranked by best bpc. Built from the searches' tables (`search.searches`), never a
+Rows are ranked by best bpc. Built from the searches' tables (`search.reports.searches`), never a
 second source of truth.
 """
 
@@ -32,12 +32,12 @@ from model.evaluate import (
     independent_difference,
     paired_difference,
 )
-from search.baselines import Baselines
-from search.config import SearchConfig, search_argv
-from search.importance import Importance
-from search.results import SPEED_LEVELS, STATUSES, TRIALS_SCHEMA, ranked
-from search.searches import Search, crossings, rung_values, status_counts, trial_curves
-from search.space import HYPERPARAMETERS
+from search.folder.config import SearchConfig, search_argv
+from search.folder.results import SPEED_LEVELS, STATUSES, TRIALS_SCHEMA, ranked
+from search.folder.space import HYPERPARAMETERS
+from search.reports.baselines import Baselines
+from search.reports.importance import Importance
+from search.reports.searches import Search, crossings, rung_values, status_counts, trial_curves
 
 DEFAULT_THRESHOLDS = SPEED_LEVELS  # bpc the best trial is timed to
 
@@ -63,7 +63,7 @@ def rung_columns(rung: float) -> tuple[str, str, str]:
 
 
 _HYPER_TYPES = {name: TRIALS_SCHEMA.field(name).type for name in HYPERPARAMETERS}
-_BASELINE_COLUMNS = (  # bits per validation character (search.baselines.Baselines)
+_BASELINE_COLUMNS = (  # bits per validation character (search.reports.baselines.Baselines)
     "unigram_bpc",
     "gzip_given_train_bpc",
     "bz2_given_train_bpc",
@@ -255,7 +255,7 @@ def test_columns(
 ) -> dict[str, Any]:
     """The test columns of a search's row: the best model's bits for each test character
     (static, adaptive), the compressors on the same text (`baselines`) and PPMd's bits for
-    each of its characters (`search.baselines.ppmd_stretch_bits`), with `boot`'s block
+    each of its characters (`search.reports.baselines.ppmd_stretch_bits`), with `boot`'s block
     bootstrap (block, draws, seed, level) for every interval.
 
     The gain over the best compressor is paired when that compressor is PPMd: the same blocks

@@ -4,8 +4,8 @@
 
 The driver locks the search folder, loads and encodes the corpus once, starts (or joins) Ray
 and puts the corpus in the object store; only then does the budget's clock start. The schedule
-comes from the budget and the number of trial slots (`search.schedule`); the warm-start
-configurations run first (`search.warm`). Trials stop themselves before the deadline with a
+comes from the budget and the number of trial slots (`search.folder.schedule`); the warm-start
+configurations run first (`search.engine.warm`). Trials stop themselves before the deadline with a
 last full validation, so their work counts. When the search ends (the budget spent,
 `--trials` reached, or the driver interrupted) the trials are read from the ResultGrid that
 `Tuner.fit` returns, the result tables are written, the best trial's best checkpoint is copied
@@ -35,14 +35,13 @@ from model.config import run_config_from_flat, with_vocab_size
 from model.errors import ConfigError
 from model.loop import check_corpus_fits
 from model.sample import LATEST, sample_checkpoint
-from search.adapters import METRIC
-from search.builders import make_trainable, make_tuner, trial_seconds
-from search.cluster import default_concurrency, request_workers, start_ray
-from search.compat import experiment_analysis, trial_id_from_folder
-from search.config import SearchConfig
-from search.plots import plot_search
-from search.progress import counts
-from search.results import (
+from search.engine.adapters import METRIC
+from search.engine.builders import make_trainable, make_tuner, trial_seconds
+from search.engine.cluster import default_concurrency, request_workers, start_ray
+from search.engine.compat import experiment_analysis, trial_id_from_folder
+from search.engine.warm import Passes, long_horizon_start, warm_points
+from search.folder.config import SearchConfig
+from search.folder.results import (
     CURVES_SCHEMA,
     TRIALS_SCHEMA,
     TrialRecord,
@@ -52,10 +51,11 @@ from search.results import (
     trial_row,
     trial_status,
 )
-from search.schedule import Schedule, plan_schedule
-from search.space import wandb_sweep
-from search.store import SearchFolder
-from search.warm import Passes, long_horizon_start, warm_points
+from search.folder.schedule import Schedule, plan_schedule
+from search.folder.space import wandb_sweep
+from search.folder.store import SearchFolder
+from search.reports.plots import plot_search
+from search.reports.progress import counts
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def test_figures(config: SearchConfig, folder: SearchFolder) -> dict[str, Any]:
     """Score the best model (in `folder`'s best/) on the test split, which no selection saw:
     static and dynamic bpc with their intervals (`model.evaluate`; dynamic settings chosen on
     validation). The bits of each test character go to best/test_bits.parquet, where the
-    report pairs them with a compressor's (`search.report`)."""
+    report pairs them with a compressor's (`search.reports.report`)."""
     from model.evaluate import EvalConfig, evaluate_checkpoint
 
     report = evaluate_checkpoint(

@@ -62,7 +62,7 @@ def experiment_analysis(tuner: Any) -> Any | None:
 def trial_id_from_folder(path: str | Path) -> str:
     """The trial id in the name of a trial's folder, `TRAINABLE_ID_INDEX_CONFIG...` (Tune's
     default dirname creator): the third part, for a trainable whose name has one underscore
-    (`train_trial`, search/trainable.py) and the ids trials of a search algorithm get (eight
+    (`train_trial`, search/engine/trainable.py) and the ids trials of a search algorithm get (eight
     hex digits; a grid's `ID_00001` would not do)."""
     return Path(path).name.split("_")[2]
 

@@ -1,0 +1,246 @@
+"""Controlled studies: what one factor does to learning, everything else held fixed.
+
+    python -m search.study cell --corpus monte-cristo --max-chars 300000 --budget-chars 200000 \
+        --seeds 2
+    python -m search.study hidden_size --corpus irc --base runs/irc-20261129-101500 \
+        --values 64,128,256 --time-budget 60
+    python -m search.study max_chars --corpus irc --values 250000,1000000,4000000
+
+A search answers "what is best"; a study answers "what does this factor do, other things
+equal". FACTOR is any hyperparameter of the search space (`search.folder.space.PARAMETERS`: cell,
+num_layers, hidden_size, dropout, seq_len, lr, batch_size) or `max_chars`, the length of the
+training text (its first N characters; the validation text stays the same). Everything else
+comes from the best configuration of an earlier search (`--base`) or from `BASE` and `--set`.
+Each value runs with several seeds, every arm with the same training-character budget (or the
+same time), reporting on the whole validation text ten times on the way; wall time and
+chars/s are recorded too, so "faster per character" and "faster per second" can both be read.
+
+The arms run on Ray Tune as a grid (`tune.grid_search`, no early stopping) of the search's own
+trainable, locally or on a cluster (`--address`). The study folder holds the search tables
+(trials.parquet, curves.parquet), `study.parquet` (one row per arm and seed), and the report
+`study.md` with its PNG curves (`search.studies.report`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from corpora import load_corpus
+from model.errors import ConfigError
+from search.folder.config import SearchConfig
+from search.folder.results import (
+    CURVES_SCHEMA,
+    SPEED_LEVELS,
+    TRIALS_SCHEMA,
+    TrialRecord,
+    curve_rows,
+    trial_row,
+    trial_status,
+)
+from search.folder.space import BY_NAME, HYPERPARAMETERS
+from search.folder.store import SearchFolder, write_parquet
+
+# Everything a study holds fixed unless --base or --set says otherwise: char-rnn's 2 x 128 LSTM
+# at a learning rate fit for short budgets (the project's first warm start).
+BASE: dict[str, Any] = {"cell": "lstm", "num_layers": 2, "hidden_size": 128, "dropout": 0.0,
+                        "seq_len": 64, "batch_size": 32, "lr": 4e-3}  # fmt: skip
+FACTORS = (*HYPERPARAMETERS, "max_chars")
+DEFAULT_VALUES: dict[str, tuple] = {
+    "cell": ("lstm", "gru", "rnn"),
+    "num_layers": (1, 2, 3),
+    "hidden_size": (64, 128, 256),
+    "dropout": (0.0, 0.25, 0.5),
+    "seq_len": (16, 64, 256),
+    "batch_size": (8, 32, 128),
+    "lr": (1e-3, 3e-3, 1e-2),
+    "max_chars": (100_000, 400_000, 1_600_000),
+}
+THRESHOLDS = SPEED_LEVELS
+REPORTS = 10  # validations on the whole text per arm
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    factor: str  # the hyperparameter studied, or max_chars (training text length)
+    corpus: str = "monte-cristo"  # registered corpus name or path to a UTF-8 file
+    values: tuple = ()  # the factor's values; () for DEFAULT_VALUES
+    base: str | None = None  # search folder whose best configuration the other settings copy
+    sets: tuple[tuple[str, Any], ...] = ()  # fixed settings over the base, (name, value)
+    seeds: int = 3  # seeds per value
+    budget_chars: int = 2_000_000  # training characters of every arm
+    time_budget_s: float = 0.0  # instead: training seconds of every arm (0: use budget_chars)
+    max_chars: int | None = None  # corpus prefix (train + validation)
+    val_fraction: float = 0.05  # held-out share of the text, from its end
+    cpus_per_trial: float = 1.0  # CPU threads per arm
+    name: str = ""  # study folder under storage; "" derives one
+    storage: str = "runs"  # folder holding searches and studies
+    address: str | None = None  # existing Ray cluster; None starts a local Ray
+    data_dir: str | None = None  # local corpus folder
+    sample_chars: int = 300  # characters sampled from each value's best model
+
+    def __post_init__(self) -> None:
+        if self.factor not in FACTORS:
+            raise ConfigError(f"unknown factor {self.factor!r}; choose from {', '.join(FACTORS)}")
+        if self.seeds < 1 or self.budget_chars < 1 or not self.time_budget_s >= 0:
+            raise ConfigError("seeds and budget_chars must be at least 1, time_budget_s >= 0")
+
+
+def parse_value(factor: str, text: str) -> Any:
+    """A value of `factor` from the command line, checked against the space's kind."""
+    kind = "int" if factor == "max_chars" else BY_NAME[factor].kind
+    try:
+        value = {"int": int, "float": float, "choice": str}[kind](text)
+    except ValueError:
+        raise ConfigError(f"{factor} takes {kind} values, got {text!r}") from None
+    if factor == "cell" and value not in ("lstm", "gru", "rnn"):
+        raise ConfigError(f"cell must be lstm, gru or rnn, got {value!r}")
+    if kind != "choice" and not value >= 0:
+        raise ConfigError(f"{factor} must not be negative, got {value}")
+    return value
+
+
+def base_settings(config: StudyConfig) -> dict[str, Any]:
+    """The fixed hyperparameters: --base's best configuration (or BASE), then --set."""
+    settings = dict(BASE)
+    if config.base:
+        from search.engine.warm import top_configurations
+
+        settings.update(top_configurations(config.base, 1)[0])
+    for key, value in config.sets:
+        if key not in HYPERPARAMETERS:
+            raise ConfigError(f"--set {key}: not a hyperparameter ({', '.join(HYPERPARAMETERS)})")
+        settings[key] = parse_value(key, str(value))
+    return settings
+
+
+def arms(config: StudyConfig) -> list[dict[str, Any]]:
+    """One trial config per value and seed: the base with the factor set (and nothing else)."""
+    base = base_settings(config)
+    values = config.values or DEFAULT_VALUES[config.factor]
+    out = []
+    for value in values:
+        for seed in range(config.seeds):
+            arm = {**base, "seed": seed}
+            if config.factor == "max_chars":
+                arm["train_chars"] = int(value)
+            else:
+                arm[config.factor] = value
+            out.append(arm)
+    return out
+
+
+def search_config(config: StudyConfig) -> SearchConfig:
+    """The settings the trainable shares with a search (corpus, split, device)."""
+    return SearchConfig(corpus=config.corpus, name=config.name, storage=config.storage,
+                        address=config.address, data_dir=config.data_dir,
+                        max_chars=config.max_chars, val_fraction=config.val_fraction,
+                        cpus_per_trial=config.cpus_per_trial, wandb_mode="disabled")  # fmt: skip
+
+
+def study_row(record: TrialRecord, factor: str, whole_val: int) -> dict[str, Any]:
+    """One arm and seed: final/best bpc, speed, characters and seconds to each threshold."""
+    history = [h for h in record.history if h.get("val_chars") == whole_val]
+    last = record.history[-1] if record.history else {}
+    value = record.config.get("train_chars" if factor == "max_chars" else factor)
+    row: dict[str, Any] = {
+        "factor": factor,
+        "value": str(value),
+        "seed": record.config.get("seed"),
+        "trial_id": record.trial_id,
+        "final_val_bpc": history[-1]["val_bpc"] if history else None,
+        "best_val_bpc": min((h["val_bpc"] for h in history), default=None),
+        "final_train_bpc": last.get("train_bpc"),
+        "chars_trained": last.get("chars_seen"),
+        "train_s": last.get("train_s"),
+        "wall_s": last.get("elapsed_s"),
+        "chars_per_s": last["chars_seen"] / last["train_s"] if last.get("train_s") else None,
+    }
+    row["gap_bpc"] = (
+        row["final_val_bpc"] - row["final_train_bpc"]
+        if row["final_val_bpc"] is not None and row["final_train_bpc"] is not None
+        else None
+    )
+    for t in THRESHOLDS:
+        hit = next((h for h in history if h["val_bpc"] <= t), None)
+        row[f"chars_to_{t:g}"] = hit["chars_seen"] if hit else None
+        row[f"seconds_to_{t:g}"] = hit["train_s"] if hit else None
+    return row
+
+
+STUDY_SCHEMA = pa.schema(
+    [("factor", pa.string()), ("value", pa.string()), ("seed", pa.int64()),
+     ("trial_id", pa.string()), ("final_val_bpc", pa.float64()), ("best_val_bpc", pa.float64()),
+     ("final_train_bpc", pa.float64()), ("chars_trained", pa.int64()), ("train_s", pa.float64()),
+     ("wall_s", pa.float64()), ("chars_per_s", pa.float64()), ("gap_bpc", pa.float64()),
+     *((f"chars_to_{t:g}", pa.int64()) for t in THRESHOLDS),
+     *((f"seconds_to_{t:g}", pa.float64()) for t in THRESHOLDS)]
+)  # fmt: skip
+
+
+def run_study(config: StudyConfig) -> Path:
+    """Run every arm and seed to its budget; write the tables and the report; the folder."""
+    import ray
+    from ray import tune
+
+    from search.engine.cluster import start_ray
+    from search.engine.trainable import TrialPlan
+    from search.engine.tuning import collect_trials, corpus_facts
+    from search.studies.report import write_report
+
+    grid = arms(config)
+    sc = search_config(config)
+    folder = SearchFolder(sc.path)
+    if folder.path.exists():
+        raise ConfigError(f"study {config.name!r} already exists in {folder.path.parent}")
+    corpus = load_corpus(sc.corpus_config())
+    largest = max((a.get("train_chars", 0) for a in grid), default=0)
+    if largest > len(corpus.train_ids):
+        raise ConfigError(f"max_chars {largest:,} exceeds the {len(corpus.train_ids):,} "
+                          "training characters of this corpus")  # fmt: skip
+    budget_s = config.time_budget_s
+    base = {**sc.base_run(budget_s), "max_train_chars": config.budget_chars if not budget_s
+            else 10**15, "decay": "none", "eval_every_chars": 0 if budget_s else
+            max(1, config.budget_chars // REPORTS)}  # fmt: skip
+    plan = TrialPlan(report_s=tuple(budget_s * k / REPORTS for k in range(1, REPORTS)))
+    # One grid axis over whole arm configs: every arm (value and seed) is exactly one trial.
+    space = {"arm": tune.grid_search(list(range(len(grid))))}
+    folder.path.mkdir(parents=True)
+    lock = folder.lock()
+    started = start_ray(config.address)
+    try:
+        trainable = tune.with_parameters(study_trial, corpus=corpus, base=base, plan=plan,
+                                         arms=grid)  # fmt: skip
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, {"cpu": config.cpus_per_trial}),
+            param_space=space,
+            tune_config=tune.TuneConfig(reuse_actors=True),
+            run_config=tune.RunConfig(
+                name=sc.name, storage_path=str(folder.path.parent), verbose=0
+            ),  # fmt: skip
+        )
+        records = collect_trials(tuner.fit(), folder, len(corpus.val_ids))
+    finally:
+        if started:
+            ray.shutdown()
+        folder.release(lock)
+    records = [replace(r, config={**grid[r.config["arm"]], **r.config}) for r in records]
+    facts = corpus_facts(corpus)
+    folder.write_tables([trial_row(r, sc.name, facts, trial_status(r)) for r in records],
+                        [c for r in records for c in curve_rows(r, sc.name)],
+                        TRIALS_SCHEMA, CURVES_SCHEMA)  # fmt: skip
+    rows = [study_row(r, config.factor, len(corpus.val_ids)) for r in records]
+    write_parquet(pa.Table.from_pylist(rows, schema=STUDY_SCHEMA), folder.path / "study.parquet")
+    write_report(config, folder, records, rows)
+    return folder.path
+
+
+def study_trial(config: dict[str, Any], corpus: Any, base: dict[str, Any], plan: Any,
+                arms: list[dict[str, Any]]) -> None:  # fmt: skip
+    """The search's trainable, on the arm `config["arm"]` names."""
+    from search.engine.trainable import train_trial
+
+    train_trial(arms[config["arm"]], corpus=corpus, base=base, plan=plan)
