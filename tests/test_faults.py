@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from ray import tune
 
-from search.engine.builders import FAIL_ENV
+import search.engine.builders
 from search.engine.tuning import run_search
 from tests.conftest import tiny_search
 
@@ -36,15 +36,39 @@ def check_no_row_lost_or_repeated(search_dir: Path, trials: int) -> list[dict]:
     curves = pq.read_table(search_dir / "curves.parquet").to_pylist()
     for row in rows:
         seen = [c["chars_seen"] for c in curves if c["trial_id"] == row["trial_id"]]
-        assert seen == sorted(set(seen)), (row["trial_id"], seen)  # none repeated or lost
-        assert len(seen) == row["iterations"]
+        # Tune's own log, every attempt: a point reported again after a restore is the later
+        last = {r["training_iteration"]: r["chars_seen"] for r in raw_reports(search_dir, row)}
+        assert seen == [last[i] for i in sorted(last)], (row["trial_id"], seen, last)
+        assert row["iterations"] == len(last)
     return rows
+
+
+def raw_reports(search_dir: Path, row: dict) -> list[dict]:
+    """Tune's log of a trial's reports (its result.json), every attempt, in order."""
+    (log,) = search_dir.glob(f"train_trial_{row['trial_id']}_*/result.json")
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
 
 
 def test_a_failing_trial_is_retried_then_recorded_and_the_search_completes(
     ray_local, corpus_dir, tmp_path, monkeypatch
 ):
-    monkeypatch.setenv(FAIL_ENV, "1")  # every trial raises at its first report, every attempt
+    def failing_trial(config, corpus, base, plan):
+        """The search's trainable, raising where it first reports, every attempt. Defined here,
+        so that Ray pickles it by value into the workers."""
+        from ray import tune as worker_tune
+
+        from search.engine.trainable import train_trial
+
+        def refuse(*args, **kwargs):
+            raise RuntimeError("a failure the test suite asked for")
+
+        report, worker_tune.report = worker_tune.report, refuse
+        try:
+            train_trial(config, corpus=corpus, base=base, plan=plan)
+        finally:
+            worker_tune.report = report
+
+    monkeypatch.setattr(search.engine.builders, "train_trial", failing_trial)
     config = tiny_search(tmp_path, "monte-cristo", "failing", corpus_dir, trials=2,
                          max_failures=1, wandb_mode="disabled")  # fmt: skip
     outcome = run_search(config)
@@ -90,10 +114,16 @@ def test_sigkill_of_the_driver_then_resume(ray_local, corpus_dir, tmp_path):
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     rows = check_no_row_lost_or_repeated(search_dir, trials=4)
     assert all(r["status"] in ("completed", "cut", "plateaued", "stopped") for r in rows), rows
-    curves = pq.read_table(search_dir / "curves.parquet").to_pylist()
-    for trial_id in checkpointed:  # continued from a checkpoint: its first report survives
-        first = min(c["chars_seen"] for c in curves if c["trial_id"] == trial_id)
-        assert first > 0 and any(r["trial_id"] == trial_id for r in rows)
+    went_on = 0
+    for trial_id in checkpointed:  # each attempt after the first continues from a checkpoint
+        assert any(r["trial_id"] == trial_id for r in rows)
+        raw = raw_reports(search_dir, {"trial_id": trial_id})
+        later = [r for r in raw if r["pid"] != raw[0]["pid"]]  # a new process: restored
+        if later:
+            went_on += 1  # a restart would report Tune's number 1 and the first characters again
+            assert later[0]["training_iteration"] > 1, (trial_id, later[0])
+            assert later[0]["chars_seen"] > raw[0]["chars_seen"], (trial_id, raw)
+    assert went_on, "no trial with a checkpoint trained again after --resume"
 
 
 def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(corpus_dir, tmp_path):

@@ -54,7 +54,6 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial: Progr
 
 PBT_INTERVALS = 12  # PBT perturbs every budget / PBT_INTERVALS training seconds
 MAX_REPORT_GAP = 1 / 4  # share of the budget: the longest a trial trains between two reports
-FAIL_ENV = "CHARNN_TEST_FAIL_TRIALS"  # "1": every trial raises at its first report (tests only)
 PROGRESS_ENV = "CHARNN_PROGRESS_S"  # seconds between progress lines when stdout is no terminal
 
 
@@ -229,8 +228,6 @@ def make_trainable(
         deadline=deadline,
         # PBT's population keeps its size: its worst members are replaced, not ended.
         plateau_share=None if config.scheduler == "pbt" else config.plateau_share or None,
-        # Test-only: the suite's way to make real trials fail on a real Ray (tests/test_faults).
-        fail_at_first_report=os.environ.get(FAIL_ENV) == "1",
     )
     base = config.base_run(trial_seconds(config, schedule))
     # with_parameters puts the encoded corpus in the object store once; trials read it there.

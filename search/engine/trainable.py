@@ -42,10 +42,6 @@ MUTABLE = ("lr", "dropout")  # settings a restored trial takes from its (mutated
 ORIGIN = "origin"  # a trial's config key saying where it came from (warm, sampled, mutated)
 
 
-class TrialFailure(RuntimeError):
-    """The failure `TrialPlan.fail_at_first_report` makes a trial raise (tests only)."""
-
-
 @dataclass(frozen=True)
 class TrialPlan:
     """What the search tells every trial about its schedule."""
@@ -55,7 +51,6 @@ class TrialPlan:
     deadline: float | None = None  # time.time() by which a trial's last report is done
     plateau_share: float | None = None  # a trial whose best validation has not improved over
     # this last share of its training time ends itself ("plateaued"); None: never
-    fail_at_first_report: bool = False  # test-only: every attempt raises when it first reports
 
 
 def assigned_cpus() -> int:
@@ -106,8 +101,6 @@ def train_trial(
         return metrics["val_bpc"] if metrics["val_chars"] == trainer.val_chars else DIVERGED_BPC
 
     def report(metrics: Metrics) -> None:
-        if plan.fail_at_first_report:
-            raise TrialFailure("a failure the test suite asked for (CHARNN_TEST_FAIL_TRIALS)")
         if metrics["diverged"]:  # the last report: fit() returns right after it
             tune.report({**metrics, "val_bpc": DIVERGED_BPC, **where})
             return
