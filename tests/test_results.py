@@ -65,6 +65,16 @@ def test_a_restored_trial_keeps_the_reports_of_the_line_that_went_on():
     assert [r["chars_seen"] for r in resumed_history(reports)] == [100, 150, 250]
 
 
+def test_a_report_point_read_again_after_a_restore_is_kept_once():
+    """Restored from the first checkpoint, the trial reports its second point again, at the
+    same training second but a few characters further than the first time."""
+    numbered = [{**report(c, 2.0), "training_iteration": i}
+                for i, c in ((1, 100), (2, 200), (2, 205), (3, 300))]  # fmt: skip
+    kept = resumed_history(numbered)
+    assert [r["training_iteration"] for r in kept] == [1, 2, 3]
+    assert kept[1] is numbered[2]  # the run that went on
+
+
 def test_ranking_puts_whole_text_values_first_then_prefixes_then_none():
     rows = [{"trial_id": "prefix", "best_val_bpc": None, "final_val_bpc": 1.0},
             {"trial_id": "worse", "best_val_bpc": 2.5, "final_val_bpc": 2.6},

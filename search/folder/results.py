@@ -97,12 +97,17 @@ def resumed_history(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The reports on a trial's final line of training.
 
     A trial restored from a checkpoint older than its last report (Tune's saved state can lag
-    its newest checkpoint by one) reports those characters again; Tune's log keeps both, and the
-    later report, from the run that went on, replaces the earlier ones.
+    its newest checkpoint by one) reports those points again; Tune's log keeps both, and the
+    later report, from the run that went on, replaces the earlier ones. Tune numbers a trial's
+    reports (`training_iteration`) and a restored trial goes on from its checkpoint's number,
+    so a report replaces every earlier one numbered as high or higher. (A report point is a
+    training second, so the repeat may have read a few more characters than the first time.)
+    Reports without Tune's numbers are ordered by `chars_seen`.
     """
+    key = "training_iteration" if all("training_iteration" in r for r in reports) else "chars_seen"
     line: list[dict[str, Any]] = []
     for report in reports:
-        while line and line[-1]["chars_seen"] >= report["chars_seen"]:
+        while line and line[-1][key] >= report[key]:
             line.pop()
         line.append(report)
     return line
