@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 from optuna.trial import FixedTrial
 
-from model.config import FLAT_KEYS
+from model.config import FLAT_KEYS, run_config_from_flat, run_config_to_flat
 from model.errors import ConfigError
 from search.engine.warm import (
     DEFAULT_WARM_STARTS,
@@ -18,13 +18,13 @@ from search.engine.warm import (
     Passes,
     fit_dropout,
     fit_to_space,
+    grown_space,
     long_horizon_start,
     warm_points,
 )
 from search.folder.config import SearchConfig, search_argv
 from search.folder.results import CURVES_SCHEMA, TRIALS_SCHEMA
 from search.folder.space import (
-    ARROW_TYPES,
     HYPERPARAMETERS,
     PARAMETERS,
     DefineByRun,
@@ -37,6 +37,8 @@ from search.folder.space import (
 )
 from search.reports.predictability import predictability_schema
 from search.reports.render import BEST_COLUMNS, format_ranking
+
+WIDEST_FOR_AN_HOUR = 768  # one-layer width of an hour's long-horizon start on 0.95 M chars
 
 # A space where every parameter varies (two cells, up to three layers).
 WIDE = space_from_mapping({"cell": ["lstm", "gru"], "num_layers": [1, 3]})
@@ -53,8 +55,10 @@ def test_every_consumer_knows_every_parameter(param):
     name = param.name
     # A training setting of `model` that a trial's config sets.
     assert name in FLAT_KEYS
-    # The search space has a field for it, with the table's default.
-    assert getattr(SearchSpace(), name) == param.default
+    # The default range's ends are settings `model` accepts.
+    lstm = {**POINT, "cell": "lstm", "corpus": "irc"}
+    for end in getattr(SearchSpace(), name):
+        assert run_config_to_flat(run_config_from_flat({**lstm, name: end}))[name] == end
     # Optuna's define-by-run function samples it (in a space where it varies).
     trial = FixedTrial(POINT)
     constants = DefineByRun(WIDE)(trial)
@@ -62,7 +66,8 @@ def test_every_consumer_knows_every_parameter(param):
     # W&B's sweep, the plot axes, the result tables and the reports carry it.
     assert name in wandb_sweep(WIDE)["parameters"]
     assert name in dict(searched(WIDE))
-    assert TRIALS_SCHEMA.field(name).type == ARROW_TYPES[name]
+    kept = pa.Table.from_pylist([{"trial_id": "t", name: POINT[name]}], schema=TRIALS_SCHEMA)
+    assert kept.column(name)[0].as_py() == pytest.approx(POINT[name], rel=1e-6)
     assert name in [h for h, _ in BEST_COLUMNS]
     schema = predictability_schema((2.0,), [10])
     assert name in schema.names and f"importance_{name}" in schema.names
@@ -84,7 +89,11 @@ def test_constants_hold_everywhere():
     assert trial.params["dropout"] == POINT["dropout"]
     one_layer = space_from_mapping({"num_layers": [1, 1]})
     assert "dropout" in dict(searched(one_layer)) and "num_layers" not in dict(searched(one_layer))
-    assert fit_to_space({**POINT, "num_layers": 1, "cell": "lstm"}, one_layer) is not None
+    sampled = {k: v for k, v in POINT.items() if k != "cell"}  # one cell: a constant
+    assert fit_to_space({**POINT, "num_layers": 1, "cell": "lstm"}, one_layer) == {
+        **sampled,
+        "num_layers": 1,
+    }
     # A range that is just its fixed value is a constant: no dropout searched, none given.
     no_dropout = space_from_mapping({"dropout": [0.0, 0.0]})
     trial = FixedTrial({**POINT, "cell": "lstm"})
@@ -152,6 +161,31 @@ def test_a_budget_that_reads_the_text_many_times_starts_a_wider_regularised_netw
     assert long_horizon_start(space, None) is None  # not fitted: as documented, no bet
     assert long_horizon_start(space_from_mapping({"hidden_size": [64, 256]}), bible_20_min) is None
     assert warm_points(space, defaults=False, fit=bible_20_min) == []  # a default too
+
+
+def test_the_long_horizon_start_grows_with_the_budget_and_the_default_range_with_it():
+    space = SearchSpace()
+    bible_hour = Passes(train_chars=945_000, trial_s=3596.0)
+    grown = grown_space(space, bible_hour)
+    assert grown.hidden_size == (space.hidden_size[0], WIDEST_FOR_AN_HOUR)
+    assert {k: v for k, v in vars(grown).items() if k != "hidden_size"} == {
+        k: v for k, v in vars(space).items() if k != "hidden_size"
+    }
+    wide = long_horizon_start(grown, bible_hour)
+    assert wide["hidden_size"] == WIDEST_FOR_AN_HOUR and wide["num_layers"] == 1
+    assert 0.2 <= wide["dropout"] <= 0.4
+    # In the range as it was, the widest that fits it; 20 minutes keep it and the range.
+    assert long_horizon_start(space, bible_hour)["hidden_size"] == 512
+    bible_20_min = Passes(train_chars=945_000, trial_s=1196.0)
+    assert grown_space(space, bible_20_min) == space
+    assert long_horizon_start(grown_space(space, bible_20_min), bible_20_min) == {
+        **WIDE_START,
+        "dropout": pytest.approx(0.28, abs=0.01),
+    }
+    # A range the user set stays; so does everything without a fitted budget.
+    narrowed = space_from_mapping({"hidden_size": [64, 256]})
+    assert grown_space(narrowed, bible_hour) == narrowed
+    assert grown_space(space, None) == space
 
 
 def test_warm_starts_fit_the_text_and_the_budget():

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from search.engine.adapters import METRIC
 from search.engine.builders import make_trainable, make_tuner, trial_seconds
 from search.engine.cluster import default_concurrency, request_workers, start_ray
 from search.engine.compat import experiment_analysis, trial_id_from_folder
-from search.engine.warm import Passes, long_horizon_start, warm_points
+from search.engine.warm import Passes, grown_space, long_horizon_start, warm_points
 from search.folder.config import SearchConfig
 from search.folder.results import (
     CURVES_SCHEMA,
@@ -324,6 +324,8 @@ def run_search(config: SearchConfig, resume: bool = False) -> SearchOutcome:
     # A trial's time does not depend on the number of slots: one slot's schedule tells it.
     trial_s = trial_seconds(config, plan_schedule(config.time_budget_s, 1))
     fit = Passes(len(corpus.train_ids), trial_s) if config.fit_warm_starts else None
+    if config.warm_start_defaults:  # saved with the settings: a resume keeps the space
+        config = replace(config, space=grown_space(config.space, fit))
     warm = warm_points(config.space, defaults=config.warm_start_defaults,
                        folder=config.warm_start, top=config.warm_start_top, fit=fit)  # fmt: skip
     wide = long_horizon_start(config.space, fit) if config.warm_start_defaults else None

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,20 @@ DEFAULT_CHARS_PER_S = (22_700, 21_000, 8_400)
 WIDE_START: dict[str, Any] = {"num_layers": 1, "hidden_size": 512, "seq_len": 64,
                               "batch_size": 32, "lr": 5e-3}  # fmt: skip
 WIDE_CHARS_PER_S = 5_500  # measured as DEFAULT_CHARS_PER_S
-WIDE_MIN_PASSES = 4.0  # it is run when a trial can read the training text this often
+# It grows with the budget. In an hour's search of the Bible, 1 x 512 (20 passes, dropout 0.44)
+# stayed at 1.75 bpc from a third of the hour on; trained for the same hour side by side
+# (benchmarks/bench_width.py --budget 3600, one thread each), 1 x 768 with dropout 0.33 (10
+# passes) ended at 1.705 and 1 x 1024 with 0.3 (6 passes) at 1.700, the 768 ahead at every
+# report before the end. The ladder: (hidden size, training characters a second on one CPU
+# thread, learning rate) of one-layer networks like WIDE_START, speeds measured as
+# DEFAULT_CHARS_PER_S (2026-11-30).
+WIDE_LADDER: tuple[tuple[int, int, float], ...] = (
+    (512, WIDE_CHARS_PER_S, 5e-3),
+    (768, 2_660, 5e-3),
+    (1024, 1_520, 4e-3),
+)
+WIDE_MIN_PASSES = 4.0  # the first of the ladder runs when a trial can read the text this often
+GROW_PASSES = 6.0  # a wider one replaces it when it can still read the text this often
 WIDE_CAPACITY = 4.0  # parameters against 1 x 256: it overfits in about a quarter of the passes
 FREE_PASSES = 4.0  # up to this many passes over the training text: no dropout
 DROPOUT_PER_DOUBLING = 0.1  # then this much more for every doubling of the passes
@@ -89,20 +102,44 @@ def fit_dropout(passes: float) -> float:
     return round(min(MAX_DROPOUT, DROPOUT_PER_DOUBLING * math.log2(passes / FREE_PASSES)), 2)
 
 
+def wide_network(fit: Passes, widest: int | None = None) -> tuple[int, int, float] | None:
+    """The network of `WIDE_LADDER` (up to `widest` units) for a trial of `fit`: the widest
+    that can read the text `GROW_PASSES` times, else the first if it can read it
+    `WIDE_MIN_PASSES` times, else None."""
+    ladder = [w for w in WIDE_LADDER if widest is None or w[0] <= widest]
+    if not ladder or fit.of(ladder[0][1]) < WIDE_MIN_PASSES:
+        return None
+    return [ladder[0], *(w for w in ladder[1:] if fit.of(w[1]) >= GROW_PASSES)][-1]
+
+
 def long_horizon_start(space: SearchSpace, fit: Passes | None) -> dict[str, Any] | None:
-    """The budget's long-horizon bet, or None: `WIDE_START` when a trial of `fit` can read
-    the text `WIDE_MIN_PASSES` times at its speed, with the dropout its size needs there (that
-    of a network with `WIDE_CAPACITY` times the passes), inside `space`.
+    """The budget's long-horizon bet, or None: `WIDE_START` as wide as the budget can train
+    (`wide_network`), with the dropout its size needs at the passes it makes (that of a
+    network with `WIDE_CAPACITY` times the passes), inside `space`.
 
     Successive halving judges it at its first rung, where it is far behind what learns fast;
     the scheduler runs it to the end of the budget instead (`search.engine.adapters.RecordingASHA`),
     and only a plateau or the deadline ends it, like the single run it stands for.
     """
-    if fit is None or fit.of(WIDE_CHARS_PER_S) < WIDE_MIN_PASSES:
+    wide = wide_network(fit, space.hidden_size[1]) if fit is not None else None
+    if wide is None:
         return None
+    width, chars_per_s, lr = wide
     low, high = space.dropout
-    dropout = fit_dropout(WIDE_CAPACITY * fit.of(WIDE_CHARS_PER_S))
-    return fit_to_space({**WIDE_START, "dropout": min(high, max(low, dropout))}, space)
+    dropout = min(high, max(low, fit_dropout(WIDE_CAPACITY * fit.of(chars_per_s))))
+    point = {**WIDE_START, "hidden_size": width, "lr": lr, "dropout": dropout}
+    return fit_to_space(point, space)
+
+
+def grown_space(space: SearchSpace, fit: Passes | None) -> SearchSpace:
+    """`space` with the default width range grown to the widest network the budget can train
+    (`wide_network`), so that the long-horizon start and the sampler can both go there. A range
+    the user set stays as it is."""
+    default = SearchSpace().hidden_size
+    wide = wide_network(fit) if fit is not None else None
+    if space.hidden_size != default or wide is None or wide[0] <= default[1]:
+        return space
+    return replace(space, hidden_size=(default[0], wide[0]))
 
 
 def fit_to_space(point: dict[str, Any], space: SearchSpace) -> dict[str, Any] | None:
