@@ -32,7 +32,7 @@ from search.engine.compat import WANDB_QUIET_EXPERIMENTAL
 from search.engine.trainable import ORIGIN
 from search.folder.results import (
     TrialRecord,
-    finite_or_none,
+    as_finite,
     report_bpc,
     resumed_history,
     trial_status,
@@ -78,7 +78,7 @@ def run_summary(
         "final_val_bpc": report_bpc(last),
         "final_val_chars": last.get("val_chars"),
         "best_val_bpc": min(whole) if whole else None,
-        "final_train_bpc": finite_or_none(last.get("train_bpc")),
+        "final_train_bpc": as_finite(last.get("train_bpc")),
         "chars_trained": last.get("chars_seen"),
         "train_s": last.get("train_s"),
         "wall_s": last.get("elapsed_s"),

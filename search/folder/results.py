@@ -127,19 +127,19 @@ def trial_status(record: TrialRecord) -> str:
     return "stopped" if record.stopped_early else "unfinished"
 
 
-def finite_or_none(value: Any) -> float | None:
+def as_finite(value: Any) -> float | None:
     """`value` as a float if it is a finite number, else None (a missing or NaN figure)."""
     return float(value) if isinstance(value, Real) and math.isfinite(value) else None
 
 
 def finite(value: Any) -> bool:
     """Whether `value` is a finite number (not None, NaN or infinite)."""
-    return finite_or_none(value) is not None
+    return as_finite(value) is not None
 
 
 def report_bpc(report: dict[str, Any]) -> float | None:
     """A report's validation bpc; none for the report of a diverged trial (a stand-in value)."""
-    return None if report.get("diverged") else finite_or_none(report.get("val_bpc"))
+    return None if report.get("diverged") else as_finite(report.get("val_bpc"))
 
 
 def _error(record: TrialRecord, status: str) -> str | None:
@@ -175,7 +175,7 @@ def trial_row(
         "final_val_bpc": report_bpc(last),
         "final_val_chars": last.get("val_chars"),
         "best_val_bpc": min(val) if val else None,
-        "final_train_bpc": finite_or_none(last.get("train_bpc")),
+        "final_train_bpc": as_finite(last.get("train_bpc")),
         "chars_trained": chars,
         "iterations": len(history),
         "wall_s": wall,
