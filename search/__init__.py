@@ -39,7 +39,7 @@ MOVED = {
 class _OldNames(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Imports `search.OLD` as the module it moved to (the same module object)."""
 
-    def find_spec(self, name, path=None, target=None):  # noqa: ARG002 (finder protocol)
+    def find_spec(self, name, path=None, target=None):  # the finder protocol's signature
         old = name.removeprefix(f"{__name__}.")
         if old == name or old not in MOVED:
             return None

@@ -1,6 +1,7 @@
 """Shared fixtures: the real corpora folder (CHARNN_DATA_DIR, else ../shared/corpora), a real
 local Ray, and two small real searches that several test modules read."""
 
+import json
 import os
 from pathlib import Path
 
@@ -32,6 +33,12 @@ def ray_local():
         yield context.address_info["gcs_address"]
     finally:
         ray.shutdown()
+
+
+def raw_reports(search_dir: Path, trial_id: str) -> list[dict]:
+    """Tune's own log of a trial's reports (its result.json), every attempt, in order."""
+    (log,) = search_dir.glob(f"train_trial_{trial_id}_*/result.json")
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
 
 
 def tiny_search(storage, corpus, name, corpus_dir, **settings):

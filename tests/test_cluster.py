@@ -192,7 +192,8 @@ def test_a_lost_worker_node_costs_no_trial_and_no_row(two_node_cluster, corpus_d
     driver = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
     search_dir = storage / "lost-node"
-    from tests.test_faults import check_no_row_lost_or_repeated, raw_reports
+    from tests.conftest import raw_reports
+    from tests.test_faults import check_no_row_lost_or_repeated
 
     lost: dict[str, Any] = {}
 
@@ -203,7 +204,7 @@ def test_a_lost_worker_node_costs_no_trial_and_no_row(two_node_cluster, corpus_d
         for proc in trials_on(nodes[1]):
             try:  # Tune runs each trial in a working folder named after it
                 trial_id = Path(proc.cwd()).name.split("_")[2]
-                logged = raw_reports(search_dir, {"trial_id": trial_id})
+                logged = raw_reports(search_dir, trial_id)
             except (psutil.Error, IndexError, ValueError, FileNotFoundError):
                 continue
             if logged:
@@ -221,7 +222,7 @@ def test_a_lost_worker_node_costs_no_trial_and_no_row(two_node_cluster, corpus_d
     rows = check_no_row_lost_or_repeated(search_dir, trials=2)
     assert len(rows) == 2 and all(r["status"] in ("completed", "cut", "stopped") for r in rows)
     known = lost["report"]  # the driver had it before the node went
-    raw = raw_reports(search_dir, lost)
+    raw = raw_reports(search_dir, lost["trial_id"])
     later = [r for r in raw if r["pid"] != known["pid"]]  # the attempt after the loss
     assert later, f"trial {lost['trial_id']} did not train again: {raw}"
     # From its checkpoint, never from the start: past the characters and Tune's report number.

@@ -16,7 +16,7 @@ from ray import tune
 
 import search.engine.builders
 from search.engine.tuning import run_search
-from tests.conftest import tiny_search
+from tests.conftest import raw_reports, tiny_search
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -37,16 +37,11 @@ def check_no_row_lost_or_repeated(search_dir: Path, trials: int) -> list[dict]:
     for row in rows:
         seen = [c["chars_seen"] for c in curves if c["trial_id"] == row["trial_id"]]
         # Tune's own log, every attempt: a point reported again after a restore is the later
-        last = {r["training_iteration"]: r["chars_seen"] for r in raw_reports(search_dir, row)}
+        logged = raw_reports(search_dir, row["trial_id"])
+        last = {r["training_iteration"]: r["chars_seen"] for r in logged}
         assert seen == [last[i] for i in sorted(last)], (row["trial_id"], seen, last)
         assert row["iterations"] == len(last)
     return rows
-
-
-def raw_reports(search_dir: Path, row: dict) -> list[dict]:
-    """Tune's log of a trial's reports (its result.json), every attempt, in order."""
-    (log,) = search_dir.glob(f"train_trial_{row['trial_id']}_*/result.json")
-    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
 
 
 def test_a_failing_trial_is_retried_then_recorded_and_the_search_completes(
@@ -117,7 +112,7 @@ def test_sigkill_of_the_driver_then_resume(ray_local, corpus_dir, tmp_path):
     went_on = 0
     for trial_id in checkpointed:  # each attempt after the first continues from a checkpoint
         assert any(r["trial_id"] == trial_id for r in rows)
-        raw = raw_reports(search_dir, {"trial_id": trial_id})
+        raw = raw_reports(search_dir, trial_id)
         later = [r for r in raw if r["pid"] != raw[0]["pid"]]  # a new process: restored
         if later:
             went_on += 1  # a restart would report Tune's number 1 and the first characters again

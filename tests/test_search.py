@@ -21,7 +21,7 @@ from search.folder.store import STUDY, SearchFolder
 from search.reports.report import CompareConfig, build_report
 from search.run import main as run_main
 from search.sweep_train import main as sweep_main
-from tests.conftest import tiny_search
+from tests.conftest import raw_reports, tiny_search
 from tests.wandb_files import offline_runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -280,8 +280,7 @@ def test_sigterm_then_resume_keeps_every_trial_within_the_bound(ray_local, corpu
     for t in trials:
         seen = [c["chars_seen"] for c in curves if c["trial_id"] == t["trial_id"]]
         assert seen == sorted(set(seen)), (t["trial_id"], seen)  # no iteration repeated
-        (log,) = search_dir.glob(f"train_trial_{t['trial_id']}_*/result.json")
-        reported = [json.loads(line)["chars_seen"] for line in log.read_text().splitlines()]
+        reported = [r["chars_seen"] for r in raw_reports(search_dir, t["trial_id"])]
         for i in range(1, len(reported)):
             if reported[i] <= reported[i - 1]:  # the first report after a restore
                 assert reported[i] > (reported[i - 2] if i >= 2 else 0), (t["trial_id"], reported)

@@ -20,7 +20,8 @@
   who holds it (host, pid, since), removed when the run ends |
 | `status.json` | the driver, as trials report | every trial so far and the best
   (`search.reports.progress`): what `python -m search.status` reads while the search runs |
-| `trials.png`, `best-so-far.png` | the end of each run | the search's pictures (`reports.plots`) |
+| `trials.png`, `best-so-far.png` | the end of each run | the search's pictures
+  (`search.reports.plots`) |
 
 Every write is atomic (`corpora.files`). Tune keeps its own files here too (`tuner.pkl`,
 `experiment_state-*.json`, one folder per trial).
