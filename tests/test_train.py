@@ -267,13 +267,13 @@ def test_short_training_beats_the_unigram_entropy(corpus_dir, tmp_path):
     run = with_vocab_size(
         run_config_from_flat(
             {
-                "hidden_size": 128,
+                "hidden_size": 64,
                 "num_layers": 1,
                 "batch_size": 32,
                 "seq_len": 64,
-                "lr": 5e-3,
-                "max_train_chars": 600_000,
-                "eval_every_chars": 300_000,
+                "lr": 1e-2,
+                "max_train_chars": 200_000,  # 3.07 bpc at the end, against 4.45
+                "eval_every_chars": 200_000,
                 "device": "cpu",
             }
         ),
