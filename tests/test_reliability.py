@@ -153,10 +153,9 @@ def test_settings_of_a_search_folder_are_read_through_the_store(tmp_path):
     (folder.path / "search.json").write_text(json.dumps([1, 2]))
     with pytest.raises(ConfigError, match="not a mapping"):
         folder.read_settings()
-    assert folder.rungs() == [] and folder.stopped() == set()
-    folder.record_stop("t1")
-    folder.record_stop("t2")
-    assert folder.stopped() == {"t1", "t2"}
+    assert folder.rungs() == [] and folder.legacy_stops() == set()
+    (folder.path / "stopped.txt").write_text("t1\nt2\n")  # as an earlier version kept them
+    assert folder.legacy_stops() == {"t1", "t2"}
     assert not Path(folder.path / "trials.parquet").exists()
 
 

@@ -12,10 +12,17 @@ from model.errors import ConfigError
 from search.engine.adapters import RecordingASHA
 from search.engine.builders import report_grid
 from search.engine.compat import optuna_study
+from search.engine.driver import begin_run, end_run, this_run
 from search.engine.promotion import PromotionScheduler
 from search.folder.schedule import MIN_GRACE_S, plan_schedule
 from search.folder.space import DefineByRun, SearchSpace
-from search.folder.store import SearchFolder
+
+
+@pytest.fixture
+def driver_run(tmp_path):
+    """A run of a search in tmp_path, as the driver holds it (clock, early stops)."""
+    yield begin_run(tmp_path, time.time(), time.time() + 60)
+    end_run(tmp_path)
 
 
 @pytest.mark.parametrize("budget", [20, 75, 300, 1200, 7200, 86400])
@@ -109,7 +116,7 @@ class Controller:
 
 def scheduler(tmp_path, elapsed: float, budget: float = 300.0) -> PromotionScheduler:
     started = time.time() - elapsed
-    SearchFolder(tmp_path).write_clock(started, started + budget)
+    begin_run(tmp_path, started, started + budget)
     return PromotionScheduler(
         rungs_s=(10.0, 30.0), reduction_factor=3, slots=2, folder=str(tmp_path),
         last_start_s=100.0, min_run_s=10.0,
@@ -161,7 +168,7 @@ def test_the_end_game_resumes_the_most_promising_paused_trials(tmp_path):
     trials[1].status = Trial.RUNNING
     report(sched, controller, trials[1], 30.0, 2.1)  # alone at rung 1: waits
     assert trials[1].status == Trial.PAUSED
-    SearchFolder(tmp_path).write_clock(time.time() - 150, time.time() + 150)  # past exploration
+    this_run(tmp_path).started = time.time() - 150  # past exploration
     # Highest rung first, whatever the quota; then the best of the lower rung.
     assert sched.choose_trial_to_run(controller) is trials[1]
     trials[1].status = Trial.RUNNING
@@ -172,13 +179,40 @@ def test_the_end_game_resumes_the_most_promising_paused_trials(tmp_path):
     trials.append(Stub("t3"))
     assert report(sched, controller, trials[3], 10.0, 3.0) == TrialScheduler.PAUSE
     # ... and with too little time left, the trials still paused are stopped and recorded.
-    SearchFolder(tmp_path).write_clock(time.time() - 295, time.time() + 5)
+    this_run(tmp_path).started, this_run(tmp_path).deadline = time.time() - 295, time.time() + 5
     assert sched.choose_trial_to_run(controller) is None
     assert sorted(controller.stopped) == ["t2", "t3"]
-    assert sorted((tmp_path / "stopped.txt").read_text().split()) == ["t2", "t3"]
+    assert this_run(tmp_path).stopped == {"t2", "t3"}
 
 
-def test_optuna_is_told_how_each_trial_ended(tmp_path):
+def test_a_restored_searcher_keeps_the_stops_and_reads_the_clock_of_the_run_now(tmp_path):
+    """As Tune saves the searcher with its trials and `Tuner.restore` brings it back: the early
+    stops of the earlier run come back, and the clock is the new run's, not the pickled one."""
+    from ray import tune
+
+    from search.engine.adapters import BudgetAwareOptunaSearch
+
+    def searcher() -> BudgetAwareOptunaSearch:
+        return BudgetAwareOptunaSearch(
+            space={"lr": tune.loguniform(1e-3, 1e-2)}, metric="val_bpc", mode="min",
+            folder=str(tmp_path), last_start_s=60, search_space=SearchSpace(),
+        )  # fmt: skip
+
+    first = begin_run(tmp_path, time.time() - 100, time.time() + 200)  # exploration is over
+    saved = searcher()
+    assert saved.suggest("late") == saved.FINISHED
+    first.stopped.add("t1")
+    saved.save(str(tmp_path / "searcher.pkl"))
+
+    second = begin_run(tmp_path, time.time(), time.time() + 300)  # the resumed run
+    restored = searcher()
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    assert second.stopped == {"t1"}
+    assert isinstance(restored.suggest("new"), dict)  # its clock starts now
+    end_run(tmp_path)
+
+
+def test_optuna_is_told_how_each_trial_ended(tmp_path, driver_run):
     """As Tune calls the searcher: a scheduler's stopping report comes only to
     on_trial_complete, a trial stopped while paused comes with no result. Finished (its
     schedule, the deadline, or a plateau): COMPLETE with its best value; stopped early (at any
@@ -188,7 +222,6 @@ def test_optuna_is_told_how_each_trial_ended(tmp_path):
 
     from search.engine.adapters import BudgetAwareOptunaSearch
 
-    SearchFolder(tmp_path).write_clock(time.time(), time.time() + 60)
     searcher = BudgetAwareOptunaSearch(
         space={"lr": tune.loguniform(1e-3, 1e-2)}, metric="val_bpc", mode="min",
         folder=str(tmp_path), last_start_s=60, search_space=SearchSpace(),
@@ -225,12 +258,13 @@ def test_optuna_is_told_how_each_trial_ended(tmp_path):
     assert told["paused"].intermediate_values == {1: 2.5}
 
 
-def test_trials_say_where_they_came_from_and_mutations_explore_around_the_best(tmp_path):
+def test_trials_say_where_they_came_from_and_mutations_explore_around_the_best(
+    tmp_path, driver_run
+):
     """Warm starts first; once a trial has a whole-text value, every second new trial is a
     mutation of the best so far (two parameters moved, inside the space); the rest are TPE's."""
     from search.engine.adapters import BudgetAwareOptunaSearch
 
-    SearchFolder(tmp_path).write_clock(time.time(), time.time() + 60)
     space = SearchSpace()
     warm = {"num_layers": 1, "hidden_size": 256, "dropout": 0.0, "seq_len": 64, "lr": 8e-3,
             "batch_size": 32}  # fmt: skip
@@ -260,7 +294,7 @@ def test_trials_say_where_they_came_from_and_mutations_explore_around_the_best(t
                     "t5": "sampled"}  # fmt: skip
 
 
-def test_asha_runs_the_long_horizon_start_to_the_end_and_judges_the_others(tmp_path):
+def test_asha_runs_the_long_horizon_start_to_the_end_and_judges_the_others(tmp_path, driver_run):
     wide = {"num_layers": 1, "hidden_size": 512, "dropout": 0.28, "lr": 5e-3}
     sched = RecordingASHA(time_attr="train_s", metric="val_bpc", mode="min", max_t=90.0,
                           grace_period=10.0, reduction_factor=3, folder=str(tmp_path),
@@ -284,11 +318,11 @@ def test_asha_runs_the_long_horizon_start_to_the_end_and_judges_the_others(tmp_p
     # The others are judged against its values at the rungs, not against its final value.
     assert report(sched, controller, late, 10.0, 2.5) == TrialScheduler.STOP
     assert report(sched, controller, fast, 30.0, 2.45) == TrialScheduler.STOP  # behind it
-    assert SearchFolder(tmp_path).stopped() == {"late", "fast"}
+    assert this_run(tmp_path).stopped == {"late", "fast"}
 
 
 def test_without_the_yardstick_a_lone_trial_beside_the_long_horizon_start_is_never_judged(
-    tmp_path,
+    tmp_path, driver_run
 ):
     wide = {"num_layers": 1, "hidden_size": 512}
     trials = {}
@@ -313,7 +347,7 @@ def test_a_trial_at_a_rung_before_the_long_horizon_start_is_judged_at_its_next_r
     decisions = {}
     for yardstick in (False, True):
         folder = tmp_path / str(yardstick)
-        folder.mkdir()
+        begin_run(folder, time.time(), time.time() + 60)
         sched = RecordingASHA(time_attr="train_s", metric="val_bpc", mode="min", max_t=90.0,
                               grace_period=10.0, reduction_factor=3, folder=str(folder),
                               long_horizon=[wide], yardstick=yardstick)  # fmt: skip
@@ -326,4 +360,4 @@ def test_a_trial_at_a_rung_before_the_long_horizon_start_is_judged_at_its_next_r
         assert report(sched, controller, slow, 10.0, 2.2) == TrialScheduler.CONTINUE  # ahead
         decisions[yardstick] = report(sched, controller, other, 20.0, 2.1)  # its next report
     assert decisions == {False: TrialScheduler.CONTINUE, True: TrialScheduler.STOP}
-    assert SearchFolder(tmp_path / "True").stopped() == {"other"}
+    assert this_run(tmp_path / "True").stopped == {"other"}

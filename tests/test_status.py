@@ -17,6 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from search.engine.driver import begin_run
 from search.folder.config import SearchConfig
 from search.folder.schedule import plan_schedule
 from search.folder.store import HOLDER, SearchFolder
@@ -43,6 +44,7 @@ def fake_search(tmp_path: Path, state: str = "running", pid: int | None = None) 
     folder.write_schedule(schedule)
     now = time.time()
     folder.write_clock(now - 100, now + 200)
+    begin_run(folder.path, now - 100, now + 200)  # the driver's own clock, for ProgressLines
     board = Board(now - 100, now + 200, folder.rungs())
     board.start("aaaa0001", CONFIG)
     board.report("aaaa0001", CONFIG, whole(2.5, 30.0, now - 60))

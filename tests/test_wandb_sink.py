@@ -2,14 +2,15 @@
 final figures in its summary, checked on the offline run files with wandb's own reader."""
 
 import json
+import time
 from types import SimpleNamespace
 
 import pytest
 
+from search.engine.driver import begin_run, end_run
 from search.engine.trainable import DIVERGED_BPC
 from search.engine.wandb_sink import KEPT, WandbSink, earlier_reports, run_summary
 from search.folder.results import TrialRecord, trial_row, trial_status
-from search.folder.store import SearchFolder
 from tests.wandb_files import OFFLINE, offline_runs
 
 WHOLE = 1000  # validation characters of the whole text; the first rung validates a prefix
@@ -88,6 +89,7 @@ def test_each_trial_is_a_run_of_the_searchs_group_with_its_status_and_figures(
     folder = tmp_path / "runs" / "mc-search"
     folder.mkdir(parents=True)  # the search's folder, which it makes before Tune starts
     sink = WandbSink(project="char-rnn", group="mc-search", mode="offline", folder=str(folder))
+    driver = begin_run(folder, time.time(), time.time() + 60)  # as the search begins its run
     trials = {
         status: trial(f"t-{status}", hidden_size=16 + i, lr=0.01, origin="sampled")
         for i, status in enumerate(CASES)
@@ -105,7 +107,7 @@ def test_each_trial_is_a_run_of_the_searchs_group_with_its_status_and_figures(
         for result in reports:
             sink.on_trial_result(0, [], t, {**result, "time": 1.0, "config": t.config})
         if stopped:
-            SearchFolder(folder).record_stop(t.trial_id)  # as RecordingASHA does
+            driver.stopped.add(t.trial_id)  # as RecordingASHA does
         if status == "cut":  # PBT-style: the configuration changed while the trial ran
             t.config = {**t.config, "lr": 0.005}
         if error:
@@ -113,6 +115,7 @@ def test_each_trial_is_a_run_of_the_searchs_group_with_its_status_and_figures(
         elif status != "unfinished":
             sink.on_trial_complete(0, [], t)
     sink.on_experiment_end([])  # the unfinished trial's run is finished here
+    end_run(folder)
     assert sink.errors == []
 
     runs = offline_runs(folder / "wandb")
@@ -146,6 +149,7 @@ def test_the_writer_tune_restores_from_its_pickle_logs_the_resumed_trials(tmp_pa
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     sink = WandbSink(project="p", group="g", mode="offline", folder=str(tmp_path))
+    begin_run(tmp_path, time.time(), time.time() + 60)  # one process runs both, as in a test
     sink.setup()
     first = trial("t-first", hidden_size=8, lr=0.01)
     sink.on_trial_start(0, [], first)
@@ -164,3 +168,4 @@ def test_the_writer_tune_restores_from_its_pickle_logs_the_resumed_trials(tmp_pa
     assert runs["t-second"]["summary"]["val_bpc"] == 2.5
     assert [row.get("val_bpc") for row in runs["t-second"]["history"]] == [2.5]
     assert "t-first" in runs  # the first run's writer finished its run too
+    end_run(tmp_path)

@@ -3,7 +3,7 @@
 - `BudgetAwareOptunaSearch`: tells Optuna how each trial really ended (a trial stopped early
   is PRUNED, not COMPLETE), explores around the best configuration so far besides TPE, and
   starts no trial once it could not reach the first rung before the search's deadline.
-- `RecordingASHA`: ASHA that writes down the trials it stops early.
+- `RecordingASHA`: ASHA that notes the trials it stops early (`search.engine.driver`).
 - `ProgressLines`: the live progress display (bars on a terminal, a line every `every_s`
   elsewhere, a line per finished trial) and the status file `python -m search.status` reads.
 """
@@ -32,6 +32,7 @@ from search.engine.compat import (
     optuna_study,
     optuna_trials,
 )
+from search.engine.driver import this_run
 from search.engine.trainable import ORIGIN
 from search.engine.warm import is_point, mutate
 from search.folder.space import SearchSpace
@@ -69,9 +70,12 @@ class BudgetAwareOptunaSearch(OptunaSearch):
     learns from it too. Each trial's config says where it came from (`origin`: warm, sampled
     or mutated), and so does its Optuna trial (a user attribute).
 
-    Once the search is `last_start_s` into its budget (per the clock file in `folder`), no new
-    trial could reach the first rung, so `suggest` says FINISHED and the running trials have
-    the rest of the budget.
+    Once the search is `last_start_s` into its budget (this run's clock, `search.engine.driver`,
+    keyed by `folder`), no new trial could reach the first rung, so `suggest` says FINISHED and
+    the running trials have the rest of the budget.
+
+    The trials the scheduler stopped early are saved with the searcher's state, which Tune
+    writes with its own record of the trials: a resumed search knows them (`save`, `restore`).
     """
 
     def __init__(
@@ -95,10 +99,18 @@ class BudgetAwareOptunaSearch(OptunaSearch):
         self._valued: dict[str, int] = {}  # trial -> its last step told
         self._asked = 0  # new trials suggested so far
         self._incumbent: tuple[float, dict[str, Any]] | None = None  # best whole-text value
+        self._stopped: list[str] = []  # the driver's early stops, as of the last save
+
+    def save(self, checkpoint_path: str) -> None:
+        self._stopped = sorted(this_run(self._folder).stopped)
+        super().save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        this_run(self._folder).stopped.update(self._stopped)
 
     def suggest(self, trial_id: str) -> dict | str | None:
-        clock = SearchFolder(self._folder).clock()
-        if time.time() > clock["started"] + self._last_start_s:
+        if time.time() > this_run(self._folder).started + self._last_start_s:
             return Searcher.FINISHED
         if trial_id not in optuna_trials(self):
             self._asked += 1
@@ -160,8 +172,9 @@ class BudgetAwareOptunaSearch(OptunaSearch):
 
 
 class RecordingASHA(ASHAScheduler):
-    """ASHA that writes down the trials it stops early (in the search folder), and leaves the
-    search's long-horizon start unjudged.
+    """ASHA that notes the trials it stops early (in the driver's record of this run of the
+    search in `folder`, `search.engine.driver`), and leaves the search's long-horizon start
+    unjudged.
 
     Tune marks a trial ASHA stopped TERMINATED, like one that finished; this record is what
     tells "stopped" from "completed" or "cut".
@@ -212,7 +225,7 @@ class RecordingASHA(ASHAScheduler):
         if action == self.CONTINUE and judged and self.behind_yardstick(trial.trial_id):
             action = self.STOP
         if action == self.STOP and not result.get("end"):
-            SearchFolder(self.folder).record_stop(trial.trial_id)
+            this_run(self.folder).stopped.add(trial.trial_id)
         return action
 
     def behind_yardstick(self, trial_id: str) -> bool:
@@ -279,9 +292,8 @@ class ProgressLines(tune.Callback):
         self._reset()
         if self.terminal is None:
             self.terminal = is_terminal(sys.stdout)
-        folder = SearchFolder(self.folder)
-        clock = folder.clock()  # written just before fit: this run's budget
-        self.board = Board(clock["started"], clock["deadline"], folder.rungs())
+        folder, run = SearchFolder(self.folder), this_run(self.folder)
+        self.board = Board(run.started, run.deadline, folder.rungs())
         if folder.has_trials():  # a resumed search: the trials of its earlier runs
             for row in folder.trials().to_pylist():
                 self.board.earlier(row)

@@ -34,7 +34,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from search.engine.adapters import METRIC, MODE, TIME_ATTR
 from search.engine.compat import set_objective
-from search.folder.store import SearchFolder
+from search.engine.driver import this_run
 
 
 class PromotionScheduler(FIFOScheduler):
@@ -55,7 +55,7 @@ class PromotionScheduler(FIFOScheduler):
         self.rungs_s = tuple(rungs_s)  # training seconds, ascending; a trial's end is not one
         self.reduction_factor = reduction_factor
         self.slots = slots
-        self.folder = folder  # holds the clock file: this run's start and deadline
+        self.folder = folder  # the search's folder: names this run's clock and early stops
         self.last_start_s = last_start_s  # no new trial after this: the end game
         self.min_run_s = min_run_s  # resuming a trial with less time left is not worth it
         self.recorded: list[dict[str, float]] = [{} for _ in self.rungs_s]
@@ -91,9 +91,8 @@ class PromotionScheduler(FIFOScheduler):
 
     def _clock(self) -> tuple[float, float]:
         """Seconds since this run of the search started, and seconds left to its deadline."""
-        clock = SearchFolder(self.folder).clock()
-        now = time.time()
-        return now - clock["started"], clock["deadline"] - now
+        run, now = this_run(self.folder), time.time()
+        return now - run.started, run.deadline - now
 
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
         # A search resumed after an interruption: a trial paused at a rung waits there again.
@@ -164,7 +163,7 @@ class PromotionScheduler(FIFOScheduler):
             trial = trials.get(trial_id)
             del self.waiting[trial_id]
             if trial is not None and trial.status == Trial.PAUSED:
-                SearchFolder(self.folder).record_stop(trial_id)
+                this_run(self.folder).stopped.add(trial_id)
                 tune_controller.stop_trial(trial)
 
     def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:

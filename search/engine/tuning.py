@@ -39,6 +39,7 @@ from search.engine.adapters import METRIC
 from search.engine.builders import make_trainable, make_tuner, trial_seconds
 from search.engine.cluster import default_concurrency, request_workers, start_ray
 from search.engine.compat import experiment_analysis, trial_id_from_folder
+from search.engine.driver import begin_run, end_run
 from search.engine.warm import Passes, grown_space, long_horizon_start, warm_points
 from search.folder.config import SearchConfig
 from search.folder.results import (
@@ -181,11 +182,9 @@ def sigterm_stops_gracefully() -> Iterator[list[int]]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def collect_trials(
-    grid: tune.ResultGrid, folder: SearchFolder, val_chars: int
-) -> list[TrialRecord]:
-    """Every trial of the search that ran, from the ResultGrid that `Tuner.fit` returned."""
-    stopped = folder.stopped()
+def collect_trials(grid: tune.ResultGrid, stopped: set[str], val_chars: int) -> list[TrialRecord]:
+    """Every trial of the search that ran, from the ResultGrid that `Tuner.fit` returned;
+    `stopped`: the trials the scheduler stopped early (`search.engine.driver`)."""
     records = []
     for result in grid:
         history = resumed_history(reports(result))
@@ -373,7 +372,8 @@ def _run(
         request_workers(config)
         clock = time.time()  # the budget starts now: start-up is not charged to it
         deadline = clock + config.time_budget_s
-        folder.write_clock(clock, deadline)
+        folder.write_clock(clock, deadline)  # for readers outside this process
+        run = begin_run(folder.path, clock, deadline, stopped=folder.legacy_stops())
         trainable = make_trainable(config, corpus, schedule, deadline)
         if restore:
             tuner = tune.Tuner.restore(str(folder.path), trainable=trainable,
@@ -383,8 +383,9 @@ def _run(
             tuner = make_tuner(config, trainable, schedule, warm, long_horizon)
         with sigterm_stops_gracefully() as signalled:
             grid = fit(tuner)
-        records = collect_trials(grid, folder, len(corpus.val_ids))
+        records = collect_trials(grid, run.stopped, len(corpus.val_ids))
     finally:
+        end_run(folder.path)
         if started_ray:
             ray.shutdown()
     trials = write_results(config, folder, corpus, records)

@@ -29,6 +29,7 @@ from ray import tune
 from ray.air.constants import EXPR_RESULT_FILE
 
 from search.engine.compat import WANDB_QUIET_EXPERIMENTAL
+from search.engine.driver import this_run
 from search.engine.trainable import ORIGIN
 from search.folder.results import (
     TrialRecord,
@@ -37,7 +38,6 @@ from search.folder.results import (
     resumed_history,
     trial_status,
 )
-from search.folder.store import SearchFolder
 
 LOGGED = (  # numeric report fields logged to W&B
     "val_bpc", "val_chars", "train_bpc", "chars_seen", "chars_per_s", "train_s", "eval_s",
@@ -120,7 +120,7 @@ class WandbSink(tune.Callback):
         self.args = {"project": project, "group": group, "mode": mode, "folder": folder,
                      "timeout_s": timeout_s}  # fmt: skip
         self.settings = {"project": project, "group": group, "mode": mode, "dir": folder}
-        self.folder = folder  # the search folder: stopped.txt says which trials ASHA stopped
+        self.folder = folder  # the search folder: names the driver's record of early stops
         self.timeout_s = timeout_s  # how long the end of the search waits for the writer
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -190,7 +190,7 @@ class WandbSink(tune.Callback):
             run, history = runs.pop(trial_id), resumed_history(reports.pop(trial_id, []))
             started = configs.pop(trial_id, {})
             try:
-                stopped = trial_id in SearchFolder(self.folder).stopped()
+                stopped = trial_id in this_run(self.folder).stopped
                 # PBT changes a trial's lr and dropout as it goes: the run keeps the last ones.
                 changed = {k: v for k, v in config.items() if started.get(k) != v}
                 if changed:

@@ -8,9 +8,8 @@
 | --- | --- | --- |
 | `search.json` | the start of a search | its settings; `--resume` reads them |
 | `schedule.json` | each run of it | the schedule derived from the budget (rungs, ...) |
-| `clock.json` | each run of it | when the run started and its deadline (the searcher reads it) |
-| `stopped.txt` | the scheduler | trials stopped early, one id per line (Tune does not save a
-  scheduler's state, so a resumed search reads it from here) |
+| `clock.json` | each run of it | when the run started and its deadline (for readers outside the
+  driver, which keeps its clock in memory: `search.engine.driver`) |
 | `optuna.journal` | the sampler | the Optuna study, in Optuna's journal storage |
 | `trials.parquet`, `curves.parquet` | the end of each run | the result tables |
 | `best/` | the end of each run | the best checkpoint, its row and a sample; with a test split,
@@ -46,7 +45,7 @@ from corpora.files import atomic_path, atomic_write, read_parquet, write_parquet
 from model.errors import ConfigError
 
 SETTINGS, SCHEDULE, CLOCK = "search.json", "schedule.json", "clock.json"
-STOPPED, STUDY, SWEEP, LOCK = "stopped.txt", "optuna.journal", "sweep.yaml", ".lock"
+STUDY, SWEEP, LOCK, LEGACY_STOPPED = "optuna.journal", "sweep.yaml", ".lock", "stopped.txt"
 TRIALS, CURVES, BEST = "trials.parquet", "curves.parquet", "best"
 HOLDER, STATUS = "holder.json", "status.json"
 BEST_CHECKPOINT, BEST_ROW, BEST_SAMPLE = "best.pt", "trial.json", "sample.txt"
@@ -118,11 +117,8 @@ class SearchFolder:
             return []
 
     def write_clock(self, started: float, deadline: float) -> None:
-        """When this run of the search started and must end (`time.time()` values).
-
-        The searcher and scheduler read it rather than holding the deadline themselves:
-        `Tuner.restore` brings them back as pickled by an earlier run, with its deadline.
-        """
+        """When this run of the search started and must end (`time.time()` values), for
+        `python -m search.status` and the pictures; the driver keeps its own in memory."""
         atomic_write(self.path / CLOCK, json.dumps({"started": started, "deadline": deadline}))
 
     def clock(self) -> dict[str, float]:
@@ -154,14 +150,11 @@ class SearchFolder:
             return None
         return data if isinstance(data, dict) else None
 
-    # -- the scheduler's record of early stops ---------------------------------------------------
-
-    def record_stop(self, trial_id: str) -> None:
-        with open(self.path / STOPPED, "a", encoding="utf-8") as f:
-            f.write(trial_id + "\n")
-
-    def stopped(self) -> set[str]:
-        file = self.path / STOPPED
+    def legacy_stops(self) -> set[str]:
+        """The early stops an earlier version of the search wrote to `stopped.txt` (one id
+        per line); a resumed search of such a folder starts from them. Empty for newer ones,
+        whose stops are saved with the searcher's state."""
+        file = self.path / LEGACY_STOPPED
         return set(file.read_text().split()) if file.is_file() else set()
 
     # -- tables ------------------------------------------------------------------------------------
