@@ -11,7 +11,6 @@ a `--preset` fills the flags not given.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import sys
@@ -35,6 +34,7 @@ from search.folder.config import (
 )
 from search.folder.presets import PRESETS, preset, preset_space
 from search.folder.space import GPU_SPACE, SearchSpace, load_space_file, space_from_mapping
+from search.folder.store import SETTINGS, SearchFolder
 
 DEFAULTS = SearchConfig()
 CONFIG_FIELDS = {f.name for f in fields(SearchConfig)} - {"space"}
@@ -105,13 +105,14 @@ def default_name(corpus: str) -> str:
 def latest_search(storage: str, corpus: str) -> str:
     """Name of the most recently started search of `corpus` in `storage`."""
     found = []
-    for meta in Path(storage).glob("*/search.json"):
+    folders = Path(storage).iterdir() if Path(storage).is_dir() else ()
+    for folder in (SearchFolder(p) for p in folders if p.is_dir()):
         try:
-            saved = json.loads(meta.read_text())
-        except (OSError, json.JSONDecodeError):
+            saved = folder.read_settings()
+        except ConfigError:  # not a search, or its settings are unreadable
             continue
         if saved.get("corpus") == corpus:
-            found.append((meta.stat().st_mtime, meta.parent.name))
+            found.append((folder.state_file(SETTINGS).stat().st_mtime, folder.path.name))
     if not found:
         raise ConfigError(f"no search of corpus {corpus!r} in {storage} to resume")
     return max(found)[1]
@@ -131,7 +132,7 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
 
     name = getattr(args, "name", "") or latest_search(storage, args.corpus)
     path = Path(storage).resolve() / name
-    if not (path / "search.json").is_file():
+    if not SearchFolder(path).exists():
         raise ConfigError(f"no search named {name!r} in {storage} to resume")
     per_run = {k: settings[k] for k in PER_RUN if k in settings}
     saved = load_search_config(path, {"storage": storage, "address": None, **per_run})

@@ -146,7 +146,7 @@ def test_search_spreads_over_two_nodes(two_node_cluster, corpus_dir, tmp_path):
     driver = subprocess.Popen(
         args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    search_json = tmp_path / "runs" / "cluster" / "search.json"
+    search_json = tmp_path / "runs" / "cluster" / "state" / "search.json"
     deadline = time.monotonic() + 60
     while not search_json.exists():  # written right after the corpus was loaded and encoded
         assert driver.poll() is None, driver.stdout.read()

@@ -72,8 +72,8 @@ def rows(report):
 
 def copy_search(source: Path, target: Path, **trial_changes) -> Path:
     """The result tables and settings of `source` (no Tune files, no best model) in `target`."""
-    target.mkdir()
-    for name in ("search.json", "trials.parquet", "curves.parquet"):
+    (target / "state").mkdir(parents=True)
+    for name in ("state/search.json", "trials.parquet", "curves.parquet"):
         shutil.copy(source / name, target / name)
     if trial_changes:
         trials = pq.read_table(target / "trials.parquet")
@@ -161,7 +161,7 @@ def test_learning_speed_and_rungs_are_views_of_the_curves(rows, searches):
         first = next(c for c in best if c["val_bpc"] <= 4.5)  # the best trial ends near 3.6
         assert (row[reached[0]], row[reached[1]]) == (first["chars_seen"], first["elapsed_s"])
         rungs = SearchFolder(config.path).rungs()
-        schedule = json.loads((config.path / "schedule.json").read_text())
+        schedule = json.loads((config.path / "state" / "schedule.json").read_text())
         assert rungs == schedule["rungs_s"][:-1] and rungs  # in training seconds
         counts = [row[rung_columns(r)[0]] for r in rungs]
         assert counts == sorted(counts, reverse=True)  # fewer trials at every rung
@@ -240,8 +240,8 @@ def test_baselines_are_cached_in_the_search_folder(rows, searches, monkeypatch):
 def test_unequal_lengths_are_refused_unless_allowed(searches, tmp_path, capsys):
     irc, mc = searches["irc"][0].path, searches["monte-cristo"][0].path
     short = copy_search(irc, tmp_path / "irc-short", corpus_chars=150_000, val_chars=3_000)
-    settings = json.loads((short / "search.json").read_text())
-    (short / "search.json").write_text(json.dumps({**settings, "max_chars": 150_000}))
+    settings = json.loads((short / "state" / "search.json").read_text())
+    (short / "state" / "search.json").write_text(json.dumps({**settings, "max_chars": 150_000}))
     config = CompareConfig(searches=(str(mc), str(short)), out=str(tmp_path / "out"))
     with pytest.raises(ConfigError, match=r"unequal corpus lengths.*--allow-unequal"):
         build_report(config)

@@ -146,11 +146,11 @@ def test_a_corrupt_metrics_table_is_one_line(trained, capsys):
 
 def test_settings_of_a_search_folder_are_read_through_the_store(tmp_path):
     folder = SearchFolder(tmp_path / "s")
-    folder.path.mkdir()
-    (folder.path / "search.json").write_text("{not json")
+    (folder.path / "state").mkdir(parents=True)
+    (folder.path / "state" / "search.json").write_text("{not json")
     with pytest.raises(ConfigError, match="cannot read search settings"):
         folder.read_settings()
-    (folder.path / "search.json").write_text(json.dumps([1, 2]))
+    (folder.path / "state" / "search.json").write_text(json.dumps([1, 2]))
     with pytest.raises(ConfigError, match="not a mapping"):
         folder.read_settings()
     assert folder.rungs() == [] and folder.legacy_stops() == set()
@@ -159,16 +159,21 @@ def test_settings_of_a_search_folder_are_read_through_the_store(tmp_path):
     assert not Path(folder.path / "trials.parquet").exists()
 
 
-def test_a_folder_file_caught_mid_copy_is_read_once_whole(tmp_path):
-    """Tune re-copies a restored search's .json files non-atomically; readers wait it out."""
-    import threading
-
-    from search.folder.store import read_json
-
-    file = tmp_path / "clock.json"
-    file.write_text("")  # truncated, the copy's content not yet written
-    threading.Timer(0.1, file.write_text, args=('{"started": 1.0, "deadline": 2.0}',)).start()
-    assert read_json(file) == {"started": 1.0, "deadline": 2.0}
-    file.write_text("{not json")
-    with pytest.raises(ValueError):
-        read_json(file, settle_s=0.1)
+def test_a_folder_of_an_earlier_version_is_read_then_moved_into_state(tmp_path):
+    """Earlier versions kept the JSON files at the folder's top, where Tune re-copies them."""
+    folder = SearchFolder(tmp_path / "old")
+    folder.path.mkdir()
+    settings = {"name": "old", "corpus": "irc"}
+    (folder.path / "search.json").write_text(json.dumps(settings))
+    (folder.path / "clock.json").write_text(json.dumps({"started": 1.0, "deadline": 2.0}))
+    (folder.path / "holder.json").write_text("{}")  # left by a driver that was killed
+    (folder.path / "experiment_state-2026.json").write_text("{}")  # Tune's: stays
+    assert folder.exists() and folder.read_settings() == settings
+    assert folder.clock() == {"started": 1.0, "deadline": 2.0}
+    lock = folder.lock()  # the next run: its holder.json goes into state/
+    folder.migrate()
+    assert [p.name for p in folder.path.glob("*.json")] == ["experiment_state-2026.json"]
+    moved = sorted(p.name for p in (folder.path / "state").iterdir())
+    assert moved == ["clock.json", "holder.json", "search.json"]
+    folder.release(lock)
+    assert folder.read_settings() == settings and folder.clock()["deadline"] == 2.0

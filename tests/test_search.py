@@ -17,7 +17,7 @@ from search.engine.builders import report_points
 from search.engine.tuning import run_search
 from search.engine.warm import Passes, fit_dropout
 from search.folder.results import TRIALS_SCHEMA, resumed_history
-from search.folder.store import STUDY, SearchFolder
+from search.folder.store import STATE_FILES, STUDY, SearchFolder
 from search.reports.report import CompareConfig, build_report
 from search.run import main as run_main
 from search.sweep_train import main as sweep_main
@@ -206,7 +206,7 @@ def test_warm_start_runs_an_earlier_searchs_best_configurations_first(
     assert best
     first = sorted(study.trials, key=lambda t: t.number)[: len(best)]
     new = pq.read_table(config.path / "trials.parquet").to_pylist()[0]
-    trial_s = json.loads((config.path / "schedule.json").read_text())["max_t_s"]
+    trial_s = json.loads((config.path / "state" / "schedule.json").read_text())["max_t_s"]
     passes = Passes(train_chars=new["corpus_chars"] - new["val_chars"], trial_s=trial_s)
     for trial, row in zip(first, best, strict=True):
         assert trial.user_attrs["origin"] == "warm"
@@ -258,6 +258,11 @@ def test_sigterm_then_resume_keeps_every_trial_within_the_bound(ray_local, corpu
     assert len(set(ids)) == len(ids) <= 5, ids
     assert {t["trial_id"] for t in interrupted if t["chars_trained"]} <= set(ids)  # none lost
     assert all(t["status"] in ("completed", "cut", "plateaued", "stopped") for t in trials), trials
+    final = {t["trial_id"]: t["status"] for t in trials}
+    assert all(final[t["trial_id"]] == "stopped" for t in interrupted if t["status"] == "stopped")
+    # Where Tune re-copies files on a restore (the folder's top) none of the search's own are.
+    assert [name for name in STATE_FILES if (search_dir / name).exists()] == []
+    assert SearchFolder(search_dir).state_file("search.json").parent.name == "state"
     # The persisted Optuna study came back with the search, not as a second study.
     import optuna
 

@@ -56,7 +56,7 @@ def fake_search(tmp_path: Path, state: str = "running", pid: int | None = None) 
     folder.write_status(board.snapshot(now, state=state))
     if pid is not None:
         holder = {"host": socket.gethostname(), "pid": pid, "since": now - 110}
-        (folder.path / HOLDER).write_text(json.dumps(holder))
+        folder.state_file(HOLDER).write_text(json.dumps(holder))
     return folder
 
 
@@ -207,11 +207,11 @@ def test_bad_folders_are_one_line_and_exit_2(tmp_path, capsys, case):
         path.mkdir()
         (path / "notes.txt").write_text("not a search")
     elif case == "corrupt status":
-        (path / "status.json").write_text('{"state": "runn')
+        folder.state_file("status.json").write_text('{"state": "runn')
     elif case == "corrupt table":
         (path / "trials.parquet").write_bytes(b"PAR1 not really")
     else:
-        (path / "search.json").write_text("[1, 2")
+        folder.state_file("search.json").write_text("[1, 2")
     assert status_main([str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err

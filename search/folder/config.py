@@ -153,14 +153,14 @@ def load_search_config(path: Path, overrides: dict[str, Any] | None = None) -> S
         SearchFolder,
     )
 
-    saved = SearchFolder(path).read_settings()
+    folder = SearchFolder(path)
+    saved = folder.read_settings()
     try:
         saved["space"] = space_from_mapping(saved.get("space", {}))
         return replace(SearchConfig(**saved), **(overrides or {}))
-    except ConfigError as error:
-        raise ConfigError(f"cannot use search settings {path / SETTINGS}: {error}") from None
-    except TypeError as error:  # unknown or missing fields
-        raise ConfigError(f"cannot use search settings {path / SETTINGS}: {error}") from None
+    except (ConfigError, TypeError) as error:  # TypeError: unknown or missing fields
+        file = folder.state_file(SETTINGS)
+        raise ConfigError(f"cannot use search settings {file}: {error}") from None
 
 
 def search_argv(config: SearchConfig) -> list[str]:

@@ -1,29 +1,34 @@
 """The search folder, `STORAGE/NAME/`: the one place that reads and writes its files.
 
     folder = SearchFolder(config.path)
-    folder.write_settings(config); folder.read_settings()      # search.json
+    folder.write_settings(config); folder.read_settings()      # state/search.json
     folder.write_tables(trial_rows, curve_rows); folder.trials()   # trials/curves.parquet
 
 | file | written by | what |
 | --- | --- | --- |
-| `search.json` | the start of a search | its settings; `--resume` reads them |
-| `schedule.json` | each run of it | the schedule derived from the budget (rungs, ...) |
-| `clock.json` | each run of it | when the run started and its deadline (for readers outside the
-  driver, which keeps its clock in memory: `search.engine.driver`) |
+| `state/search.json` | the start of a search | its settings; `--resume` reads them |
+| `state/schedule.json` | each run of it | the schedule derived from the budget (rungs, ...) |
+| `state/clock.json` | each run of it | when the run started and its deadline (for readers outside
+  the driver, which keeps its clock in memory: `search.engine.driver`) |
 | `optuna.journal` | the sampler | the Optuna study, in Optuna's journal storage |
 | `trials.parquet`, `curves.parquet` | the end of each run | the result tables |
 | `best/` | the end of each run | the best checkpoint, its row and a sample; with a test split,
   the bits it paid for each test character (`test_bits.parquet`: static and dynamic) |
 | `sweep.yaml` | the start | the space as a W&B sweep |
-| `.lock`, `holder.json` | each run | held for the whole run: one search process per folder;
-  who holds it (host, pid, since), removed when the run ends |
-| `status.json` | the driver, as trials report | every trial so far and the best
+| `.lock`, `state/holder.json` | each run | held for the whole run: one search process per
+  folder; who holds it (host, pid, since), removed when the run ends |
+| `state/status.json` | the driver, as trials report | every trial so far and the best
   (`search.reports.progress`): what `python -m search.status` reads while the search runs |
 | `trials.png`, `best-so-far.png` | the end of each run | the search's pictures
   (`search.reports.plots`) |
 
 Every write is atomic (`corpora.files`). Tune keeps its own files here too (`tuner.pkl`,
-`experiment_state-*.json`, one folder per trial).
+`experiment_state-*.json`, one folder per trial). The search's JSON files sit in `state/`
+because Tune, once it restores a search, copies every .json and .pkl file at the folder's top
+into its staging folder and back over the originals each time it saves (truncate, then write;
+ray 2.60, `ray/tune/execution/experiment_state.py`, `sync_down_experiment_state`): a reader there
+could catch a copy half done. Folders of an earlier version kept them at the top; they are
+read there, and moved into `state/` when the search runs again (`migrate`).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from filelock import FileLock, Timeout
 from corpora.files import atomic_path, atomic_write, read_parquet, write_parquet
 from model.errors import ConfigError
 
+STATE = "state"  # the search's own JSON files (see the module docstring)
 SETTINGS, SCHEDULE, CLOCK = "search.json", "schedule.json", "clock.json"
 STUDY, SWEEP, LOCK, LEGACY_STOPPED = "optuna.journal", "sweep.yaml", ".lock", "stopped.txt"
 TRIALS, CURVES, BEST = "trials.parquet", "curves.parquet", "best"
@@ -51,25 +57,11 @@ HOLDER, STATUS = "holder.json", "status.json"
 BEST_CHECKPOINT, BEST_ROW, BEST_SAMPLE = "best.pt", "trial.json", "sample.txt"
 TEST_BITS = "test_bits.parquet"
 TEST_BITS_SCHEMA = pa.schema([("static", pa.float32()), ("dynamic", pa.float32())])
+STATE_FILES = (SETTINGS, SCHEDULE, CLOCK, STATUS, HOLDER)
 
 
-def read_json(file: Path, settle_s: float = 2.0) -> Any:
-    """`json.loads` of a file of the search folder that Tune may be copying over itself.
-
-    After `Tuner.restore`, Tune copies the folder's top-level .json files into its driver
-    staging folder and, each time it saves its state, copies them back over the originals
-    (`pyarrow.fs.copy_files`: truncate, then write). The content stays ours, and our writes are
-    atomic, but a reader can catch one of Tune's copies half done: it retries until the file
-    parses, for up to `settle_s`.
-    """
-    deadline = time.monotonic() + settle_s
-    while True:
-        try:
-            return json.loads(file.read_text(encoding="utf-8"))
-        except ValueError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
+def read_json(file: Path) -> Any:
+    return json.loads(file.read_text(encoding="utf-8"))
 
 
 class SearchFolder:
@@ -83,18 +75,38 @@ class SearchFolder:
 
     def exists(self) -> bool:
         """Whether a search was started here (its settings were written)."""
-        return (self.path / SETTINGS).is_file()
+        return self.state_file(SETTINGS).is_file()
+
+    def state_file(self, name: str) -> Path:
+        """Where one of the search's JSON files is: `state/NAME`, or at the folder's top in a
+        folder an earlier version made (until `migrate` moves it)."""
+        new, old = self.path / STATE / name, self.path / name
+        return old if not new.exists() and old.exists() else new
+
+    def migrate(self) -> None:
+        """Move the JSON files an earlier version kept at the folder's top into `state/` (one
+        already there is the current one: the old is dropped)."""
+        for name in STATE_FILES:
+            old, new = self.path / name, self.path / STATE / name
+            if old.is_file() and new.exists():
+                old.unlink()
+            elif old.is_file():
+                new.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(old, new)
+
+    def _write_state(self, name: str, text: str) -> None:
+        (self.path / STATE).mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path / STATE / name, text)
 
     # -- settings, schedule, clock ---------------------------------------------------------------
 
     def write_settings(self, settings: Any) -> None:
-        """A SearchConfig (any dataclass) as search.json."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.path / SETTINGS, json.dumps(asdict(settings), indent=2) + "\n")
+        """A SearchConfig (any dataclass) as state/search.json."""
+        self._write_state(SETTINGS, json.dumps(asdict(settings), indent=2) + "\n")
 
     def read_settings(self) -> dict[str, Any]:
-        """search.json as a mapping; ConfigError naming the file if it cannot be read."""
-        file = self.path / SETTINGS
+        """state/search.json as a mapping; ConfigError naming the file if it cannot be read."""
+        file = self.state_file(SETTINGS)
         try:
             data = read_json(file)
         except (OSError, ValueError) as error:
@@ -106,12 +118,12 @@ class SearchFolder:
 
     def write_schedule(self, schedule: Any) -> None:
         data = {**asdict(schedule), "rungs_s": list(schedule.rungs_s)}
-        atomic_write(self.path / SCHEDULE, json.dumps(data, indent=2) + "\n")
+        self._write_state(SCHEDULE, json.dumps(data, indent=2) + "\n")
 
     def rungs(self) -> list[float]:
         """The scheduler's rungs in training seconds (not the last, a trial's end); [] if none."""
         try:
-            rungs = read_json(self.path / SCHEDULE)["rungs_s"]
+            rungs = read_json(self.state_file(SCHEDULE))["rungs_s"]
             return [float(r) for r in rungs[:-1]]
         except (OSError, ValueError, KeyError, TypeError):
             return []
@@ -119,19 +131,19 @@ class SearchFolder:
     def write_clock(self, started: float, deadline: float) -> None:
         """When this run of the search started and must end (`time.time()` values), for
         `python -m search.status` and the pictures; the driver keeps its own in memory."""
-        atomic_write(self.path / CLOCK, json.dumps({"started": started, "deadline": deadline}))
+        self._write_state(CLOCK, json.dumps({"started": started, "deadline": deadline}))
 
     def clock(self) -> dict[str, float]:
-        return read_json(self.path / CLOCK)
+        return read_json(self.state_file(CLOCK))
 
     # -- the live status (search.reports.progress) ------------------------------------------
 
     def write_status(self, snapshot: dict[str, Any]) -> None:
-        atomic_write(self.path / STATUS, json.dumps(snapshot, default=str) + "\n")
+        self._write_state(STATUS, json.dumps(snapshot, default=str) + "\n")
 
     def status(self) -> dict[str, Any] | None:
-        """status.json, None if this search has none; ConfigError naming it if it is corrupt."""
-        file = self.path / STATUS
+        """state/status.json, None if this search has none; ConfigError naming it if corrupt."""
+        file = self.state_file(STATUS)
         if not file.is_file():
             return None
         try:
@@ -145,7 +157,7 @@ class SearchFolder:
     def holder(self) -> dict[str, Any] | None:
         """Who holds the lock (host, pid, since), as it wrote down; None when nobody said."""
         try:
-            data = read_json(self.path / HOLDER, settle_s=0.0)
+            data = read_json(self.state_file(HOLDER))
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
@@ -234,10 +246,10 @@ class SearchFolder:
             ) from None
         # Beside the lock, not in it: an atomic write replaces the file, and the lock is on it.
         holder = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
-        atomic_write(self.path / HOLDER, json.dumps(holder) + "\n")
+        self._write_state(HOLDER, json.dumps(holder) + "\n")
         return lock
 
     def release(self, lock: FileLock) -> None:
         """Release a lock from `lock()` and say nobody holds it."""
-        (self.path / HOLDER).unlink(missing_ok=True)
+        self.state_file(HOLDER).unlink(missing_ok=True)
         lock.release()

@@ -70,13 +70,14 @@ def read_search(path: str | Path, data_dir: str | None = None) -> Search:
     path = Path(path)
     if not path.is_dir():
         raise ConfigError(f"search folder not found: {path}")
-    for name in (SETTINGS, TRIALS, CURVES):
-        if not (path / name).is_file():
+    folder = SearchFolder(path)
+    for name, file in ((SETTINGS, folder.state_file(SETTINGS)), (TRIALS, path / TRIALS),
+                       (CURVES, path / CURVES)):  # fmt: skip
+        if not file.is_file():
             raise ConfigError(
                 f"{path} has no {name}: not a finished search (finish it with search.run --resume)"
             )
     config = load_search_config(path, {"data_dir": data_dir} if data_dir else {})
-    folder = SearchFolder(path)
     trials, curves = folder.trials(), folder.curves()
     for table, name, needed in ((trials, TRIALS, TRIAL_COLUMNS), (curves, CURVES, CURVE_COLUMNS)):
         missing = [c for c in needed if c not in table.schema.names]

@@ -22,7 +22,7 @@ from typing import Any
 
 from model.errors import ConfigError
 from search.folder.results import ranked
-from search.folder.store import BEST_CHECKPOINT, SearchFolder
+from search.folder.store import BEST_CHECKPOINT, CLOCK, SearchFolder
 from search.reports.progress import (
     RUNNING,
     best_text,
@@ -90,7 +90,7 @@ def read_status(path: str | Path, now: float | None = None) -> dict[str, Any]:
     except FileNotFoundError:
         clock = None  # started, but killed before its budget's clock started
     except (OSError, ValueError) as error:
-        raise ConfigError(f"cannot read {folder.path / 'clock.json'}: {error}") from None
+        raise ConfigError(f"cannot read {folder.state_file(CLOCK)}: {error}") from None
     snap = folder.status()
     holder = folder.holder()
     running = alive(holder, (snap or {}).get("updated"), now)
