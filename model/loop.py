@@ -25,6 +25,7 @@ slot, and their best checkpoint is the one to keep.
 from __future__ import annotations
 
 import math
+import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -339,6 +340,16 @@ class Trainer:
         return FINAL_REPORT_MARGIN_S + 1.5 * self.val_chars / self._eval_rate
 
     # -- checkpoints --------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> dict[str, Any]:
+        """Write the checkpoint to `path` (atomically) and count the time in `checkpoint_s`;
+        returns it. Callers save before they report a validation: the report then never runs
+        ahead of the checkpoint a resume continues from."""
+        started = time.perf_counter()
+        checkpoint = self.checkpoint()
+        save_checkpoint(checkpoint, str(path))
+        self.checkpoint_s += time.perf_counter() - started  # in the next checkpoint
+        return checkpoint
 
     def checkpoint(self) -> dict[str, Any]:
         """Everything needed to resume exactly; only tensors and plain types (weights_only-safe)."""

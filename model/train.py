@@ -176,8 +176,7 @@ def _train(
             return
         # The checkpoint first: the metrics never run ahead of it, so a kill between the two
         # writes leaves no row that --resume would write again.
-        checkpoint = trainer.checkpoint()
-        save_checkpoint(checkpoint, str(latest))
+        checkpoint = trainer.save(latest)
         if metrics["val_bpc"] < best:
             best = metrics["val_bpc"]
             save_checkpoint(checkpoint, str(out / BEST))

@@ -29,7 +29,9 @@ def test_train_resume_and_sample(corpus_dir, tmp_path, capsys):
     assert train_main([*args, "--max-train-chars", "4096", "--out", str(out)]) == 0
     assert "val_bpc" in capsys.readouterr().out
     assert {p.name for p in out.iterdir()} >= {"checkpoint.pt", "best.pt", "metrics.parquet"}
-    assert pq.read_table(out / "metrics.parquet").column("chars_seen").to_pylist() == [2048, 4096]
+    rows = pq.read_table(out / "metrics.parquet").to_pylist()
+    assert [r["chars_seen"] for r in rows] == [2048, 4096]
+    assert rows[0]["checkpoint_s"] == 0 < rows[1]["checkpoint_s"]  # the first save is counted
 
     assert train_main(["--out", str(out), "--corpus", "irc"]) == 2  # nothing overwritten
     assert "already holds a run" in one_error_line(capsys)

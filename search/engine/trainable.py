@@ -28,7 +28,7 @@ from ray import tune
 
 from corpora import Corpus
 from model.config import run_config_from_flat, with_vocab_size
-from model.loop import Metrics, Trainer, fit, load_checkpoint, save_checkpoint
+from model.loop import Metrics, Trainer, fit, load_checkpoint
 from model.lstm import count_parameters
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -105,9 +105,7 @@ def train_trial(
             tune.report({**metrics, "val_bpc": DIVERGED_BPC, **where})
             return
         with tempfile.TemporaryDirectory() as folder:
-            started = time.perf_counter()
-            save_checkpoint(trainer.checkpoint(), str(Path(folder) / CHECKPOINT_FILE))
-            trainer.checkpoint_s += time.perf_counter() - started  # in the next checkpoint
+            trainer.save(Path(folder) / CHECKPOINT_FILE)
             metrics["checkpoint_s"] = trainer.checkpoint_s
             tune.report(
                 {**metrics, SCORE: score(metrics), **where},
