@@ -1,5 +1,5 @@
-"""The training and sampling command lines, called in-process as `main(argv)`; one test runs
-them as real processes to show their exit status."""
+"""The training, sampling and search command lines, called in-process as `main(argv)`; one
+test runs them as real processes to show their exit status."""
 
 import subprocess
 import sys
@@ -11,6 +11,7 @@ import pytest
 from corpora.cli import main as corpora_main
 from model.sample import main as sample_main
 from model.train import main as train_main
+from search.run import main as run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--hidden-size", "16", "--num-layers", "1", "--batch-size", "8", "--seq-len", "16",
@@ -122,3 +123,31 @@ def test_corpora_cli_lists_and_refuses_in_one_line(corpus_dir, capsys):
     assert "monte-cristo" in capsys.readouterr().out
     assert corpora_main(["fetch", "nope", "--no-download"]) == 2
     one_error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--corpus", "no-such-corpus"], "unknown corpus"),
+        (["--corpus", "irc", "--trials", "-1"], "must be non-negative"),
+        (["--corpus", "irc", "--time-budget", "ten minutes"], "cannot read duration"),
+        (["--corpus", "irc", "--time-budget", "0"], "must be positive"),
+        (["--corpus", "irc", "--time-budget", "10"], "at least 20 s"),
+        (["--corpus", "irc", "--warm-start", "no/such/folder"], "does not exist"),
+        (["--corpus", "irc", "--warm-start", "{tmp}"], "holds no search"),
+        (["--corpus", "irc", "--range", "hidden_size=0,8"], "must start at 1"),
+        (["--corpus", "irc", "--max-chars", "1000"], "too short"),
+        (
+            ["--corpus", "irc", "--max-chars", "200000", "--test-fraction", "0.05"],
+            "test split has 10,000 characters, too few",
+        ),
+        (["--corpus", "irc", "--resume"], "to resume"),
+    ],
+)
+def test_search_refuses_bad_input_in_one_line_before_ray_starts(
+    argv, message, corpus_dir, tmp_path, capsys
+):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    code = run_main([*argv, "--storage", str(tmp_path), "--data-dir", str(corpus_dir)])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1, err

@@ -16,10 +16,9 @@ from model.sample import generate, load_model
 from search.engine.builders import report_points
 from search.engine.tuning import run_search
 from search.engine.warm import Passes, fit_dropout
-from search.folder.results import TRIALS_SCHEMA, resumed_history
+from search.folder.results import TRIALS_SCHEMA
 from search.folder.store import STATE_FILES, STUDY, SearchFolder
 from search.reports.report import CompareConfig, build_report
-from search.run import main as run_main
 from search.sweep_train import main as sweep_main
 from tests.conftest import raw_reports, tiny_search
 from tests.wandb_files import offline_runs
@@ -291,32 +290,6 @@ def test_sigterm_then_resume_keeps_every_trial_within_the_bound(ray_local, corpu
                 assert reported[i] > (reported[i - 2] if i >= 2 else 0), (t["trial_id"], reported)
 
 
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["--corpus", "no-such-corpus"], "unknown corpus"),
-        (["--corpus", "irc", "--trials", "-1"], "must be non-negative"),
-        (["--corpus", "irc", "--time-budget", "ten minutes"], "cannot read duration"),
-        (["--corpus", "irc", "--time-budget", "0"], "must be positive"),
-        (["--corpus", "irc", "--time-budget", "10"], "at least 20 s"),
-        (["--corpus", "irc", "--warm-start", "no/such/folder"], "does not exist"),
-        (["--corpus", "irc", "--warm-start", "{tmp}"], "holds no search"),
-        (["--corpus", "irc", "--range", "hidden_size=0,8"], "must start at 1"),
-        (["--corpus", "irc", "--max-chars", "1000"], "too short"),
-        (
-            ["--corpus", "irc", "--max-chars", "200000", "--test-fraction", "0.05"],
-            "test split has 10,000 characters, too few",
-        ),
-        (["--corpus", "irc", "--resume"], "to resume"),
-    ],
-)
-def test_bad_input_is_one_clear_line(argv, message, corpus_dir, tmp_path, capsys):
-    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
-    code = run_main([*argv, "--storage", str(tmp_path), "--data-dir", str(corpus_dir)])
-    err = capsys.readouterr().err
-    assert code == 2 and message in err and err.count("\n") == 1, err
-
-
 def test_wandb_sweep_entry_point_trains_and_logs_offline(
     searches, corpus_dir, tmp_path, monkeypatch
 ):
@@ -356,9 +329,3 @@ def test_optuna_learns_stopped_trials_as_pruned(searches):
     assert {told[t["trial_id"]] for t in trials} >= {optuna.trial.TrialState.COMPLETE}
     for t in trials:
         assert told[t["trial_id"]] == expected[t["status"]], t
-
-
-def test_a_trial_resumed_from_an_older_checkpoint_keeps_its_final_line():
-    reports = [{"chars_seen": c} for c in (100, 200, 300, 200, 300, 400)]
-    assert [r["chars_seen"] for r in resumed_history(reports)] == [100, 200, 300, 400]
-    assert resumed_history(reports)[2] is reports[4]  # the report of the run that went on
