@@ -330,11 +330,11 @@ def run_search(config: SearchConfig, resume: bool = False) -> SearchOutcome:
     wide = long_horizon_start(config.space, fit) if config.warm_start_defaults else None
     lock = folder.lock()  # held to the end: one search process per folder
     try:
-        folder.migrate()  # a folder of an earlier version: its JSON files into state/
         if not resume and folder.exists():
             raise ConfigError(
                 f"search {config.name!r} already exists in {folder.path.parent}; pass --resume"
             )
+        folder.migrate()  # a folder of an earlier version: its JSON files into state/
         check_same_corpus(folder, corpus)
         restore = resume and tune.Tuner.can_restore(str(folder.path))
         return _run(config, folder, corpus, warm, [wide] if wide else [], restore, started,
