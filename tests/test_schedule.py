@@ -1,5 +1,6 @@
 """The schedule derived from a time budget, and the promotion scheduler's decisions (no Ray)."""
 
+import pickle
 import time
 from dataclasses import dataclass
 
@@ -209,6 +210,13 @@ def test_a_restored_searcher_keeps_the_stops_and_reads_the_clock_of_the_run_now(
     restored.restore(str(tmp_path / "searcher.pkl"))
     assert second.stopped == {"t1"}
     assert isinstance(restored.suggest("new"), dict)  # its clock starts now
+    # A searcher an earlier version pickled and saved has no stops of its own.
+    old = {k: v for k, v in saved.__dict__.items() if k != "_stopped"}
+    (tmp_path / "old.pkl").write_bytes(pickle.dumps(old))
+    legacy = searcher()
+    del legacy._stopped
+    legacy.restore(str(tmp_path / "old.pkl"))
+    assert second.stopped == {"t1"}
     end_run(tmp_path)
 
 

@@ -107,7 +107,8 @@ class BudgetAwareOptunaSearch(OptunaSearch):
 
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
-        this_run(self._folder).stopped.update(self._stopped)
+        # A searcher an earlier version saved has no stops (they were in stopped.txt).
+        this_run(self._folder).stopped.update(getattr(self, "_stopped", ()))
 
     def suggest(self, trial_id: str) -> dict | str | None:
         if time.time() > this_run(self._folder).started + self._last_start_s:
