@@ -6,7 +6,10 @@ passages repeated from earlier in the text, which a compressor copies and an LST
 
 Each argument is a corpus (a registered name or a file; cut to `--max-chars` with the last
 `--val-fraction` held out, as bench_anytime cuts it) or a finished search folder, whose best
-model is scored on the search's own held-out text (static: `model.evaluate.char_losses`).
+model is scored on the search's own held-out text (static: `model.evaluate.char_losses`). A
+search that kept a test split scored its best model on it once and kept the bits (static and
+dynamic, `best/test_bits.parquet`): those are read, and the held-out text is the test text,
+given all the text before it.
 
 A held-out character is *in a long repeat* when it ends a run of `--repeat` characters that
 occurred before, anywhere earlier in the text (training text or held-out text already read):
@@ -117,22 +120,48 @@ def adaptive(report: EvalReport, ppmd: np.ndarray) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def kept_test_bits(search: Path) -> tuple[np.ndarray, np.ndarray, CorpusConfig] | None:
+    """The bits the search's best model paid for each character of its test split (static and
+    dynamic), as the search kept them when it scored the model once; None without a test split."""
+    from search.folder.store import SearchFolder
+    from search.reports.searches import read_search
+
+    table = SearchFolder(search).test_bits() if (search / "best").is_dir() else None
+    if table is None:
+        return None
+    static, dynamic = (table.column(c).to_numpy().astype(np.float64) for c in ("static", "dynamic"))
+    return static, dynamic, read_search(search).config.corpus_config()
+
+
+def on_repeats(bits: np.ndarray, repeated: np.ndarray, ppmd: np.ndarray) -> dict[str, float]:
+    return {"bpc": round(float(bits.mean()), 4),
+            "on_repeats_bpc": round(float(bits[repeated].mean()), 4),
+            "elsewhere_bpc": round(float(bits[~repeated].mean()), 4),
+            "minus_ppmd_bpc": span(paired_difference(bits, ppmd))}  # fmt: skip
+
+
 def measure(item: str, args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
-    report = bits = None
-    if (Path(item) / "best").is_dir():
+    report = bits = dynamic_bits = None
+    kept = kept_test_bits(Path(item))
+    if kept is not None:  # the held-out text is the test split, given all the text before it
+        bits, dynamic_bits, corpus = kept
+    elif (Path(item) / "best").is_dir():
         report, corpus = model_bits(Path(item), args.dynamic)
         bits = report.bits
     else:
         corpus = CorpusConfig(name=item, data_dir=args.data_dir, max_chars=args.max_chars,
                               val_fraction=args.val_fraction)  # fmt: skip
-    train, val, _, _ = corpus_text(corpus)
+    train, val, test, _ = corpus_text(corpus)
+    if kept is not None:
+        train, val = train + val, test
     repeated = repeated_ends(train + val, args.repeat)[len(train) :]
     _, order = ppmd_given_train(train.encode("utf-8"), val.encode("utf-8"), len(val))
     ppmd = ppmd_stretch_bits(train, val, order, PPMD_STRETCH)
     share = stretch_means(repeated.astype(np.float64), PPMD_STRETCH)
     result: dict[str, Any] = {
         "text": item,
+        "held_out": "test" if kept is not None else "validation",
         "held_out_chars": len(val),
         "in_repeats_share": round(float(repeated.mean()), 4),
         "ppmd_order": order,
@@ -155,6 +184,8 @@ def measure(item: str, args: argparse.Namespace) -> dict[str, Any]:
                 float(repeated.mean() * (bits[repeated].mean() - inside)), 4
             ),
         )
+    if dynamic_bits is not None:  # the adapted model on the same characters (no settings
+        result["adaptive"] = on_repeats(dynamic_bits, repeated, ppmd)  # were chosen on them)
     if report is not None and report.dynamic is not None:
         result["adaptive"] = adaptive(report, ppmd)
     result["seconds"] = round(time.perf_counter() - started, 1)
