@@ -174,11 +174,11 @@ def trials_on(node: subprocess.Popen) -> list[psutil.Process]:
 @pytest.mark.slow
 def test_a_lost_worker_node_costs_no_trial_and_no_row(two_node_cluster, corpus_dir, tmp_path):
     """The worker node's raylet and its workers are killed by PID mid-search (`ray stop` would
-    stop both nodes), once the driver has a report of the trial there; then a new worker node
-    joins. Two trials, one per node, under ASHA, which never pauses; both train one
-    configuration with one seed, so neither is behind the other at a rung before the loss and
-    ASHA stops neither. The search ends with both, the lost one continued from its checkpoint
-    past what the driver had, no row lost or repeated.
+    stop both nodes), once the driver has registered a checkpoint of the trial there; then a
+    new worker node joins. Two trials, one per node, under ASHA, which never pauses; both train
+    one configuration with one seed, so neither is behind the other at a rung before the loss
+    and ASHA stops neither. The search ends with both, the lost one continued from its
+    checkpoint past what the driver had, no row lost or repeated.
     """
     address, env, nodes, start_worker = two_node_cluster
     storage = tmp_path / "runs"
@@ -192,27 +192,33 @@ def test_a_lost_worker_node_costs_no_trial_and_no_row(two_node_cluster, corpus_d
     driver = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
     search_dir = storage / "lost-node"
+    from search.folder.store import SearchFolder
     from tests.conftest import raw_reports
     from tests.test_faults import check_no_row_lost_or_repeated
 
     lost: dict[str, Any] = {}
 
-    def reported_there() -> bool:
-        """The trial on the worker node has a report in Tune's log: the driver logs a report
-        once it has registered the report's checkpoint."""
+    def registered_there() -> bool:
+        """The driver has registered a checkpoint of the trial on the worker node. Every report
+        carries one; Tune calls the callbacks with a report (the search's status file has it
+        within seconds) and only then saves its checkpoint, and it starts the trial's next step
+        only once that is done. So when the driver has two reports, it has the first one's
+        checkpoint. (Tune's own log of the reports reaches the storage folder only at its next
+        sync, which can be minutes on a loaded machine.)"""
         assert driver.poll() is None, driver.stdout.read()[-3000:]
+        status = SearchFolder(str(search_dir)).status() or {"trials": []}  # written atomically
+        curves = {row["trial_id"]: row["curve"] for row in status["trials"]}
         for proc in trials_on(nodes[1]):
             try:  # Tune runs each trial in a working folder named after it
                 trial_id = Path(proc.cwd()).name.split("_")[2]
-                logged = raw_reports(search_dir, trial_id)
-            except (psutil.Error, IndexError, ValueError, FileNotFoundError):
+            except (psutil.Error, IndexError):
                 continue
-            if logged:
-                lost.update(trial_id=trial_id, report=logged[-1])
+            if len(curves.get(trial_id, [])) >= 2:
+                lost.update(trial_id=trial_id, time=curves[trial_id][-2][3])
                 return True
         return False
 
-    wait_for(reported_there, 120, "a report of the trial on the worker node")
+    wait_for(registered_there, 120, "two reports of the trial on the worker node")
     for proc in psutil.Process(nodes[1].pid).children(recursive=True):  # raylet and workers
         proc.kill()
     start_worker()
@@ -221,8 +227,8 @@ def test_a_lost_worker_node_costs_no_trial_and_no_row(two_node_cluster, corpus_d
 
     rows = check_no_row_lost_or_repeated(search_dir, trials=2)
     assert len(rows) == 2 and all(r["status"] in ("completed", "cut", "stopped") for r in rows)
-    known = lost["report"]  # the driver had it before the node went
     raw = raw_reports(search_dir, lost["trial_id"])
+    (known,) = [r for r in raw if r["time"] == lost["time"]]  # its checkpoint was registered
     later = [r for r in raw if r["pid"] != known["pid"]]  # the attempt after the loss
     assert later, f"trial {lost['trial_id']} did not train again: {raw}"
     # From its checkpoint, never from the start: past the characters and Tune's report number.
