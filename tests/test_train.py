@@ -175,9 +175,12 @@ def test_wsd_reports_score_a_cooled_down_model_and_the_rate_restarts_after(corpu
     trainer, history, rates = Trainer(run, corpus), [], []
     step = trainer.train_step
 
-    def recorded(lr=None):
+    def recorded(lr=None):  # and a clock on which every step takes 10 ms, however busy the machine
         rates.append((trainer.train_s, lr))
-        return step(lr)
+        before = trainer.train_s
+        loss = step(lr)
+        trainer.train_s = before + 0.01
+        return loss
 
     trainer.train_step = recorded
     fit(trainer, history.append, report_s=(0.3, 0.6))
