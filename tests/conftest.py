@@ -53,12 +53,13 @@ def tiny_search(storage, corpus, name, corpus_dir, **settings):
 
 @pytest.fixture(scope="session")
 def searches(ray_local, corpus_dir, tmp_path_factory):
-    """Two finished tiny searches (Monte Cristo logged to W&B offline, IRC without W&B)."""
+    """Two finished 20-second tiny searches (Monte Cristo logged to W&B offline, IRC without)."""
     from search.engine.tuning import run_search
 
     storage = tmp_path_factory.mktemp("runs")
     outcomes = {}
     for corpus, wandb_mode in (("monte-cristo", "offline"), ("irc", "disabled")):
-        config = tiny_search(storage, corpus, f"{corpus}-tiny", corpus_dir, wandb_mode=wandb_mode)
+        config = tiny_search(storage, corpus, f"{corpus}-tiny", corpus_dir, wandb_mode=wandb_mode,
+                             time_budget_s=20.0)  # fmt: skip
         outcomes[corpus] = (config, run_search(config))
     return outcomes

@@ -224,7 +224,7 @@ def test_sigterm_then_resume_keeps_every_trial_within_the_bound(ray_local, corpu
     args = [
         sys.executable, "-m", "search.run", "--corpus", "monte-cristo", "--name", "resumed",
         "--storage", str(tmp_path), "--data-dir", str(corpus_dir), "--address", ray_local,
-        "--preset", "tiny", "--trials", "5", "--time-budget", "60", "--wandb-mode", "disabled",
+        "--preset", "tiny", "--trials", "5", "--time-budget", "40", "--wandb-mode", "disabled",
         "--scheduler", "promote",
         "--range", "hidden_size=32,64",
     ]  # fmt: skip
