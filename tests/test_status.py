@@ -85,6 +85,13 @@ def test_progress_line_names_the_budget_left_and_the_best_so_far():
     assert short_config({}) == "-"
 
 
+def test_a_report_given_twice_is_one_point():  # a trial's last report comes again as it ends
+    board = Board(0.0, 100.0)
+    for result in (whole(2.5, 40.0, 50.0), whole(2.4, 80.0, 90.0), whole(2.4, 80.0, 90.0)):
+        board.report("t1", CONFIG, result)
+    assert [point[0] for point in board.snapshot(95.0)["trials"][0]["curve"]] == [40.0, 80.0]
+
+
 def test_a_value_on_a_prefix_is_marked_and_never_the_best():
     board = Board(0.0, 100.0)
     board.report("t1", CONFIG, {"val_bpc": 1.0, "train_s": 5.0, "val_chars": 10, "val_total": 99})

@@ -68,8 +68,11 @@ class Board:
 
     def report(self, trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> None:
         """A trial's report: its training seconds and validation value (a diverged trial's
-        stand-in value is not one; a value on a prefix of the validation text is marked)."""
+        stand-in value is not one; a value on a prefix of the validation text is marked). A
+        report the board has (the trial's last, given again when it ends) adds no point."""
         row = self.trials.get(trial_id) or self.start(trial_id, config)
+        if row["curve"] and row["curve"][-1][3] == result.get("time", math.nan):
+            return
         row["train_s"] = float(result.get("train_s") or 0.0)
         value = result.get("val_bpc")
         if result.get("diverged") or value is None or not math.isfinite(value):
