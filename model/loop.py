@@ -107,15 +107,21 @@ def learning_rate(
     return base_lr
 
 
+def kept_stops(stops: Sequence[float], end: float) -> list[float]:
+    """The `stops` before `end` that end a stretch, in order. A last stop closer to `end` than
+    to the stop before it ends none (the last stretch would be too short to gain from a restart
+    and cool down again): the stretch before it runs on to `end`."""
+    kept = sorted(s for s in stops if s < end)
+    if kept and end - kept[-1] < kept[-1] - (kept[-2] if len(kept) > 1 else 0.0):
+        kept.pop()
+    return kept
+
+
 def stretch_progress(t: float, stops: Sequence[float], end: float) -> float:
-    """How far training second `t` is through its stretch (0 to 1): from the last of `stops` at
-    or before `t` (or 0) to the next one after it, the last stretch ending at `end`. A last stop
-    closer to `end` than to the stop before it starts no stretch of its own (the last stretch
-    would be too short to gain from a restart and cool down again): the one before it runs on
-    to `end`."""
-    stops = sorted(s for s in stops if s < end)
-    if stops and end - stops[-1] < stops[-1] - (stops[-2] if len(stops) > 1 else 0.0):
-        stops.pop()
+    """How far training second `t` is through its stretch (0 to 1): from the last of the
+    `kept_stops` at or before `t` (or 0) to the next one after it, the last stretch ending at
+    `end`."""
+    stops = kept_stops(stops, end)
     start = max((s for s in stops if s <= t), default=0.0)
     stop = min(min((s for s in stops if s > t), default=end), end)
     if stop <= start:
@@ -198,18 +204,30 @@ class Trainer:
 
     # -- training -----------------------------------------------------------------------------
 
+    def stretch_end(self, end_s: float) -> float:
+        """Where the last stretch of `wsd` ends: `end_s` (training seconds) or the budget."""
+        return min(end_s, self.run.train.max_train_s or math.inf)
+
     def scheduled_lr(self, stops: Sequence[float] = (), end_s: float = math.inf) -> float:
         """The learning rate of the next step. For `wsd`, its stretches end at `stops` and at
         `end_s` (training seconds), or at the run's budget; over a budget in characters only,
         the whole run is one stretch."""
         tc = self.run.train
         progress = self.progress()
-        if tc.decay == "wsd":
-            end = min(end_s, tc.max_train_s or math.inf)
-            if math.isfinite(end):
-                progress = stretch_progress(self.train_s, stops, end)
+        end = self.stretch_end(end_s)
+        if tc.decay == "wsd" and math.isfinite(end):
+            progress = stretch_progress(self.train_s, stops, end)
         return learning_rate(self.chars_seen, tc.lr, tc.warmup_chars, tc.decay, progress,
                              tc.cooldown)  # fmt: skip
+
+    def cooled_stops(self, stops: Sequence[float], end_s: float) -> list[float]:
+        """Of `stops`, those the rate cools down to (`scheduled_lr`): for `wsd`, a stop that
+        ends no stretch (`kept_stops`) falls mid-stretch, at about the full rate."""
+        end = self.stretch_end(end_s)
+        if self.run.train.decay != "wsd" or not math.isfinite(end):
+            return list(stops)
+        kept = kept_stops(stops, end)
+        return [s for s in stops if s in kept]
 
     def train_step(self, lr: float | None = None) -> float:
         """One optimizer step on the next batch of every stream, at `lr` (default: the
@@ -434,9 +452,11 @@ def fit(
     """Train until the budget (`max_train_chars` or `max_train_s`) or `deadline`; report on the way.
 
     Reports come every `eval_every_chars` characters (0: never), once training seconds pass each
-    of `report_s`, and at the end. Each is validated on the whole validation text, except the
-    one at `report_s[0]`, which scores only the first `first_val_chars` characters when given:
-    the point where most trials of a search are judged, so where validation costs most.
+    of `report_s` (under `wsd`, each after the first only where a stretch ends, so that every
+    report scores a cooled-down model: `Trainer.cooled_stops`), and at the end. Each is
+    validated on the whole validation text, except the one at `report_s[0]`, which scores only
+    the first `first_val_chars` characters when given: the point where most trials of a search
+    are judged, so where validation costs most.
     `deadline` is a `time.time()` by which the last report must be done: training stops early
     enough to validate and report before it (on the `first_val_chars` prefix if even that
     whole-text validation could not end in time, as for a large model started late). Each
@@ -472,11 +492,12 @@ def fit(
         if trainer.progress() >= 1.0:
             return final("completed")
         every = tc.eval_every_chars
+        cooled = trainer.cooled_stops(stops, end_s)  # none mid-stretch: it would score a hot model
         if every and trainer.chars_seen // every > chars // every:
             metrics = trainer.report_metrics()
         elif crossed(seconds, trainer.train_s, report_s[:1]):
             metrics = trainer.report_metrics(val_chars=first_val_chars)
-        elif crossed(seconds, trainer.train_s, report_s[1:]):
+        elif crossed(seconds, trainer.train_s, [s for s in report_s[1:] if s in cooled]):
             metrics = trainer.report_metrics()
         else:
             continue

@@ -16,6 +16,7 @@ from model.loop import (
     Trainer,
     budget_progress,
     fit,
+    kept_stops,
     learning_rate,
     load_checkpoint,
     nats_to_bits,
@@ -189,6 +190,29 @@ def test_wsd_reports_score_a_cooled_down_model_and_the_rate_restarts_after(corpu
         assert report["lr"] < 0.25 * 3e-3
     after_first = [lr for t, lr in rates if t > history[0]["train_s"]]
     assert after_first[0] == pytest.approx(3e-3)  # the next stretch starts at the full rate
+
+
+def test_no_report_falls_inside_the_stretch_a_last_short_one_merges_into(corpus):
+    """A last stop closer to the end than to the stop before it ends no stretch (the rate does
+    not cool down to it), so no report is made there: it would score a model at full rate."""
+    run = small_run(corpus, max_train_s=0.9, decay="wsd", cooldown=0.5)
+    run = replace(run, train=replace(run.train, max_train_chars=10**9, eval_every_chars=0))
+    trainer, history = Trainer(run, corpus), []
+    step = trainer.train_step
+
+    def timed(lr=None):  # a clock on which every step takes 10 ms
+        before = trainer.train_s
+        loss = step(lr)
+        trainer.train_s = before + 0.01
+        return loss
+
+    trainer.train_step = timed
+    fit(trainer, history.append, report_s=(0.3, 0.6, 0.8))  # 0.9 - 0.8 < 0.8 - 0.6: merged
+    assert [round(r["train_s"], 2) for r in history] == [0.3, 0.6, 0.9]
+    assert all(r["lr"] < 0.25 * 3e-3 for r in history)
+    assert (
+        kept_stops((0.3, 0.6, 0.8), 0.9) == [0.3, 0.6] == trainer.cooled_stops((0.3, 0.6, 0.8), 5)
+    )
 
 
 def test_a_run_that_stops_improving_ends_itself_as_plateaued(corpus, monkeypatch):

@@ -79,7 +79,9 @@ def report_grid(rungs: Sequence[float], max_gap: float) -> tuple[float, ...]:
     reported anyway), and, for the trials that pass the second rung, once more between every
     two later rungs, at their geometric mean: the best model so far is then known at evenly
     spaced log-times (an anytime curve) for one validation more per rung. No two reports are
-    more than `max_gap` apart, so a lost node costs a trial at most that much training."""
+    more than `max_gap` apart, so a lost node costs a trial at most that much training (under
+    `wsd`, a last report merged into the stretch before it, `model.loop.kept_stops`, can leave
+    up to twice that before the trial's end)."""
     points = list(rungs)
     points += [math.sqrt(lo * hi) for lo, hi in zip(rungs[1:], rungs[2:], strict=False)]
     points.sort()
