@@ -168,13 +168,20 @@ def trials_on(node: subprocess.Popen) -> list[psutil.Process]:
         below = psutil.Process(node.pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-    return [p for p in below if "ImplicitFunc" in " ".join(p.cmdline() or [])]
+    found = []
+    for proc in below:
+        try:
+            if "ImplicitFunc" in " ".join(proc.cmdline() or []):
+                found.append(proc)
+        except psutil.Error:  # ended (or a zombie) since it was listed
+            continue
+    return found
 
 
 @pytest.mark.slow
 def test_a_lost_worker_node_costs_no_trial_and_no_row(two_node_cluster, corpus_dir, tmp_path):
     """The worker node's raylet and its workers are killed by PID mid-search (`ray stop` would
-    stop both nodes), once the driver has registered a checkpoint of the trial there; then a
+    stop both nodes), once the driver has a report of the trial there; then a
     new worker node joins. Two trials, one per node, under ASHA, which never pauses; both train
     one configuration with one seed, so neither is behind the other at a rung before the loss
     and ASHA stops neither. The search ends with both, the lost one continued from its
@@ -198,13 +205,11 @@ def test_a_lost_worker_node_costs_no_trial_and_no_row(two_node_cluster, corpus_d
 
     lost: dict[str, Any] = {}
 
-    def registered_there() -> bool:
-        """The driver has registered a checkpoint of the trial on the worker node. Every report
-        carries one; Tune calls the callbacks with a report (the search's status file has it
-        within seconds) and only then saves its checkpoint, and it starts the trial's next step
-        only once that is done. So when the driver has two reports, it has the first one's
-        checkpoint. (Tune's own log of the reports reaches the storage folder only at its next
-        sync, which can be minutes on a loaded machine.)"""
+    def reported_there() -> bool:
+        """The driver has a report of the trial on the worker node: Tune calls the search's
+        callbacks with it, and the search's status file has it within seconds. (Tune's own log
+        of the reports reaches the storage folder only at its next sync, which can take minutes
+        on a loaded machine: waiting for it made this test time out.)"""
         assert driver.poll() is None, driver.stdout.read()[-3000:]
         status = SearchFolder(str(search_dir)).status() or {"trials": []}  # written atomically
         curves = {row["trial_id"]: row["curve"] for row in status["trials"]}
@@ -213,12 +218,13 @@ def test_a_lost_worker_node_costs_no_trial_and_no_row(two_node_cluster, corpus_d
                 trial_id = Path(proc.cwd()).name.split("_")[2]
             except (psutil.Error, IndexError):
                 continue
-            if len(curves.get(trial_id, [])) >= 2:
-                lost.update(trial_id=trial_id, time=curves[trial_id][-2][3])
+            if curves.get(trial_id):
+                lost.update(trial_id=trial_id, time=curves[trial_id][-1][3])
                 return True
         return False
 
-    wait_for(registered_there, 120, "two reports of the trial on the worker node")
+    wait_for(reported_there, 120, "a report of the trial on the worker node")
+    time.sleep(3)  # Tune registers the report's checkpoint right after the callbacks
     for proc in psutil.Process(nodes[1].pid).children(recursive=True):  # raylet and workers
         proc.kill()
     start_worker()
@@ -228,7 +234,7 @@ def test_a_lost_worker_node_costs_no_trial_and_no_row(two_node_cluster, corpus_d
     rows = check_no_row_lost_or_repeated(search_dir, trials=2)
     assert len(rows) == 2 and all(r["status"] in ("completed", "cut", "stopped") for r in rows)
     raw = raw_reports(search_dir, lost["trial_id"])
-    (known,) = [r for r in raw if r["time"] == lost["time"]]  # its checkpoint was registered
+    (known,) = [r for r in raw if r["time"] == lost["time"]]  # the driver had it
     later = [r for r in raw if r["pid"] != known["pid"]]  # the attempt after the loss
     assert later, f"trial {lost['trial_id']} did not train again: {raw}"
     # From its checkpoint, never from the start: past the characters and Tune's report number.
