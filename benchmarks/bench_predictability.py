@@ -40,8 +40,9 @@ FIGURES = (
     "test_bpc", "test_bpc_low", "test_bpc_high",
     "test_dynamic_bpc", "test_dynamic_bpc_low", "test_dynamic_bpc_high",
     "test_ppmd_bpc", "test_ppmd_order", "test_best_compressor", "test_best_compressor_bpc",
-    "test_gain", "test_gain_low", "test_gain_high",
-    "test_dynamic_gain", "test_dynamic_gain_low", "test_dynamic_gain_high", "test_gain_paired",
+    "test_gain_bpc", "test_gain_bpc_low", "test_gain_bpc_high",
+    "test_dynamic_gain_bpc", "test_dynamic_gain_bpc_low", "test_dynamic_gain_bpc_high",
+    "test_gain_paired",
 )  # fmt: skip
 
 
@@ -83,7 +84,7 @@ def markdown(rows: list[dict]) -> str:
             f"| {interval(r, 'test_dynamic_bpc')} "
             f"| {r['test_ppmd_bpc']:.3f} ({r['test_ppmd_order']}) "
             f"| {r['test_best_compressor']} {r['test_best_compressor_bpc']:.3f} "
-            f"| {interval(r, 'test_gain', '+')} | {interval(r, 'test_dynamic_gain', '+')} "
+            f"| {interval(r, 'test_gain_bpc', '+')} | {interval(r, 'test_dynamic_gain_bpc', '+')} "
             f"| {100 * r['test_eval_share']:.1f}% |"
         )
     return "\n".join(lines)
