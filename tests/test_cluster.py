@@ -181,23 +181,26 @@ def trials_on(node: subprocess.Popen) -> list[psutil.Process]:
 @pytest.mark.slow
 def test_a_lost_worker_node_costs_no_trial_and_no_row(two_node_cluster, corpus_dir, tmp_path):
     """The worker node's raylet and its workers are killed by PID mid-search (`ray stop` would
-    stop both nodes), once the driver has a report of the trial there; then a
-    new worker node joins. Two trials, one per node, under ASHA, which never pauses; both train
-    one configuration with one seed, so neither is behind the other at a rung before the loss
-    and ASHA stops neither. The search ends with both, the lost one continued from its
-    checkpoint past what the driver had, no row lost or repeated.
+    stop both nodes), once the driver has a report of the trial there; then a new worker node
+    joins. Two trials, one per node, under fifo, which neither stops nor pauses a trial (ASHA
+    stopped the slower of two at the first rung on a loaded machine): each trains a quarter of
+    the budget's trial time (`--reduction-factor 2`) and reports at 7, 15 and 21 s of training.
+    The search ends with both, the lost one continued from its checkpoint past what the driver
+    had, no row lost or repeated.
     """
     address, env, nodes, start_worker = two_node_cluster
     storage = tmp_path / "runs"
     args = [sys.executable, "-m", "search.run", "--corpus", "monte-cristo", "--data-dir",
             str(corpus_dir), "--name", "lost-node", "--storage", str(storage), "--address",
             address, "--preset", "tiny", "--trials", "2", "--time-budget", "120",
-            "--scheduler", "asha", "--plateau-share", "0", "--concurrency", "2",
+            "--scheduler", "fifo", "--reduction-factor", "2", "--plateau-share", "0",
+            "--concurrency", "2",
             "--wandb-mode", "disabled", "--range", "num_layers=1,1", "--range",
             "hidden_size=32,32", "--range", "dropout=0,0", "--range", "seq_len=32,32",
             "--range", "lr=4e-3,4e-3", "--range", "batch_size=8,8"]  # fmt: skip
-    driver = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    log = tmp_path / "driver.log"
+    with open(log, "w") as out:
+        driver = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
     search_dir = storage / "lost-node"
     from search.folder.store import SearchFolder
     from tests.conftest import raw_reports
@@ -210,26 +213,32 @@ def test_a_lost_worker_node_costs_no_trial_and_no_row(two_node_cluster, corpus_d
         callbacks with it, and the search's status file has it within seconds. (Tune's own log
         of the reports reaches the storage folder only at its next sync, which can take minutes
         on a loaded machine: waiting for it made this test time out.)"""
-        assert driver.poll() is None, driver.stdout.read()[-3000:]
+        assert driver.poll() is None, log.read_text()[-3000:]
         status = SearchFolder(str(search_dir)).status() or {"trials": []}  # written atomically
         curves = {row["trial_id"]: row["curve"] for row in status["trials"]}
+        lost["seen"] = {"reports": {t: len(c) for t, c in curves.items()}, "on_worker": []}
         for proc in trials_on(nodes[1]):
             try:  # Tune runs each trial in a working folder named after it
                 trial_id = Path(proc.cwd()).name.split("_")[2]
             except (psutil.Error, IndexError):
                 continue
+            lost["seen"]["on_worker"].append(trial_id)
             if curves.get(trial_id):
                 lost.update(trial_id=trial_id, time=curves[trial_id][-1][3])
                 return True
         return False
 
-    wait_for(reported_there, 120, "a report of the trial on the worker node")
+    try:
+        wait_for(reported_there, 120, "a report of the trial on the worker node")
+    except AssertionError as error:  # what the driver and the nodes were doing
+        seen = f"seen {lost.get('seen')}\n{log.read_text()[-3000:]}"
+        raise AssertionError(f"{error}; {seen}") from None
     time.sleep(3)  # Tune registers the report's checkpoint right after the callbacks
     for proc in psutil.Process(nodes[1].pid).children(recursive=True):  # raylet and workers
         proc.kill()
     start_worker()
-    output, _ = driver.communicate(timeout=300)
-    assert driver.returncode == 0, output[-3000:]
+    driver.wait(timeout=300)
+    assert driver.returncode == 0, log.read_text()[-3000:]
 
     rows = check_no_row_lost_or_repeated(search_dir, trials=2)
     assert len(rows) == 2 and all(r["status"] in ("completed", "cut", "stopped") for r in rows)

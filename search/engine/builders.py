@@ -65,9 +65,14 @@ def trial_seconds(config: SearchConfig, schedule: Schedule) -> float:
 
 
 def report_points(config: SearchConfig, schedule: Schedule) -> tuple[float, ...]:
-    """Training seconds at which trials validate and report (see `report_grid`)."""
+    """Training seconds at which trials validate and report (see `report_grid`). Under `fifo`
+    nothing is decided there, but each report leaves a checkpoint (a lost node costs a trial
+    only what it trained since) and a point of the anytime curve: the rungs within a trial's
+    length."""
     if config.scheduler == "fifo":
-        return ()
+        end = trial_seconds(config, schedule)
+        return report_grid([*(r for r in schedule.rungs_s if r < end), end],
+                           schedule.budget_s * MAX_REPORT_GAP)  # fmt: skip
     if config.scheduler == "pbt":
         step = schedule.max_t_s / PBT_INTERVALS
         return tuple(step * k for k in range(1, PBT_INTERVALS))
