@@ -68,8 +68,13 @@ def test_validation_runs_only_where_the_schedule_needs_it(searches):
     for trial_id, rows in by_trial.items():
         *middle, last = rows
         passed = [p for p in points if p <= last["train_s"]]
-        # One report per point passed (the first on a prefix), plus the trial's last.
-        assert len(middle) == len(passed) - (trials[trial_id]["status"] == "stopped")
+        # One report per point passed (the first on a prefix), plus the trial's last; a last
+        # point that merged into the stretch before it (too near the trial's end: no cool-down
+        # of its own, `model.loop.kept_stops`) has none.
+        expected = len(passed) - (trials[trial_id]["status"] == "stopped")
+        assert len(middle) == expected or (
+            len(middle) == expected - 1 and trials[trial_id]["status"] in ("cut", "completed")
+        )
         for row, point in zip(middle, passed, strict=False):
             assert point <= row["train_s"] < point + 1.0  # right after the point, one step
         if middle:
