@@ -492,12 +492,13 @@ def fit(
         if trainer.progress() >= 1.0:
             return final("completed")
         every = tc.eval_every_chars
-        cooled = trainer.cooled_stops(stops, end_s)  # none mid-stretch: it would score a hot model
         if every and trainer.chars_seen // every > chars // every:
             metrics = trainer.report_metrics()
         elif crossed(seconds, trainer.train_s, report_s[:1]):
             metrics = trainer.report_metrics(val_chars=first_val_chars)
-        elif crossed(seconds, trainer.train_s, [s for s in report_s[1:] if s in cooled]):
+        elif crossed(seconds, trainer.train_s, report_s[1:]):
+            if not crossed(seconds, trainer.train_s, trainer.cooled_stops(stops, end_s)):
+                continue  # a stop merged into its stretch: mid-stretch, it would score a hot model
             metrics = trainer.report_metrics()
         else:
             continue
