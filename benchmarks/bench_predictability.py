@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 VAL_FRACTION = TEST_FRACTION = 0.05
 FIGURES = (
-    "corpus", "n_chars", "test_chars", "best_val_bpc",
+    "corpus", "corpus_chars", "test_chars", "best_val_bpc",
     "test_bpc", "test_bpc_low", "test_bpc_high",
     "test_dynamic_bpc", "test_dynamic_bpc_low", "test_dynamic_bpc_high",
     "test_ppmd_bpc", "test_ppmd_order", "test_best_compressor", "test_best_compressor_bpc",
