@@ -18,8 +18,9 @@ cools down to 10% over its last `cooldown` share, so every report scores a coole
 as a run planned to end there would be; the next stretch starts at the full rate again. The
 last stretch ends at the run's budget or, given a deadline, when training must stop for it.
 A run given a plateau share stops itself ("plateaued") once its best validation has not
-improved over that last share of its training time: overfitting or stalled runs free their
-slot, and their best checkpoint is the one to keep.
+improved over that last share of its training, counted in characters trained (its own
+progress: a run slowed by a busy node is not judged on time it did not train): overfitting or
+stalled runs free their slot, and their best checkpoint is the one to keep.
 """
 
 from __future__ import annotations
@@ -130,8 +131,8 @@ def stretch_progress(t: float, stops: Sequence[float], end: float) -> float:
 
 
 def plateaued(history: Sequence[tuple[float, float]], share: float) -> bool:
-    """Whether a run whose validations are `history` ((training seconds, bpc), in order) has not
-    improved over the last `share` of its training time: its best validation in that window is
+    """Whether a run whose validations are `history` ((characters trained, bpc), in order) has
+    not improved over the last `share` of its training: its best validation in that window is
     no lower than its best before it. Needs one validation before the window and one in it."""
     if len(history) < 2:
         return False
@@ -185,8 +186,8 @@ class Trainer:
         self.eval_s = 0.0  # of which evaluating
         self.checkpoint_s = 0.0  # wall time the caller spent saving checkpoints (it adds it)
         self._eval_rate = 0.0  # validation characters per second, once measured
-        self.val_history: list[tuple[float, float]] = []  # (train_s, bpc) on the whole text,
-        # of cooled-down models only under wsd: what a plateau is judged on
+        self.val_history: list[tuple[float, float]] = []  # (chars_seen, bpc) on the whole
+        # text, of cooled-down models only under wsd: what a plateau is judged on
         self.best_val = math.inf  # best bpc on the whole text so far
         self._window_loss = torch.zeros((), device=self.device)  # summed nats since last report
         self._window_chars = 0
@@ -313,7 +314,7 @@ class Trainer:
         if evaluate and chars == self.val_chars and math.isfinite(val_bpc):
             self.best_val = min(self.best_val, val_bpc)
             if self.cooled():
-                self.val_history.append((self.train_s, val_bpc))
+                self.val_history.append((self.chars_seen, val_bpc))
         best = self.best_val if math.isfinite(self.best_val) else float("nan")
         metrics: Metrics = {
             "train_bpc": nats_to_bits(train_nats),
@@ -392,7 +393,7 @@ class Trainer:
                 "train_s": self.train_s,
                 "eval_s": self.eval_s,
                 "checkpoint_s": self.checkpoint_s,
-                "val_history": [list(point) for point in self.val_history],
+                "val_history_chars": [list(point) for point in self.val_history],
                 "best_val": self.best_val,
             },
             "rng": {
@@ -425,7 +426,9 @@ class Trainer:
         trainer.train_s = progress["train_s"]
         trainer.eval_s = progress.get("eval_s", 0.0)
         trainer.checkpoint_s = progress.get("checkpoint_s", 0.0)
-        trainer.val_history = [(t, v) for t, v in progress.get("val_history", [])]
+        # A checkpoint from before the history was kept in characters ("val_history", in
+        # training seconds) restarts it: the plateau rule judges from its next two reports.
+        trainer.val_history = [(c, v) for c, v in progress.get("val_history_chars", [])]
         trainer.best_val = progress.get("best_val", min((v for _, v in trainer.val_history),
                                                         default=math.inf))  # fmt: skip
         torch.set_rng_state(checkpoint["rng"]["torch"])
@@ -462,7 +465,7 @@ def fit(
     whole-text validation could not end in time, as for a large model started late). Each
     report's `end` is "" while training goes on, else the returned status: "completed" (budget
     used), "cut" (deadline), "plateaued" (no better validation over the last `plateau_share`
-    of its training time, when given; see `plateaued`) or "diverged". A non-finite training
+    of its characters trained, when given; see `plateaued`) or "diverged". A non-finite training
     loss, or one `DIVERGED_FACTOR` times that of uniform guessing, ends the run at once with a
     last report that is not evaluated (`val_bpc` NaN, `diverged` True).
     """

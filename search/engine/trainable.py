@@ -50,7 +50,7 @@ class TrialPlan:
     first_val_chars: int | None = None  # characters scored at report_s[0]; None: all
     deadline: float | None = None  # time.time() by which a trial's last report is done
     plateau_share: float | None = None  # a trial whose best validation has not improved over
-    # this last share of its training time ends itself ("plateaued"); None: never
+    # this last share of its characters trained ends itself ("plateaued"); None: never
 
 
 def assigned_cpus() -> int:

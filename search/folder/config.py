@@ -46,7 +46,7 @@ class SearchConfig:
     # the other trials (it is never judged itself; search.engine.adapters.RecordingASHA)
     mutate_every: int = 2  # every this many new trials, one mutates the best so far (0: never)
     plateau_share: float = 1 / 3  # a trial not improving over this last share of its training
-    # time ends itself (plateaued; 0: never)
+    # (in characters) ends itself (plateaued; 0: never)
     decay: str = "wsd"  # trials' learning rate: wsd (cooled before every report) | cosine
     concurrency: int = 0  # trials at once; 0 means as many as the cluster's CPUs allow
     cpus_per_trial: float = 1.0  # CPU threads given to each trial (torch.set_num_threads)
