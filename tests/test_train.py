@@ -275,6 +275,18 @@ def test_resume_from_checkpoint_gives_the_same_losses(corpus, tmp_path):
     assert [(m["chars_seen"], m["train_bpc"], m["val_bpc"]) for m in first_leg + second_leg] == key
 
 
+def test_a_checkpoint_resumes_its_history_in_characters_and_an_older_one_restarts_it(corpus):
+    trainer = Trainer(small_run(corpus), corpus)
+    fit(trainer, lambda metrics: None)
+    assert len(trainer.val_history) == 3
+    assert Trainer.restore(trainer.checkpoint(), corpus).val_history == trainer.val_history
+    older = trainer.checkpoint()  # as saved before the history was kept in characters
+    progress = older["progress"]
+    progress["val_history"] = [[1.0, v] for _, v in progress.pop("val_history_chars")]
+    resumed = Trainer.restore(older, corpus)
+    assert resumed.val_history == [] and resumed.best_val == trainer.best_val
+
+
 def test_checkpoint_refuses_another_corpus(corpus, corpus_dir):
     trainer = Trainer(small_run(corpus), corpus)
     other = load_corpus(CorpusConfig(name="irc", data_dir=str(corpus_dir), max_chars=60_000))
