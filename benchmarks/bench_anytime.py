@@ -79,18 +79,21 @@ def corpus_args(corpus: str, data_dir: str | None) -> list[str]:
 
 def warm_starts(corpus: str, data_dir: str | None, budget: float) -> int:
     """How many warm starts the search of `corpus` at `budget` makes (arm d runs them alone):
-    the defaults, and the long-horizon start where the budget gives it."""
+    the defaults, and the long-horizon start where the budget gives it (at the speeds measured
+    here, as the search measures them)."""
     from corpora import load_corpus
     from search.engine.builders import trial_seconds
-    from search.engine.warm import Passes, warm_points
+    from search.engine.tuning import measure_speeds
+    from search.engine.warm import Passes, grown_space, rule_points, warm_points
     from search.folder.config import SearchConfig
     from search.folder.schedule import plan_schedule
 
     config = SearchConfig(corpus=corpus, data_dir=data_dir, max_chars=MAX_CHARS,
                           val_fraction=VAL_FRACTION, time_budget_s=budget)  # fmt: skip
-    train_chars = len(load_corpus(config.corpus_config()).train_ids)
-    fit = Passes(train_chars, trial_seconds(config, plan_schedule(budget, 1)))
-    return len(warm_points(config.space, defaults=True, fit=fit))
+    text = load_corpus(config.corpus_config())
+    speeds = measure_speeds(config, text, rule_points(defaults=True))
+    fit = Passes(len(text.train_ids), trial_seconds(config, plan_schedule(budget, 1)), speeds)
+    return len(warm_points(grown_space(config.space, fit), defaults=True, fit=fit))
 
 
 def run_arm(command: list[str], log: Path) -> tuple[float, float]:

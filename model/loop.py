@@ -437,6 +437,19 @@ class Trainer:
         return trainer
 
 
+def chars_per_second(run: RunConfig, corpus: Corpus, seconds: float = 0.25) -> float:
+    """Training characters a second of `run` here, on torch's current threads: one step to
+    warm up, then steps for `seconds` (at least two)."""
+    trainer = Trainer(run, corpus)
+    trainer.train_step()
+    steps, started = 0, time.perf_counter()
+    while steps < 2 or time.perf_counter() - started < seconds:
+        trainer.train_step()
+        steps += 1
+    elapsed = time.perf_counter() - started
+    return steps * run.train.batch_size * run.train.seq_len / elapsed
+
+
 def crossed(before: float, after: float, points: Sequence[float]) -> bool:
     """Whether one of `points` lies in (before, after]."""
     return any(before < p <= after for p in points)

@@ -159,6 +159,15 @@ def test_settings_of_a_search_folder_are_read_through_the_store(tmp_path):
     assert not Path(folder.path / "trials.parquet").exists()
 
 
+def test_the_speeds_a_search_measured_are_kept_for_its_resume(tmp_path):
+    folder = SearchFolder(tmp_path / "s")
+    assert folder.speeds() is None  # never measured: a resume measures
+    folder.write_speeds({"lstm 1x512 b32 s64": 15_387.0})
+    assert folder.speeds() == {"lstm 1x512 b32 s64": 15_387.0}
+    (folder.path / "state" / "speeds.json").write_text("[1, 2]")
+    assert folder.speeds() is None  # unreadable: measured again, not misread
+
+
 def test_a_folder_of_an_earlier_version_is_read_then_moved_into_state(tmp_path):
     """Earlier versions kept the JSON files at the folder's top, where Tune re-copies them."""
     folder = SearchFolder(tmp_path / "old")

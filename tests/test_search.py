@@ -15,7 +15,7 @@ import yaml
 from model.sample import generate, load_model
 from search.engine.builders import report_points
 from search.engine.tuning import run_search
-from search.engine.warm import Passes, fit_dropout
+from search.engine.warm import Passes, fit_dropout, speed_key
 from search.folder.results import TRIALS_SCHEMA
 from search.folder.store import STATE_FILES, STUDY, SearchFolder
 from search.reports.report import CompareConfig, build_report
@@ -211,13 +211,16 @@ def test_warm_start_runs_an_earlier_searchs_best_configurations_first(
     first = sorted(study.trials, key=lambda t: t.number)[: len(best)]
     new = pq.read_table(config.path / "trials.parquet").to_pylist()[0]
     trial_s = json.loads((config.path / "state" / "schedule.json").read_text())["max_t_s"]
-    passes = Passes(train_chars=new["corpus_chars"] - new["val_chars"], trial_s=trial_s)
+    # The speed of each configuration was measured here, before the budget started.
+    speeds = json.loads((config.path / "state" / "speeds.json").read_text())
+    assert set(speeds) == {speed_key(row) for row in best} and min(speeds.values()) > 0
+    passes = Passes(new["corpus_chars"] - new["val_chars"], trial_s, speeds)
     for trial, row in zip(first, best, strict=True):
         assert trial.user_attrs["origin"] == "warm"
         same = [k for k in trial.params if k != "dropout"]
         assert {k: trial.params[k] for k in same} == {k: row[k] for k in same}, (trial.params, row)
-        # Its dropout fits this text and budget, at the speed the earlier search measured.
-        assert trial.params["dropout"] == fit_dropout(passes.of(row["chars_per_s"]))
+        # Its dropout fits this text and budget, at the speed measured here.
+        assert trial.params["dropout"] == fit_dropout(passes.of(speeds[speed_key(row)]))
 
 
 def test_sigterm_then_resume_keeps_every_trial_within_the_bound(ray_local, corpus_dir, tmp_path):

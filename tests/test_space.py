@@ -11,16 +11,21 @@ from optuna.trial import FixedTrial
 from model.config import FLAT_KEYS, run_config_from_flat, run_config_to_flat
 from model.errors import ConfigError
 from search.engine.warm import (
+    DEFAULT_CHARS_PER_S,
     DEFAULT_WARM_STARTS,
     FREE_PASSES,
     MAX_DROPOUT,
+    WIDE_LADDER,
     WIDE_START,
     Passes,
     fit_dropout,
     fit_to_space,
     grown_space,
     long_horizon_start,
+    rule_points,
+    speed_key,
     warm_points,
+    wide_point,
 )
 from search.folder.config import SearchConfig, search_argv
 from search.folder.results import CURVES_SCHEMA, TRIALS_SCHEMA
@@ -186,6 +191,30 @@ def test_the_long_horizon_start_grows_with_the_budget_and_the_default_range_with
     narrowed = space_from_mapping({"hidden_size": [64, 256]})
     assert grown_space(narrowed, bible_hour) == narrowed
     assert grown_space(space, None) == space
+
+
+def test_the_rule_reads_the_speeds_measured_on_this_machine():
+    space = SearchSpace()
+    probes = rule_points(defaults=True)
+    keys = [speed_key(p) for p in probes]
+    assert len(set(keys)) == len(keys) == len(WIDE_LADDER) + len(DEFAULT_WARM_STARTS)
+    assert rule_points(defaults=False) == []
+    # A machine three times as fast as the reference: 20 minutes on the Bible are 20 passes
+    # at 1 x 512, so the wider 1 x 768 runs, and every default gets more dropout.
+    here = Passes(945_000, 1196.0)
+    fast = Passes(945_000, 1196.0, speeds={speed_key(p): 3 * speed_of(p) for p in probes})
+    assert long_horizon_start(grown_space(space, here), here)["hidden_size"] == 512
+    assert grown_space(space, fast).hidden_size[1] == WIDEST_FOR_AN_HOUR
+    assert long_horizon_start(grown_space(space, fast), fast)["hidden_size"] == WIDEST_FOR_AN_HOUR
+    slow_points, fast_points = (warm_points(space, defaults=True, fit=f)[1:] for f in (here, fast))
+    assert all(f["dropout"] > s["dropout"] for s, f in zip(slow_points, fast_points, strict=True))
+
+
+def speed_of(point: dict) -> float:
+    """The reference machine's speed of a rule point (the tables in search.engine.warm)."""
+    ladder = {speed_key(wide_point(w, lr)): s for w, s, lr in WIDE_LADDER}
+    table = dict(zip(map(speed_key, DEFAULT_WARM_STARTS), DEFAULT_CHARS_PER_S, strict=True))
+    return {**ladder, **table}[speed_key(point)]
 
 
 def test_warm_starts_fit_the_text_and_the_budget():

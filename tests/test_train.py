@@ -15,6 +15,7 @@ from model.loop import (
     VAL_STREAMS,
     Trainer,
     budget_progress,
+    chars_per_second,
     fit,
     kept_stops,
     learning_rate,
@@ -346,6 +347,13 @@ def test_config_rejects_unknown_and_invalid_settings():
     with pytest.raises(ConfigError, match="cell"):
         run_config_from_flat({"cell": "transformer"})
     assert run_config_from_flat({"hidden_size": 64.0}).model.hidden_size == 64
+
+
+def test_speed_is_measured_on_the_network_as_configured(corpus):
+    small = small_run(corpus)
+    wide = replace(small, model=replace(small.model, hidden_size=512))  # ~200 x the weights
+    fast, slow = (chars_per_second(run, corpus, seconds=0.05) for run in (small, wide))
+    assert fast > 2 * slow > 0
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])

@@ -33,14 +33,21 @@ from ray import tune
 from corpora import Corpus, load_corpus
 from model.config import run_config_from_flat, with_vocab_size
 from model.errors import ConfigError
-from model.loop import check_corpus_fits
+from model.loop import chars_per_second, check_corpus_fits
 from model.sample import LATEST, sample_checkpoint
 from search.engine.adapters import METRIC
 from search.engine.builders import make_trainable, make_tuner, trial_seconds
 from search.engine.cluster import default_concurrency, request_workers, start_ray
 from search.engine.compat import experiment_analysis, trial_id_from_folder
 from search.engine.driver import begin_run, end_run
-from search.engine.warm import Passes, grown_space, long_horizon_start, warm_points
+from search.engine.warm import (
+    Passes,
+    grown_space,
+    long_horizon_start,
+    rule_points,
+    speed_key,
+    warm_points,
+)
 from search.folder.config import SearchConfig
 from search.folder.results import (
     CURVES_SCHEMA,
@@ -89,6 +96,30 @@ def check_trainable(config: SearchConfig, corpus: Corpus) -> None:
         config.space.seq_len[1],
     )
     check_test_split(config, corpus)
+
+
+def measure_speeds(
+    config: SearchConfig, corpus: Corpus, points: Sequence[dict[str, Any]]
+) -> dict[str, float]:
+    """Training characters a second of each of `points` on this machine, trained as a trial
+    trains it (the settings every trial shares, one trial's CPU threads), by
+    `search.engine.warm.speed_key`: what the warm-start rule reads for the passes a trial can
+    make. A quarter of a second (at least two steps) each, in the driver, before the budget
+    starts: measured alone, so a trial sharing the machine trains somewhat slower."""
+    import torch
+
+    base = config.base_run(1.0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(config.cpus_per_trial)))
+    try:
+        return {
+            speed_key(p): round(chars_per_second(
+                with_vocab_size(run_config_from_flat({**base, **p}), len(corpus.vocab)), corpus
+            ))
+            for p in points
+        }  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
 
 
 def check_test_split(config: SearchConfig, corpus: Corpus) -> None:
@@ -320,14 +351,8 @@ def run_search(config: SearchConfig, resume: bool = False) -> SearchOutcome:
         raise ConfigError(f"nothing to resume at {folder.path}: no search was started there")
     corpus = load_corpus(config.corpus_config())
     check_trainable(config, corpus)
-    # A trial's time does not depend on the number of slots: one slot's schedule tells it.
-    trial_s = trial_seconds(config, plan_schedule(config.time_budget_s, 1))
-    fit = Passes(len(corpus.train_ids), trial_s) if config.fit_warm_starts else None
-    if config.warm_start_defaults:  # saved with the settings: a resume keeps the space
-        config = replace(config, space=grown_space(config.space, fit))
-    warm = warm_points(config.space, defaults=config.warm_start_defaults,
-                       folder=config.warm_start, top=config.warm_start_top, fit=fit)  # fmt: skip
-    wide = long_horizon_start(config.space, fit) if config.warm_start_defaults else None
+    # What the warm-start rule reads the speed of (an earlier search's folder is read here).
+    probes = rule_points(config.warm_start_defaults, config.warm_start, config.warm_start_top)
     lock = folder.lock()  # held to the end: one search process per folder
     try:
         if not resume and folder.exists():
@@ -336,6 +361,23 @@ def run_search(config: SearchConfig, resume: bool = False) -> SearchOutcome:
             )
         folder.migrate()  # a folder of an earlier version: its JSON files into state/
         check_same_corpus(folder, corpus)
+        # A trial's time does not depend on the number of slots: one slot's schedule tells it.
+        trial_s = trial_seconds(config, plan_schedule(config.time_budget_s, 1))
+        fit = None
+        if config.fit_warm_starts:
+            speeds = (folder.speeds() if resume else None) or measure_speeds(config, corpus, probes)
+            folder.write_speeds(speeds)
+            fit = Passes(len(corpus.train_ids), trial_s, speeds)
+        if config.warm_start_defaults:  # saved with the settings: a resume keeps the space
+            config = replace(config, space=grown_space(config.space, fit))
+        warm = warm_points(
+            config.space,
+            defaults=config.warm_start_defaults,
+            folder=config.warm_start,
+            top=config.warm_start_top,
+            fit=fit,
+        )
+        wide = long_horizon_start(config.space, fit) if config.warm_start_defaults else None
         restore = resume and tune.Tuner.can_restore(str(folder.path))
         return _run(config, folder, corpus, warm, [wide] if wide else [], restore, started,
                     started_wall)  # fmt: skip

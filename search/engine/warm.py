@@ -14,8 +14,12 @@ Both are fitted to the text and the budget (`fit_dropout`): what a configuration
 overfitting depends on how many passes over the training text a trial can make, which the
 text's length, a trial's time and the configuration's speed decide. A network that sees every
 character once cannot overfit and learns fastest without dropout; one that sees it twenty
-times memorises it without. The speed is the one an earlier search measured for that
-configuration, or, for the defaults, the one measured here on one CPU thread.
+times memorises it without. The speeds are measured on the machine the search runs on, before
+its budget starts (`rule_points` lists what to measure, `Passes.speeds` holds the result;
+`search.engine.tuning.measure_speeds`): the same budget is three times the passes on a machine
+three times as fast. Without a measurement the rule reads the speeds of the machine its
+constants were chosen on (`DEFAULT_CHARS_PER_S`, `WIDE_LADDER`), or, for an earlier search's
+configuration, the speed that search recorded.
 
 Points outside the search space are dropped (a range was narrowed), duplicates too. Each goes
 to Optuna's `enqueue_trial` through Tune's `points_to_evaluate`, so the sampler learns from
@@ -29,8 +33,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,9 +93,43 @@ class Passes:
 
     train_chars: int  # characters of the training text
     trial_s: float  # training seconds of a trial that runs to the end of the budget
+    # Training characters a second of each configuration on this machine, by `speed_key`
+    # (measured by the search before its budget starts); one missing: its reference speed.
+    speeds: Mapping[str, float] = field(default_factory=dict)
 
     def of(self, chars_per_s: float) -> float:
         return chars_per_s * self.trial_s / max(1, self.train_chars)
+
+    def of_point(self, point: dict[str, Any], reference: float) -> float:
+        """The passes `point` makes: at its measured speed, else at `reference`."""
+        return self.of(self.speeds.get(speed_key(point), reference))
+
+
+def speed_key(point: dict[str, Any]) -> str:
+    """What a configuration's training speed depends on, as a name: cell, layers x units,
+    streams and window (learning rate and dropout cost nothing measurable)."""
+    return (
+        f"{point.get('cell', 'lstm')} {point['num_layers']}x{point['hidden_size']}"
+        f" b{point['batch_size']} s{point['seq_len']}"
+    )
+
+
+def wide_point(width: int, lr: float) -> dict[str, Any]:
+    """The long-horizon start at one width of `WIDE_LADDER` (before its dropout is fitted)."""
+    return {**WIDE_START, "hidden_size": width, "lr": lr}
+
+
+def rule_points(defaults: bool, folder: str | None = None, top: int = 3) -> list[dict[str, Any]]:
+    """The configurations whose speed the warm-start rule reads (`warm_points`,
+    `long_horizon_start`, `grown_space`): every width of the long-horizon ladder and the
+    defaults (when they run), and the `top` best of an earlier search in `folder`."""
+    points = [wide_point(width, lr) for width, _, lr in WIDE_LADDER] if defaults else []
+    points += [*(top_configurations(folder, top) if folder else []),
+               *(DEFAULT_WARM_STARTS if defaults else [])]  # fmt: skip
+    unique: dict[str, dict[str, Any]] = {}
+    for point in points:
+        unique.setdefault(speed_key(point), point)
+    return list(unique.values())
 
 
 def fit_dropout(passes: float) -> float:
@@ -107,9 +145,13 @@ def wide_network(fit: Passes, widest: int | None = None) -> tuple[int, int, floa
     that can read the text `GROW_PASSES` times, else the first if it can read it
     `WIDE_MIN_PASSES` times, else None."""
     ladder = [w for w in WIDE_LADDER if widest is None or w[0] <= widest]
-    if not ladder or fit.of(ladder[0][1]) < WIDE_MIN_PASSES:
+
+    def passes(w: tuple[int, int, float]) -> float:
+        return fit.of_point(wide_point(w[0], w[2]), w[1])
+
+    if not ladder or passes(ladder[0]) < WIDE_MIN_PASSES:
         return None
-    return [ladder[0], *(w for w in ladder[1:] if fit.of(w[1]) >= GROW_PASSES)][-1]
+    return [ladder[0], *(w for w in ladder[1:] if passes(w) >= GROW_PASSES)][-1]
 
 
 def long_horizon_start(space: SearchSpace, fit: Passes | None) -> dict[str, Any] | None:
@@ -126,9 +168,9 @@ def long_horizon_start(space: SearchSpace, fit: Passes | None) -> dict[str, Any]
         return None
     width, chars_per_s, lr = wide
     low, high = space.dropout
-    dropout = min(high, max(low, fit_dropout(WIDE_CAPACITY * fit.of(chars_per_s))))
-    point = {**WIDE_START, "hidden_size": width, "lr": lr, "dropout": dropout}
-    return fit_to_space(point, space)
+    passes = fit.of_point(wide_point(width, lr), chars_per_s)
+    dropout = min(high, max(low, fit_dropout(WIDE_CAPACITY * passes)))
+    return fit_to_space({**wide_point(width, lr), "dropout": dropout}, space)
 
 
 def grown_space(space: SearchSpace, fit: Passes | None) -> SearchSpace:
@@ -235,9 +277,10 @@ def warm_points(
     ]
     points: list[dict[str, Any]] = [wide] if wide else []
     for candidate, chars_per_s in candidates:
-        if fit is not None and chars_per_s:  # within the space's range: --range may narrow it
+        measured = fit is not None and speed_key(candidate) in fit.speeds
+        if fit is not None and (chars_per_s or measured):  # inside the range --range gave
             low, high = space.dropout
-            dropout = min(high, max(low, fit_dropout(fit.of(chars_per_s))))
+            dropout = min(high, max(low, fit_dropout(fit.of_point(candidate, chars_per_s or 0.0))))
             candidate = {**candidate, "dropout": dropout}
         point = fit_to_space(candidate, space)
         if point is not None and not any(_same(point, p) for p in points):

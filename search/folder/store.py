@@ -8,6 +8,8 @@
 | --- | --- | --- |
 | `state/search.json` | the start of a search | its settings; `--resume` reads them |
 | `state/schedule.json` | each run of it | the schedule derived from the budget (rungs, ...) |
+| `state/speeds.json` | the start of a search | the training speed of each configuration the
+  warm-start rule reads, measured on this machine (`search.engine.warm`); `--resume` reuses it |
 | `state/clock.json` | each run of it | when the run started and its deadline (for readers outside
   the driver, which keeps its clock in memory: `search.engine.driver`) |
 | `optuna.journal` | the sampler | the Optuna study, in Optuna's journal storage |
@@ -50,7 +52,7 @@ from corpora.files import atomic_path, atomic_write, read_parquet, write_parquet
 from model.errors import ConfigError
 
 STATE = "state"  # the search's own JSON files (see the module docstring)
-SETTINGS, SCHEDULE, CLOCK = "search.json", "schedule.json", "clock.json"
+SETTINGS, SCHEDULE, CLOCK, SPEEDS = "search.json", "schedule.json", "clock.json", "speeds.json"
 STUDY, SWEEP, LOCK, LEGACY_STOPPED = "optuna.journal", "sweep.yaml", ".lock", "stopped.txt"
 TRIALS, CURVES, BEST = "trials.parquet", "curves.parquet", "best"
 HOLDER, STATUS = "holder.json", "status.json"
@@ -127,6 +129,17 @@ class SearchFolder:
             return [float(r) for r in rungs[:-1]]
         except (OSError, ValueError, KeyError, TypeError):
             return []
+
+    def write_speeds(self, speeds: dict[str, float]) -> None:
+        """Training characters a second by configuration (`search.engine.warm.speed_key`)."""
+        self._write_state(SPEEDS, json.dumps(speeds, indent=2) + "\n")
+
+    def speeds(self) -> dict[str, float] | None:
+        """The speeds measured when the search started; None if none were."""
+        try:
+            return {str(k): float(v) for k, v in read_json(self.state_file(SPEEDS)).items()}
+        except (OSError, ValueError, AttributeError, TypeError):
+            return None
 
     def write_clock(self, started: float, deadline: float) -> None:
         """When this run of the search started and must end (`time.time()` values), for
