@@ -13,6 +13,18 @@ if DEFAULT_CORPORA.is_dir():  # the project's layout: shared/ beside the checkou
     os.environ.setdefault("CHARNN_DATA_DIR", str(DEFAULT_CORPORA))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """One CPU thread in the test process: its models are tiny, and on 2 cores a second
+    thread only adds the cost of handing work over (Ray's trial processes set their own)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def corpus_dir() -> Path:
     path = Path(os.environ.get("CHARNN_DATA_DIR", DEFAULT_CORPORA))

@@ -57,7 +57,7 @@ def test_a_time_budget_ends_training_with_a_last_report(corpus_dir, tmp_path, ca
     out = tmp_path / "timed"
     args = ["--corpus", "monte-cristo", "--data-dir", str(corpus_dir), *TINY, "--out", str(out),
             "--max-train-chars", "1000000000", "--eval-every-chars", "0",
-            "--time-budget", "4"]  # fmt: skip
+            "--time-budget", "3"]  # fmt: skip
     assert train_main(args) == 0
     rows = pq.read_table(out / "metrics.parquet").to_pylist()
     assert [r["end"] for r in rows] == ["cut"] and rows[0]["chars_seen"] > 0

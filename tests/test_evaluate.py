@@ -1,6 +1,7 @@
 """Static and dynamic evaluation, bootstrap intervals and the evaluate command, on tiny real
 models trained for a few hundred steps with the project's own Trainer."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,15 +30,6 @@ from model.loop import VAL_STREAMS, Trainer, save_checkpoint
 from model.lstm import ModelConfig
 
 ALPHABET = "abcdefgh ."
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One CPU thread: tiny models gain nothing from more, and the machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def train(config: CorpusConfig, steps: int = 300, dropout: float = 0.0) -> Trainer:
@@ -206,7 +198,7 @@ def test_bootstrap_interval_covers_the_mean_and_narrows_with_more_data():
 def test_blocks_keep_the_correlation_that_single_characters_lose():
     bits = correlated(20_000, 1)
     blocks = block_bootstrap(bits, block=1000)
-    singles = block_bootstrap(bits, block=1)
+    singles = block_bootstrap(bits, block=1, draws=200)  # 200 x 20,000 draws of one
     assert blocks.high - blocks.low > 2 * (singles.high - singles.low)
 
 
@@ -287,13 +279,17 @@ def test_command_accepts_only_the_splits_that_exist(run_folder, capsys):
 
 
 @pytest.fixture(scope="module")
-def with_test_split(tmp_path_factory):
-    """A checkpoint trained on random letters with the repeats split into validation (the
-    first 1,500) and test (the last 1,500): a test split no selection saw."""
+def with_test_split(tmp_path_factory, repetitive):
+    """The repetitive model with its held-out repeats split into validation (the first 1,500)
+    and test (the last 1,500): a test split no selection saw. The training text is the same
+    12,000 letters, so the model is the one trained above."""
     path = tmp_path_factory.mktemp("texts") / "repeats.txt"
     held_out = write_repetitive_text(path)
-    trainer = train(CorpusConfig(name=str(path), val_fraction=held_out / 2,
-                                 test_fraction=held_out / 2))  # fmt: skip
+    config = CorpusConfig(name=str(path), val_fraction=held_out / 2, test_fraction=held_out / 2)
+    corpus = load_corpus(config)
+    assert np.array_equal(corpus.train_ids, repetitive.corpus.train_ids)
+    trainer = Trainer(replace(repetitive.run, corpus=config), corpus)
+    trainer.model.load_state_dict(repetitive.model.state_dict())
     assert len(trainer.corpus.val_ids) == len(trainer.corpus.test_ids) == 1_500
     folder = tmp_path_factory.mktemp("run")
     save_checkpoint(trainer.checkpoint(), str(folder / "best.pt"))

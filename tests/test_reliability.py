@@ -4,6 +4,7 @@ bad file a user can hand over becoming one line. Ray-free, so they run in the fa
 import json
 import multiprocessing
 import re
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -81,13 +82,18 @@ def test_a_run_folder_has_one_trainer_at_a_time(corpus_dir, tmp_path, capsys):
     assert not (out / "checkpoint.pt").exists()
 
 
-@pytest.fixture
-def trained(corpus_dir, tmp_path, capsys):
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def trained_once(corpus_dir, tmp_path_factory):
+    """One finished tiny run, trained once for the module; tests get copies to spoil."""
+    out = tmp_path_factory.mktemp("trained") / "run"
     assert train_main([*TINY, "--data-dir", str(corpus_dir), "--max-train-chars", "4096",
                        "--out", str(out)]) == 0  # fmt: skip
-    capsys.readouterr()
     return out
+
+
+@pytest.fixture
+def trained(trained_once, tmp_path):
+    return Path(shutil.copytree(trained_once, tmp_path / "run"))
 
 
 def test_resume_writes_no_row_twice_after_a_kill_between_the_two_writes(trained, capsys):
