@@ -30,6 +30,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -437,17 +438,28 @@ class Trainer:
         return trainer
 
 
-def chars_per_second(run: RunConfig, corpus: Corpus, seconds: float = 0.25) -> float:
-    """Training characters a second of `run` here, on torch's current threads: one step to
-    warm up, then steps for `seconds` (at least two)."""
-    trainer = Trainer(run, corpus)
-    trainer.train_step()
-    steps, started = 0, time.perf_counter()
-    while steps < 2 or time.perf_counter() - started < seconds:
+def chars_per_second(
+    run: RunConfig, corpus: Corpus, seconds: float = 0.25, copies: int = 1
+) -> float:
+    """Training characters a second of `run` here, on torch's current threads, while `copies`
+    of it train at once (in threads: torch leaves the interpreter lock while it computes), as
+    trials sharing a machine do: one step to warm up, then steps for `seconds` (at least two).
+    The mean over the copies."""
+
+    def one(_: int) -> float:
+        trainer = Trainer(run, corpus)
         trainer.train_step()
-        steps += 1
-    elapsed = time.perf_counter() - started
-    return steps * run.train.batch_size * run.train.seq_len / elapsed
+        steps, started = 0, time.perf_counter()
+        while steps < 2 or time.perf_counter() - started < seconds:
+            trainer.train_step()
+            steps += 1
+        elapsed = time.perf_counter() - started
+        return steps * run.train.batch_size * run.train.seq_len / elapsed
+
+    if copies == 1:
+        return one(0)
+    with ThreadPoolExecutor(copies) as pool:
+        return sum(pool.map(one, range(copies))) / copies
 
 
 def crossed(before: float, after: float, points: Sequence[float]) -> bool:

@@ -354,6 +354,8 @@ def test_speed_is_measured_on_the_network_as_configured(corpus):
     wide = replace(small, model=replace(small.model, hidden_size=512))  # ~200 x the weights
     fast, slow = (chars_per_second(run, corpus, seconds=0.05) for run in (small, wide))
     assert fast > 2 * slow > 0
+    # Two copies at once, as two trials share a machine: each is measured, the mean returned.
+    assert 0 < chars_per_second(small, corpus, seconds=0.05, copies=2) < math.inf
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])

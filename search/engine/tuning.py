@@ -102,24 +102,29 @@ def measure_speeds(
     config: SearchConfig, corpus: Corpus, points: Sequence[dict[str, Any]]
 ) -> dict[str, float]:
     """Training characters a second of each of `points` on this machine, trained as a trial
-    trains it (the settings every trial shares, one trial's CPU threads), by
-    `search.engine.warm.speed_key`: what the warm-start rule reads for the passes a trial can
-    make. A quarter of a second (at least two steps) each, in the driver, before the budget
-    starts: measured alone, so a trial sharing the machine trains somewhat slower."""
+    trains it (the settings every trial shares, one trial's CPU threads, as many copies at once
+    as the machine holds trials), by `search.engine.warm.speed_key`: what the warm-start rule
+    reads for the passes a trial can make. A quarter of a second (at least two steps) each, in
+    the driver, before the budget starts."""
     import torch
 
+    threads = max(1, int(config.cpus_per_trial))
+    copies = max(1, (os.cpu_count() or 1) // threads)
+    if config.concurrency:
+        copies = min(copies, config.concurrency)
     base = config.base_run(1.0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(config.cpus_per_trial)))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         return {
             speed_key(p): round(chars_per_second(
-                with_vocab_size(run_config_from_flat({**base, **p}), len(corpus.vocab)), corpus
+                with_vocab_size(run_config_from_flat({**base, **p}), len(corpus.vocab)), corpus,
+                copies=copies,
             ))
             for p in points
         }  # fmt: skip
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
 
 
 def check_test_split(config: SearchConfig, corpus: Corpus) -> None:
