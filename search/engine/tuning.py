@@ -370,7 +370,11 @@ def run_search(config: SearchConfig, resume: bool = False) -> SearchOutcome:
         trial_s = trial_seconds(config, plan_schedule(config.time_budget_s, 1))
         fit = None
         if config.fit_warm_starts:
-            speeds = (folder.speeds() if resume else None) or measure_speeds(config, corpus, probes)
+            speeds = folder.speeds() if resume else None
+            if speeds is None and probes:
+                print(f"measuring the training speed of {len(probes)} configuration(s) here, "
+                      "for the warm starts (not charged to the budget)", flush=True)  # fmt: skip
+            speeds = speeds or measure_speeds(config, corpus, probes)
             folder.write_speeds(speeds)
             fit = Passes(len(corpus.train_ids), trial_s, speeds)
         if config.warm_start_defaults:  # saved with the settings: a resume keeps the space
