@@ -371,11 +371,15 @@ def run_search(config: SearchConfig, resume: bool = False) -> SearchOutcome:
         fit = None
         if config.fit_warm_starts:
             speeds = folder.speeds() if resume else None
-            if speeds is None and probes:
-                print(f"measuring the training speed of {len(probes)} configuration(s) here, "
-                      "for the warm starts (not charged to the budget)", flush=True)  # fmt: skip
-            speeds = speeds or measure_speeds(config, corpus, probes)
-            folder.write_speeds(speeds)
+            if speeds is None:  # measured once per search: a resume reads them back
+                if probes:
+                    print(
+                        f"measuring the training speed of {len(probes)} configuration(s) here, "
+                        "for the warm starts (not charged to the budget)",
+                        flush=True,
+                    )
+                speeds = measure_speeds(config, corpus, probes)
+                folder.write_speeds(speeds)
             fit = Passes(len(corpus.train_ids), trial_s, speeds)
         if config.warm_start_defaults:  # saved with the settings: a resume keeps the space
             config = replace(config, space=grown_space(config.space, fit))
