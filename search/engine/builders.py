@@ -199,21 +199,22 @@ def pbt_space(config: SearchConfig, architecture: dict[str, Any]) -> dict[str, A
     return space
 
 
-def progress_every(config: SearchConfig) -> float:
-    """Seconds between two progress lines in a log: 30, or a twelfth of a shorter budget (at
-    least 5), so that a short search says something before its first trial ends;
-    CHARNN_PROGRESS_S overrides it."""
+def progress_every(schedule: Schedule) -> float:
+    """Seconds between two progress lines in a log: 30, or a third of the first rung's training
+    seconds where that is shorter, so that the log says how the search is doing at least three
+    times before any trial can first be stopped; CHARNN_PROGRESS_S overrides it."""
     given = os.environ.get(PROGRESS_ENV)
     if given:
         try:
             return max(0.1, float(given))
         except ValueError:
             raise ConfigError(f"{PROGRESS_ENV} must be seconds, got {given!r}") from None
-    return min(30.0, max(5.0, config.time_budget_s / 12))
+    return min(30.0, schedule.grace_s / 3)
 
 
-def make_callbacks(config: SearchConfig) -> list[Any]:
-    progress = ProgressLines(config.trials, folder=str(config.path), every_s=progress_every(config))
+def make_callbacks(config: SearchConfig, schedule: Schedule) -> list[Any]:
+    every_s = progress_every(schedule)
+    progress = ProgressLines(config.trials, folder=str(config.path), every_s=every_s)
     if config.wandb_mode == "disabled":
         return [progress]
     os.environ["WANDB_MODE"] = config.wandb_mode  # wandb reads it: no API key check offline
@@ -274,7 +275,7 @@ def make_tuner(
         run_config=tune.RunConfig(
             name=config.name,
             storage_path=str(config.path.parent),
-            callbacks=make_callbacks(config),
+            callbacks=make_callbacks(config, schedule),
             # The best two on the whole validation text (a plateaued trial's best is behind it),
             # and the latest, which Tune always keeps: restores continue from it.
             checkpoint_config=tune.CheckpointConfig(
