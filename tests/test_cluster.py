@@ -191,7 +191,8 @@ def test_a_lost_worker_node_costs_no_trial_and_no_row(two_node_cluster, corpus_d
     What the driver had is read from the search's status file, not from Tune's log of the reports
     (result.json): Tune writes that log in the driver's staging folder, copies it to the storage
     now and then, and when it restarts a lost trial it first copies the storage's copy back over
-    the staged one, so the reports between the last copy and the loss can be missing from it.
+    the staged one (`_restore_from_remote`, since ray-project/ray#38598, read in Ray 2.60), so the
+    reports between the last copy and the loss can be missing from it.
     """
     address, env, nodes, start_worker = two_node_cluster
     storage = tmp_path / "runs"
