@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -443,12 +444,14 @@ def chars_per_second(
 ) -> float:
     """Training characters a second of `run` here, on torch's current threads, while `copies`
     of it train at once (in threads: torch leaves the interpreter lock while it computes), as
-    trials sharing a machine do: one step to warm up, then steps for `seconds` (at least two).
-    The mean over the copies."""
+    trials sharing a machine do: one step to warm up, then, all copies together, steps for
+    `seconds` (at least two). The mean over the copies."""
+    together = threading.Barrier(copies)
 
     def one(_: int) -> float:
         trainer = Trainer(run, corpus)
         trainer.train_step()
+        together.wait()  # a copy still building its model would leave the others the cores
         steps, started = 0, time.perf_counter()
         while steps < 2 or time.perf_counter() - started < seconds:
             trainer.train_step()
@@ -456,8 +459,6 @@ def chars_per_second(
         elapsed = time.perf_counter() - started
         return steps * run.train.batch_size * run.train.seq_len / elapsed
 
-    if copies == 1:
-        return one(0)
     with ThreadPoolExecutor(copies) as pool:
         return sum(pool.map(one, range(copies))) / copies
 
