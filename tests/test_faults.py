@@ -96,10 +96,16 @@ def test_sigkill_of_the_driver_then_resume(ray_local, corpus_dir, tmp_path):
     while len(list(search_dir.glob("train_trial_*/checkpoint_*"))) < 2:
         assert driver.poll() is None and time.monotonic() < deadline, "no checkpoints in 120 s"
         time.sleep(0.2)
-    time.sleep(12)  # past Tune's periodic save of its experiment state
-    checkpointed = {
-        p.parent.name.split("_")[2] for p in search_dir.glob("train_trial_*/checkpoint_*")
-    }
+    checkpoints = list(search_dir.glob("train_trial_*/checkpoint_*"))
+    checkpointed = {p.parent.name.split("_")[2] for p in checkpoints}
+    # --resume restores Tune's last saved experiment state, which knows a checkpoint only once
+    # the driver has registered it and saved again (every 10 s or more; a fixed wait was too
+    # short on a loaded machine): kill after a save to the storage that came after them all.
+    newest = max(p.stat().st_mtime for p in checkpoints) + 2.0
+    while not any(f.stat().st_mtime > newest for f in search_dir.glob("experiment_state-*.json")):
+        assert driver.poll() is None and time.monotonic() < deadline + 60, "no state saved"
+        time.sleep(0.2)
+    time.sleep(1.0)  # the copy to the storage ends
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=30)
     assert not (search_dir / "trials.parquet").exists()  # killed: nothing written on the way out
