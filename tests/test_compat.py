@@ -2,6 +2,8 @@
 still where it was read from. A failure here means an upgrade moved one (pyproject.toml bounds
 the versions to those tested)."""
 
+from pathlib import Path
+
 import optuna
 import pytest
 import wandb
@@ -17,6 +19,7 @@ from search.engine.compat import (
     experiment_analysis,
     optuna_study,
     optuna_trials,
+    saved_trial_folders,
     set_objective,
     trial_id_from_folder,
 )
@@ -77,3 +80,4 @@ def test_a_tuner_keeps_its_analysis_and_names_trial_folders_by_id(ray_local, tmp
     assert analysis is not None and len(analysis.trials) == 2
     ids = {t.trial_id for t in analysis.trials}
     assert {trial_id_from_folder(r.path) for r in results} == ids
+    assert saved_trial_folders(tmp_path / "compat") == {Path(r.path).name for r in results}

@@ -109,12 +109,20 @@ def test_sigkill_of_the_driver_then_resume(ray_local, corpus_dir, tmp_path):
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=30)
     assert not (search_dir / "trials.parquet").exists()  # killed: nothing written on the way out
+    # A trial that started after Tune's last save (it may or may not have happened here): one.
+    unsaved = search_dir / "train_trial_0000dead_00009_9_origin=sampled"
+    unsaved.mkdir()
+    (unsaved / "result.json").write_text('{"training_iteration": 1, "chars_seen": 512}\n')
 
     resumed = subprocess.run([*args, "--resume"], cwd=tmp_path, env=env, capture_output=True,
                              text=True, timeout=300)  # fmt: skip
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     rows = check_no_row_lost_or_repeated(search_dir, trials=4)
     assert all(r["status"] in ("completed", "cut", "plateaued", "stopped") for r in rows), rows
+    # A trial started after Tune's last save is unknown to the resumed search: set aside, named.
+    lost = [p.name.split("_")[2] for p in (search_dir / "lost").glob("train_trial_*")]
+    assert "0000dead" in lost and not {r["trial_id"] for r in rows} & set(lost), (rows, lost)
+    assert all(trial_id in resumed.stdout for trial_id in lost), (lost, resumed.stdout[-3000:])
     went_on = 0
     for trial_id in checkpointed:  # each attempt after the first continues from a checkpoint
         assert any(r["trial_id"] == trial_id for r in rows)

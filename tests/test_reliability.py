@@ -192,3 +192,18 @@ def test_a_folder_of_an_earlier_version_is_read_then_moved_into_state(tmp_path):
     assert moved == ["clock.json", "holder.json", "search.json"]
     folder.release(lock)
     assert folder.read_settings() == settings and folder.clock()["deadline"] == 2.0
+
+
+def test_trial_folders_the_saved_state_does_not_know_are_set_aside_not_deleted(tmp_path):
+    """A resume after a SIGKILL: trials started after Tune's last save move to lost/, whole."""
+    folder = SearchFolder(tmp_path / "s")
+    for name in ("train_trial_aaaa0001_1_x=1", "train_trial_bbbb0002_2_x=2"):
+        (folder.path / name).mkdir(parents=True)
+        (folder.path / name / "result.json").write_text("{}\n")
+    (folder.path / "state").mkdir()
+    moved = folder.set_aside({"train_trial_aaaa0001_1_x=1"})
+    assert moved == [folder.path / "lost" / "train_trial_bbbb0002_2_x=2"]
+    assert (moved[0] / "result.json").read_text() == "{}\n"
+    assert sorted(p.name for p in folder.path.iterdir()) == [
+        "lost", "state", "train_trial_aaaa0001_1_x=1"]  # fmt: skip
+    assert folder.set_aside({"train_trial_aaaa0001_1_x=1"}) == []  # nothing more to move

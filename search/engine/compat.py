@@ -59,6 +59,16 @@ def experiment_analysis(tuner: Any) -> Any | None:
     return getattr(getattr(tuner, "_local_tuner", None), "_experiment_analysis", None)
 
 
+def saved_trial_folders(path: str | Path) -> set[str]:
+    """Names of the trial folders that Tune's last saved experiment state at `path` knows
+    (`Trial.storage.trial_dir_name`, set when a trial first starts: a trial suggested but not
+    started has none). A trial started after that save is not among them."""
+    from ray import tune
+
+    trials = tune.ExperimentAnalysis(str(path)).trials
+    return {t.storage.trial_dir_name for t in trials if t.storage.trial_dir_name}
+
+
 def trial_id_from_folder(path: str | Path) -> str:
     """The trial id in the name of a trial's folder, `TRAINABLE_ID_INDEX_CONFIG...` (Tune's
     default dirname creator): the third part, for a trainable whose name has one underscore

@@ -38,7 +38,7 @@ from model.sample import LATEST, sample_checkpoint
 from search.engine.adapters import METRIC
 from search.engine.builders import make_trainable, make_tuner, trial_seconds
 from search.engine.cluster import default_concurrency, request_workers, start_ray
-from search.engine.compat import experiment_analysis, trial_id_from_folder
+from search.engine.compat import experiment_analysis, saved_trial_folders, trial_id_from_folder
 from search.engine.driver import begin_run, end_run
 from search.engine.warm import (
     Passes,
@@ -432,6 +432,7 @@ def _run(
         run = begin_run(folder.path, clock, deadline, stopped=folder.legacy_stops())
         trainable = make_trainable(config, corpus, schedule, deadline)
         if restore:
+            set_aside_unsaved_trials(folder)
             tuner = tune.Tuner.restore(str(folder.path), trainable=trainable,
                                        resume_unfinished=True, resume_errored=False,
                                        restart_errored=False)  # fmt: skip
@@ -465,6 +466,21 @@ def _run(
         schedule=schedule,
         interrupted=interrupted,
     )
+
+
+def set_aside_unsaved_trials(folder: SearchFolder) -> list[Path]:
+    """Before a restore: the trials that started after Tune last saved its state (every 10 s or
+    more) are unknown to it, and lost with a SIGKILL; their folders move to lost/, and the log
+    says so, so that every trial folder left has a row in the tables."""
+    moved = folder.set_aside(saved_trial_folders(folder.path))
+    if moved:
+        print(
+            f"{len(moved)} trial(s) started after Tune last saved its state and were lost with "
+            f"the driver; their folders are in {moved[0].parent}: "
+            + ", ".join(trial_id_from_folder(p) for p in moved),
+            flush=True,
+        )
+    return moved
 
 
 def end_status(folder: SearchFolder, interrupted: bool) -> None:

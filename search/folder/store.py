@@ -17,6 +17,8 @@
 | `best/` | the end of each run | the best checkpoint, its row and a sample; with a test split,
   the bits it paid for each test character (`test_bits.parquet`: static and dynamic) |
 | `sweep.yaml` | the start | the space as a W&B sweep |
+| `lost/` | `--resume` after a SIGKILL | the folders of trials that started after Tune last saved
+  its state: the resumed search does not know them (`set_aside`) |
 | `.lock`, `state/holder.json` | each run | held for the whole run: one search process per
   folder; who holds it (host, pid, since), removed when the run ends |
 | `state/status.json` | the driver, as trials report | every trial so far and the best
@@ -54,7 +56,8 @@ from model.errors import ConfigError
 STATE = "state"  # the search's own JSON files (see the module docstring)
 SETTINGS, SCHEDULE, CLOCK, SPEEDS = "search.json", "schedule.json", "clock.json", "speeds.json"
 STUDY, SWEEP, LOCK, LEGACY_STOPPED = "optuna.journal", "sweep.yaml", ".lock", "stopped.txt"
-TRIALS, CURVES, BEST = "trials.parquet", "curves.parquet", "best"
+TRIALS, CURVES, BEST, LOST = "trials.parquet", "curves.parquet", "best", "lost"
+TRIAL_FOLDERS = "train_trial_*"  # Tune's folder of each trial of the trainable `train_trial`
 HOLDER, STATUS = "holder.json", "status.json"
 BEST_CHECKPOINT, BEST_ROW, BEST_SAMPLE = "best.pt", "trial.json", "sample.txt"
 TEST_BITS = "test_bits.parquet"
@@ -206,6 +209,16 @@ class SearchFolder:
 
     def curves(self) -> pa.Table:
         return read_parquet(self.path / CURVES)
+
+    def set_aside(self, keep: set[str]) -> list[Path]:
+        """Move each trial folder whose name is not in `keep` into lost/; returns where they
+        went. For a resume: Tune's saved state does not know them, so no table would."""
+        moved = []
+        for trial in sorted(self.path.glob(TRIAL_FOLDERS)):
+            if trial.is_dir() and trial.name not in keep:
+                (self.path / LOST).mkdir(exist_ok=True)
+                moved.append(trial.rename(self.path / LOST / trial.name))
+        return moved
 
     # -- the best model --------------------------------------------------------------------------
 
