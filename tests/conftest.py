@@ -3,6 +3,7 @@ local Ray, and two small real searches that several test modules read."""
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,16 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPORA = ROOT.parent / "shared" / "corpora"
 if DEFAULT_CORPORA.is_dir():  # the project's layout: shared/ beside the checkout, as in CI
     os.environ.setdefault("CHARNN_DATA_DIR", str(DEFAULT_CORPORA))
+
+
+def wait_for(condition, timeout: float, what: str, process=None, every: float = 0.2) -> None:
+    """Poll `condition` every `every` s until it holds; fail after `timeout` s, or as soon as
+    `process` (a Popen, if given) has ended, naming `what` was awaited."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process is None or process.poll() is None, f"the process ended before {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(every)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -19,6 +19,8 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
+from tests.conftest import raw_reports, wait_for
+
 ROOT = Path(__file__).resolve().parents[1]
 RAY = str(Path(sys.executable).parent / "ray")  # the CLI of this interpreter's Ray
 
@@ -36,13 +38,6 @@ def leftovers(temp_dir: str) -> list[psutil.Process]:
         if temp_dir in " ".join(proc.info["cmdline"] or []):
             found.append(proc)
     return found
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -147,11 +142,12 @@ def test_search_spreads_over_two_nodes(two_node_cluster, corpus_dir, tmp_path):
         args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     search_json = tmp_path / "runs" / "cluster" / "state" / "search.json"
-    deadline = time.monotonic() + 60
-    while not search_json.exists():  # written right after the corpus was loaded and encoded
-        assert driver.poll() is None, driver.stdout.read()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+
+    def loaded() -> bool:  # the settings are written right after the corpus is loaded and encoded
+        return search_json.exists() or driver.poll() is not None
+
+    wait_for(loaded, 60, "the search's settings", every=0.05)
+    assert search_json.exists(), driver.stdout.read()
     corpus.unlink()
     output, _ = driver.communicate(timeout=300)
     assert driver.returncode == 0, output
@@ -209,7 +205,6 @@ def test_a_lost_worker_node_costs_no_trial_and_no_row(two_node_cluster, corpus_d
         driver = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
     search_dir = storage / "lost-node"
     from search.folder.store import SearchFolder
-    from tests.conftest import raw_reports
     from tests.test_faults import check_no_row_lost_or_repeated
 
     lost: dict[str, Any] = {}

@@ -16,7 +16,7 @@ from ray import tune
 
 import search.engine.builders
 from search.engine.tuning import run_search
-from tests.conftest import raw_reports, tiny_search
+from tests.conftest import raw_reports, tiny_search, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -92,19 +92,20 @@ def test_sigkill_of_the_driver_then_resume(ray_local, corpus_dir, tmp_path):
     driver = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)  # fmt: skip
     search_dir = tmp_path / "killed"
-    deadline = time.monotonic() + 120
-    while len(list(search_dir.glob("train_trial_*/checkpoint_*"))) < 2:
-        assert driver.poll() is None and time.monotonic() < deadline, "no checkpoints in 120 s"
-        time.sleep(0.2)
+    wait_for(lambda: len(list(search_dir.glob("train_trial_*/checkpoint_*"))) >= 2, 120,
+             "two checkpoints", process=driver)  # fmt: skip
     checkpoints = list(search_dir.glob("train_trial_*/checkpoint_*"))
     checkpointed = {p.parent.name.split("_")[2] for p in checkpoints}
     # --resume restores Tune's last saved experiment state, which knows a checkpoint only once
     # the driver has registered it and saved again (every 10 s or more; a fixed wait was too
     # short on a loaded machine): kill after a save to the storage that came after them all.
     newest = max(p.stat().st_mtime for p in checkpoints) + 2.0
-    while not any(f.stat().st_mtime > newest for f in search_dir.glob("experiment_state-*.json")):
-        assert driver.poll() is None and time.monotonic() < deadline + 60, "no state saved"
-        time.sleep(0.2)
+
+    def saved_after() -> bool:
+        states = search_dir.glob("experiment_state-*.json")
+        return any(f.stat().st_mtime > newest for f in states)
+
+    wait_for(saved_after, 60, "Tune's state saved after the checkpoints", process=driver)
     time.sleep(1.0)  # the copy to the storage ends
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=30)
