@@ -27,7 +27,7 @@ import torch
 from ray import tune
 
 from corpora import Corpus
-from model.config import run_config_from_flat, with_vocab_size
+from model.config import RunConfig, run_config_from_flat, with_vocab_size
 from model.loop import Metrics, Trainer, fit, load_checkpoint
 from model.lstm import count_parameters
 
@@ -59,6 +59,13 @@ def assigned_cpus() -> int:
     return max(1, int(resources.get("CPU", 1)))
 
 
+def trial_run(base: dict[str, Any], point: dict[str, Any], corpus: Corpus) -> RunConfig:
+    """The run configuration of a trial at `point` (hyperparameters, without its origin) over
+    the settings every trial shares (`base`), for `corpus`'s vocabulary."""
+    flat = {**base, **{k: v for k, v in point.items() if k != ORIGIN}}
+    return with_vocab_size(run_config_from_flat(flat), len(corpus.vocab))
+
+
 def build_trainer(
     config: dict[str, Any], corpus: Corpus, base: dict[str, Any], plan: TrialPlan
 ) -> Trainer:
@@ -68,7 +75,6 @@ def build_trainer(
     schedule for the training seconds it has. A restored trial takes its learning rate and
     dropout from `config`: Population Based Training changes them when it clones a checkpoint.
     """
-    config = {k: v for k, v in config.items() if k != ORIGIN}  # the search's, not a setting
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
@@ -76,7 +82,7 @@ def build_trainer(
         mutable = {k: config[k] for k in MUTABLE if k in config}
         saved["run_config"] = {**saved["run_config"], **mutable}
         return Trainer.restore(saved, corpus)
-    run = with_vocab_size(run_config_from_flat({**base, **config}), len(corpus.vocab))
+    run = trial_run(base, config, corpus)
     if plan.deadline is not None and run.train.max_train_s > 0:
         left = max(1.0, plan.deadline - time.time())
         run = replace(run, train=replace(run.train, max_train_s=min(run.train.max_train_s, left)))

@@ -31,7 +31,6 @@ import ray
 from ray import tune
 
 from corpora import Corpus, load_corpus
-from model.config import run_config_from_flat, with_vocab_size
 from model.errors import ConfigError
 from model.loop import chars_per_second, check_corpus_fits
 from model.sample import LATEST, sample_checkpoint
@@ -40,6 +39,7 @@ from search.engine.builders import make_trainable, make_tuner, trial_seconds
 from search.engine.cluster import default_concurrency, request_workers, start_ray
 from search.engine.compat import experiment_analysis, saved_trial_folders, trial_id_from_folder
 from search.engine.driver import begin_run, end_run
+from search.engine.trainable import trial_run
 from search.engine.warm import (
     Passes,
     grown_space,
@@ -88,7 +88,7 @@ class SearchOutcome:
 
 def check_trainable(config: SearchConfig, corpus: Corpus) -> None:
     """Fail in the driver, with one clear line, on settings no trial could train with."""
-    with_vocab_size(run_config_from_flat(config.base_run(1.0)), len(corpus.vocab))
+    trial_run(config.base_run(1.0), {}, corpus)
     check_corpus_fits(
         len(corpus.train_ids),
         len(corpus.val_ids),
@@ -117,12 +117,9 @@ def measure_speeds(
     torch.set_num_threads(threads)
     try:
         return {
-            speed_key(p): round(chars_per_second(
-                with_vocab_size(run_config_from_flat({**base, **p}), len(corpus.vocab)), corpus,
-                copies=copies,
-            ))
+            speed_key(p): round(chars_per_second(trial_run(base, p, corpus), corpus, copies=copies))
             for p in points
-        }  # fmt: skip
+        }
     finally:
         torch.set_num_threads(before)
 
