@@ -4,6 +4,12 @@
 
 Generation feeds the model one character at a time (the only per-step loop in the project): the
 prime is read in one call, then each sampled character is fed back with the carried state.
+
+It starts from the state the first training stream carried when the checkpoint was written
+(checkpoints keep it for resuming), not from zeros. Trained on stateful batches, a model meets a
+zero state only at the start of each pass, and some never learn to leave it: a 1 x 1024 network
+at 1.72 bpc on the Spanish Bible wrote `CUANDRâÓN¿¿!êêêêê!êê...` from zeros after a newline, and
+Spanish from its carried state.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from corpora.errors import run_cli
 from corpora.flags import OneLineParser, add_flags
 from model.config import run_config_from_flat
 from model.errors import ConfigError
-from model.lstm import CharLSTM
+from model.lstm import CharLSTM, State
 
 BEST, LATEST = "best.pt", "checkpoint.pt"  # a run folder's best and latest checkpoints
 
@@ -52,6 +58,13 @@ def checkpoint_file(path: str | Path) -> Path:
 
 def load_model(path: str | Path, device: str = "cpu") -> tuple[CharLSTM, Vocab]:
     """The model and vocabulary of a checkpoint, loaded without unpickling arbitrary objects."""
+    model, vocab, _ = load_sampler(path, device)
+    return model, vocab
+
+
+def load_sampler(path: str | Path, device: str = "cpu") -> tuple[CharLSTM, Vocab, State | None]:
+    """The model, its vocabulary and the state to generate from: the first training stream's
+    carried state (None where the checkpoint has none of the model's shape)."""
     from model.loop import load_checkpoint, load_weights, resolve_device  # a light start-up
 
     device = str(resolve_device(device))  # an unknown or missing device is named as such
@@ -61,7 +74,17 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[CharLSTM, Vocab]:
     model = CharLSTM(run.model).to(device)
     load_weights(model, checkpoint["model"], file)
     model.eval()
-    return model, Vocab(tuple(checkpoint["vocab"]))
+    return model, Vocab(tuple(checkpoint["vocab"])), first_stream(checkpoint.get("hidden"), model)
+
+
+def first_stream(hidden: Sequence[torch.Tensor] | None, model: CharLSTM) -> State | None:
+    """The first stream's part of a checkpoint's carried state `(layers, streams, hidden)`, as a
+    state of batch 1 on the model's device; None if it does not fit the model."""
+    zeros = model.init_state(1)
+    if not hidden or len(hidden) != len(zeros):
+        return None
+    state = tuple(s[:, :1].to(zeros[0]) for s in hidden)
+    return state if all(s.shape == z.shape for s, z in zip(state, zeros, strict=True)) else None
 
 
 def default_prime(vocab: Vocab) -> str:
@@ -79,8 +102,10 @@ def generate(
     temperature: float = 0.8,
     top_k: int = 0,
     seed: int = 0,
+    state: State | None = None,
 ) -> str:
-    """`length` characters sampled after `prime` (returned without the prime)."""
+    """`length` characters sampled after `prime` (returned without the prime), read from
+    `state` (batch 1; zeros if None)."""
     if length < 0:
         raise ConfigError(f"length must be non-negative, got {length}")
     if not temperature > 0:
@@ -96,7 +121,7 @@ def generate(
         # synchronisation (measured: 600 characters in 0.2 s on 1 thread, 8 s on 2 busy ones).
         torch.set_num_threads(1)
     try:
-        return _sample(model, vocab, prime, length, temperature, top_k, seed)
+        return _sample(model, vocab, prime, length, temperature, top_k, seed, state)
     finally:
         torch.set_num_threads(threads)
 
@@ -104,11 +129,11 @@ def generate(
 def sample_checkpoint(
     path: str | Path, length: int, temperature: float = 0.8, seed: int = 0
 ) -> str:
-    """`length` characters from a checkpoint's model after a neutral start (`default_prime`):
-    what a search or a study shows of its best models."""
-    model, vocab = load_model(path)
+    """`length` characters from a checkpoint's model after a neutral start (`default_prime`,
+    read from the carried state): what a search or a study shows of its best models."""
+    model, vocab, state = load_sampler(path)
     return generate(model, vocab, prime=default_prime(vocab), length=length,
-                    temperature=temperature, seed=seed)  # fmt: skip
+                    temperature=temperature, seed=seed, state=state)  # fmt: skip
 
 
 def _sample(
@@ -119,11 +144,12 @@ def _sample(
     temperature: float,
     top_k: int,
     seed: int,
+    state: State | None,
 ) -> str:
     device = model.head.weight.device
     generator = torch.Generator(device=device).manual_seed(seed)
     ids = torch.as_tensor(vocab.encode(prime), dtype=torch.long, device=device)[None, :]
-    logits, state = model(ids, model.init_state(1))
+    logits, state = model(ids, model.init_state(1) if state is None else state)
     out: list[int] = []
     for _ in range(length):
         scores = logits[0, -1] / temperature
@@ -147,7 +173,7 @@ def command(argv: Sequence[str] | None = None) -> int:
     config = SampleConfig(**args)
     if not config.checkpoint:
         raise ConfigError("--checkpoint is required: a checkpoint file or a run folder")
-    model, vocab = load_model(config.checkpoint, device=config.device)
+    model, vocab, state = load_sampler(config.checkpoint, device=config.device)
     text = generate(
         model,
         vocab,
@@ -156,6 +182,7 @@ def command(argv: Sequence[str] | None = None) -> int:
         temperature=config.temperature,
         top_k=config.top_k,
         seed=config.seed,
+        state=state,
     )
     print(config.prime + text)
     return 0

@@ -26,7 +26,7 @@ from model.loop import (
     stretch_progress,
 )
 from model.lstm import ModelConfig
-from model.sample import generate, load_model
+from model.sample import generate, load_model, load_sampler, sample_checkpoint
 
 
 def small_run(corpus, **train) -> RunConfig:
@@ -335,6 +335,26 @@ def test_short_training_beats_the_unigram_entropy(corpus_dir, tmp_path):
     text = generate(model, vocab, prime="The ", length=50, seed=3)
     assert len(text) == 50 and set(text) <= set(vocab.chars)
     assert text == generate(model, vocab, prime="The ", length=50, seed=3)
+
+
+def test_a_sample_starts_from_the_first_streams_carried_state(corpus, tmp_path):
+    """A model trained on stateful batches rarely sees a zero state: samples start from the
+    state its first training stream carried when the checkpoint was written."""
+    trainer = Trainer(small_run(corpus), corpus)
+    fit(trainer, lambda row: None)
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(trainer.checkpoint(), str(path))
+    model, vocab, state = load_sampler(path)
+    assert state is not None and len(state) == 2  # an LSTM's (h, c), batch 1
+    for carried, first in zip(trainer.state, state, strict=True):
+        assert first.shape == (2, 1, 32) and first.abs().sum() > 0
+        assert torch.equal(first, carried[:, :1].cpu())
+    from_state = generate(model, vocab, prime="\n", length=60, seed=5, state=state)
+    assert sample_checkpoint(path, 60, seed=5) == from_state
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["hidden"] = [s[:1] for s in checkpoint["hidden"]]  # not this model's layers
+    torch.save(checkpoint, path)
+    assert load_sampler(path)[2] is None  # then zeros, as generate's default
 
 
 def test_config_rejects_unknown_and_invalid_settings():
