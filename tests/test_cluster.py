@@ -204,6 +204,7 @@ def test_a_lost_worker_node_costs_no_trial_and_no_row(two_node_cluster, corpus_d
     with open(log, "w") as out:
         driver = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
     search_dir = storage / "lost-node"
+    from search.engine.compat import trial_id_from_folder
     from search.folder.store import SearchFolder
     from tests.test_faults import check_no_row_lost_or_repeated
 
@@ -220,7 +221,7 @@ def test_a_lost_worker_node_costs_no_trial_and_no_row(two_node_cluster, corpus_d
         lost["seen"] = {"reports": {t: len(c) for t, c in curves.items()}, "on_worker": []}
         for proc in trials_on(nodes[1]):
             try:  # Tune runs each trial in a working folder named after it
-                trial_id = Path(proc.cwd()).name.split("_")[2]
+                trial_id = trial_id_from_folder(proc.cwd())
             except (psutil.Error, IndexError):
                 continue
             lost["seen"]["on_worker"].append(trial_id)

@@ -15,6 +15,7 @@ import pytest
 from ray import tune
 
 import search.engine.builders
+from search.engine.compat import trial_id_from_folder
 from search.engine.tuning import run_search
 from tests.conftest import raw_reports, tiny_search, wait_for
 
@@ -30,7 +31,7 @@ def check_no_row_lost_or_repeated(search_dir: Path, trials: int) -> list[dict]:
     by the scheduler unstarted (an empty folder), and has no row by design.
     """
     rows = pq.read_table(search_dir / "trials.parquet").to_pylist()
-    ran = {d.name.split("_")[2] for d in search_dir.glob("train_trial_*") if any(d.iterdir())}
+    ran = {trial_id_from_folder(d) for d in search_dir.glob("train_trial_*") if any(d.iterdir())}
     assert len(rows) <= trials and {r["trial_id"] for r in rows} == ran, (rows, ran)
     assert len({r["trial_id"] for r in rows}) == len(rows), rows
     curves = pq.read_table(search_dir / "curves.parquet").to_pylist()
@@ -95,7 +96,7 @@ def test_sigkill_of_the_driver_then_resume(ray_local, corpus_dir, tmp_path):
     wait_for(lambda: len(list(search_dir.glob("train_trial_*/checkpoint_*"))) >= 2, 120,
              "two checkpoints", process=driver)  # fmt: skip
     checkpoints = list(search_dir.glob("train_trial_*/checkpoint_*"))
-    checkpointed = {p.parent.name.split("_")[2] for p in checkpoints}
+    checkpointed = {trial_id_from_folder(p.parent) for p in checkpoints}
     # --resume restores Tune's last saved experiment state, which knows a checkpoint only once
     # the driver has registered it and saved again (every 10 s or more; a fixed wait was too
     # short on a loaded machine): kill after a save to the storage that came after them all.
@@ -121,7 +122,7 @@ def test_sigkill_of_the_driver_then_resume(ray_local, corpus_dir, tmp_path):
     rows = check_no_row_lost_or_repeated(search_dir, trials=4)
     assert all(r["status"] in ("completed", "cut", "plateaued", "stopped") for r in rows), rows
     # A trial started after Tune's last save is unknown to the resumed search: set aside, named.
-    lost = [p.name.split("_")[2] for p in (search_dir / "lost").glob("train_trial_*")]
+    lost = [trial_id_from_folder(p) for p in (search_dir / "lost").glob("train_trial_*")]
     assert "0000dead" in lost and not {r["trial_id"] for r in rows} & set(lost), (rows, lost)
     assert all(trial_id in resumed.stdout for trial_id in lost), (lost, resumed.stdout[-3000:])
     went_on = 0
