@@ -496,8 +496,9 @@ def check_same_text(
     run: RunConfig,
     other_text: bool,
 ) -> None:
-    """A text other than the checkpoint's corpus needs `other_text`; the checkpoint's own file
-    must be split as in training, or the scored part could hold text it trained on."""
+    """A text other than the checkpoint's corpus needs `other_text`; on the checkpoint's own file
+    the held-out end may be cut anew (say into validation and test, for a model trained without a
+    test split), but the scored parts must start after the text it trained on."""
     if sha256 != trained["sha256"]:
         if not other_text:
             raise ConfigError(
@@ -505,14 +506,15 @@ def check_same_text(
                 f"({trained['name']}); pass --other-text to score it anyway"
             )
         return
-    n = trained["n_chars"]
-    val_start, test_start = split_points(n, run.corpus.val_fraction, run.corpus.test_fraction)
-    if tuple(len(p) for p in parts) != (val_start, test_start - val_start, n - test_start):
+    trained_chars, _ = split_points(
+        trained["n_chars"], run.corpus.val_fraction, run.corpus.test_fraction
+    )
+    if len(parts[0]) < trained_chars:
         raise ConfigError(
-            f"this is the checkpoint's own corpus split differently ("
-            f"{' + '.join(f'{len(p):,}' for p in parts)} characters, trained with "
-            f"{val_start:,} + {test_start - val_start:,} + {n - test_start:,}): the scored part "
-            "could hold training text; drop --max-chars, --val-fraction and --test-fraction"
+            f"this is the checkpoint's own corpus split differently: its held-out text starts at "
+            f"character {len(parts[0]):,}, but the model trained on the first {trained_chars:,}, "
+            "so the scored part would hold training text; drop or change --max-chars, "
+            "--val-fraction and --test-fraction"
         )
 
 

@@ -267,6 +267,10 @@ def test_command_refuses_another_text_unless_told(run_folder, tmp_path, capsys):
 def test_command_refuses_its_own_text_split_otherwise(run_folder, capsys):
     assert main(["--checkpoint", str(run_folder), "--val-fraction", "0.3", "--block", "500"]) == 2
     assert "split differently" in one_error_line(capsys)
+    # Its held-out text cut anew into validation and test: nothing scored was trained on.
+    args = ["--val-fraction", "0.1", "--test-fraction", "0.1", "--split", "test"]
+    assert main(["--checkpoint", str(run_folder), *args, "--block", "500"]) == 0
+    assert "test split, 1,500 characters" in capsys.readouterr().out
 
 
 def test_command_accepts_only_the_splits_that_exist(run_folder, capsys):
