@@ -79,7 +79,14 @@ WIDE_LADDER: tuple[tuple[int, int, float], ...] = (
     (768, 2_660, 5e-3),
     (1024, 1_520, 4e-3),
 )
-WIDE_MIN_PASSES = 4.0  # the first of the ladder runs when a trial can read the text this often
+# The first of the ladder runs when a trial can train it on this many characters, whatever the
+# text's length: a wider network overtakes the narrow ones once it has learnt enough, which
+# takes characters read, not passes (passes decide its dropout). Measured with
+# benchmarks/bench_width.py at 20 minutes, one thread each: on Monte Cristo's 2.34 M training
+# characters 1 x 512 (dropout 0.15) drew level with 1 x 256 after about 2.2 M characters (400 s)
+# and ended 0.12 bpc below it, at 1.662 against 1.780, after 6.6 M (2.8 passes); on the 0.95 M
+# of the Bible 1 x 512 with dropout 0.35 overtook after about 4 M (4 passes).
+WIDE_MIN_CHARS = 4_000_000
 GROW_PASSES = 6.0  # a wider one replaces it when it can still read the text this often
 WIDE_CAPACITY = 4.0  # parameters against 1 x 256: it overfits in about a quarter of the passes
 FREE_PASSES = 4.0  # up to this many passes over the training text: no dropout
@@ -97,12 +104,21 @@ class Passes:
     # (measured by the search before its budget starts); one missing: its reference speed.
     speeds: Mapping[str, float] = field(default_factory=dict)
 
+    def chars(self, chars_per_s: float) -> float:
+        """Characters a trial trains on at `chars_per_s`."""
+        return chars_per_s * self.trial_s
+
     def of(self, chars_per_s: float) -> float:
-        return chars_per_s * self.trial_s / max(1, self.train_chars)
+        """Passes over the training text a trial makes at `chars_per_s`."""
+        return self.chars(chars_per_s) / max(1, self.train_chars)
+
+    def speed(self, point: dict[str, Any], reference: float) -> float:
+        """`point`'s measured speed, else `reference`."""
+        return self.speeds.get(speed_key(point), reference)
 
     def of_point(self, point: dict[str, Any], reference: float) -> float:
         """The passes `point` makes: at its measured speed, else at `reference`."""
-        return self.of(self.speeds.get(speed_key(point), reference))
+        return self.of(self.speed(point, reference))
 
 
 def speed_key(point: dict[str, Any]) -> str:
@@ -142,16 +158,16 @@ def fit_dropout(passes: float) -> float:
 
 def wide_network(fit: Passes, widest: int | None = None) -> tuple[int, int, float] | None:
     """The network of `WIDE_LADDER` (up to `widest` units) for a trial of `fit`: the widest
-    that can read the text `GROW_PASSES` times, else the first if it can read it
-    `WIDE_MIN_PASSES` times, else None."""
+    that can read the text `GROW_PASSES` times, else the first if it can train on
+    `WIDE_MIN_CHARS` characters, else None."""
     ladder = [w for w in WIDE_LADDER if widest is None or w[0] <= widest]
 
-    def passes(w: tuple[int, int, float]) -> float:
-        return fit.of_point(wide_point(w[0], w[2]), w[1])
+    def speed(w: tuple[int, int, float]) -> float:
+        return fit.speed(wide_point(w[0], w[2]), w[1])
 
-    if not ladder or passes(ladder[0]) < WIDE_MIN_PASSES:
+    if not ladder or fit.chars(speed(ladder[0])) < WIDE_MIN_CHARS:
         return None
-    return [ladder[0], *(w for w in ladder[1:] if passes(w) >= GROW_PASSES)][-1]
+    return [ladder[0], *(w for w in ladder[1:] if fit.of(speed(w)) >= GROW_PASSES)][-1]
 
 
 def long_horizon_start(space: SearchSpace, fit: Passes | None) -> dict[str, Any] | None:
