@@ -49,7 +49,8 @@ quarter of one stream's time, and cuts the text into as many streams as validati
 `--streams 1 --segment 20` gives the lowest figure. No decay beat none there, so the
 grid has none (`--decay` sets one).
 
-Shortcuts: the grid is small (three step sizes); `eps` was checked at 0.01, 0.1 and 1 only; the
+Shortcuts: the grid is small (three step sizes, and up to two more past its edge while the best
+is there); `eps` was checked at 0.01, 0.1 and 1 only; the
 first character of the split is predicted from the one character before it, as in training
 validation.
 """
@@ -87,6 +88,7 @@ METHODS = ("rms", "sgd")
 # of 0.003 to 0.03 never beat none; sgd's best lr was 0.03 / sqrt(K) for K = 1, 16 and 64.
 LR_GRID = {"rms": (3e-4, 1e-3, 3e-3), "sgd": (0.003, 0.01, 0.03)}
 DECAY_GRID = {"rms": (0.0,), "sgd": (0.0,)}
+EDGE_STEPS = 2  # step sizes tried past the grid's edge when the best is there (choose_settings)
 
 
 @dataclass(frozen=True)
@@ -338,8 +340,13 @@ def choose_settings(
     val_ids: np.ndarray,
     grid: Sequence[DynamicSettings],
     rms: list[torch.Tensor] | None = None,
+    beyond: int = 0,
 ) -> tuple[DynamicSettings, list[tuple[DynamicSettings, float]]]:
-    """The settings of `grid` with the lowest dynamic bpc on `val_ids`, and every score.
+    """The settings of `grid` with the lowest dynamic bpc on `val_ids`, and every score tried.
+
+    While the best step size is the smallest or the largest tried, up to `beyond` more are
+    tried past it, each the grid's ratio further (a factor of 3 for the default grid), until
+    one is no better: an optimum at the grid's edge may lie outside it.
 
     `val_ids` must be validation text that no reported figure is computed on (the first half
     of validation when the second half is reported): settings tuned on the scored text would
@@ -349,8 +356,24 @@ def choose_settings(
         raise ConfigError("the settings grid is empty")
     if len({(s.segment, s.streams) for s in grid}) > 1 and rms is not None:
         raise ConfigError("gradient statistics fit one segment and stream count; split the grid")
-    scores = [(s, float(dynamic_char_losses(model, val_ids, s, rms).mean())) for s in grid]
-    return min(scores, key=lambda item: item[1])[0], scores
+
+    def score(settings: DynamicSettings) -> float:
+        return float(dynamic_char_losses(model, val_ids, settings, rms).mean())
+
+    scores = [(s, score(s)) for s in grid]
+    best, best_bpc = min(scores, key=lambda item: item[1])
+    lrs = sorted({s.lr for s in grid})
+    for _ in range(beyond if len(lrs) > 1 else 0):
+        tried = [s.lr for s, _ in scores]
+        if best.lr not in (min(tried), max(tried)):
+            break
+        ratio = lrs[1] / lrs[0] if best.lr == min(tried) else lrs[-1] / lrs[-2]
+        further = replace(best, lr=best.lr / ratio if best.lr == min(tried) else best.lr * ratio)
+        scores.append((further, score(further)))
+        if scores[-1][1] >= best_bpc:
+            break
+        best, best_bpc = scores[-1]
+    return best, scores
 
 
 # -- bootstrap intervals ----------------------------------------------------------------------
@@ -633,7 +656,8 @@ def evaluate_dynamic(model: CharLSTM, text: EvalText, config: EvalConfig) -> Dyn
     if len(grid) == 1:  # every setting given: nothing to choose
         chosen, scores = grid[0], []
     else:
-        chosen, scores = choose_settings(model, tune_ids, grid, rms)
+        beyond = EDGE_STEPS if config.dyn_lr is None else 0
+        chosen, scores = choose_settings(model, tune_ids, grid, rms, beyond)
     tuning_seconds = time.perf_counter() - started
     started = time.perf_counter()
     dynamic_bits = dynamic_char_losses(model, report_ids, chosen, rms)

@@ -174,6 +174,20 @@ def test_settings_are_chosen_by_their_score_on_the_given_text(repetitive):
         dynamic_char_losses(repetitive.model, ids, DynamicSettings("rms"), None)
 
 
+def test_a_best_step_size_at_the_grids_edge_is_followed_past_it(repetitive):
+    """The repeated pattern rewards adapting: of two tiny step sizes the larger wins, so larger
+    ones are tried at the grid's ratio until one is no better or `beyond` is spent."""
+    ids = scored_ids(repetitive)
+    grid = settings_grid("sgd", lrs=(1e-4, 3e-4), segment=10, streams=4)
+    chosen, scores = choose_settings(repetitive.model, ids, grid, beyond=2)
+    assert [s.lr for s, _ in scores] == pytest.approx([1e-4, 3e-4, 9e-4, 2.7e-3])
+    assert scores[3][1] < scores[2][1] < scores[1][1] and chosen.lr == pytest.approx(2.7e-3)
+    assert choose_settings(repetitive.model, ids, grid)[1] == scores[:2]  # none past it
+    # An optimum inside the grid: nothing more is tried.
+    inside = settings_grid("sgd", lrs=(1e-4, 0.1, 100.0), segment=10, streams=4)
+    assert len(choose_settings(repetitive.model, ids, inside, beyond=2)[1]) == 3
+
+
 # -- bootstrap --------------------------------------------------------------------------------
 
 
