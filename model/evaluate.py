@@ -363,12 +363,12 @@ def choose_settings(
     scores = [(s, score(s)) for s in grid]
     best, best_bpc = min(scores, key=lambda item: item[1])
     lrs = sorted({s.lr for s in grid})
-    for _ in range(beyond if len(lrs) > 1 else 0):
-        tried = [s.lr for s, _ in scores]
-        if best.lr not in (min(tried), max(tried)):
-            break
-        ratio = lrs[1] / lrs[0] if best.lr == min(tried) else lrs[-1] / lrs[-2]
-        further = replace(best, lr=best.lr / ratio if best.lr == min(tried) else best.lr * ratio)
+    if len(lrs) < 2 or best.lr not in (lrs[0], lrs[-1]):
+        return best, scores
+    # Each better step size found past the edge is the new edge: keep going the same way.
+    factor = lrs[0] / lrs[1] if best.lr == lrs[0] else lrs[-1] / lrs[-2]
+    for _ in range(beyond):
+        further = replace(best, lr=best.lr * factor)
         scores.append((further, score(further)))
         if scores[-1][1] >= best_bpc:
             break
@@ -656,8 +656,7 @@ def evaluate_dynamic(model: CharLSTM, text: EvalText, config: EvalConfig) -> Dyn
     if len(grid) == 1:  # every setting given: nothing to choose
         chosen, scores = grid[0], []
     else:
-        beyond = EDGE_STEPS if config.dyn_lr is None else 0
-        chosen, scores = choose_settings(model, tune_ids, grid, rms, beyond)
+        chosen, scores = choose_settings(model, tune_ids, grid, rms, EDGE_STEPS)
     tuning_seconds = time.perf_counter() - started
     started = time.perf_counter()
     dynamic_bits = dynamic_char_losses(model, report_ids, chosen, rms)
