@@ -14,6 +14,7 @@ from ray.tune.search.optuna import OptunaSearch
 from search.engine.compat import (
     WANDB_QUIET_EXPERIMENTAL,
     asha_forget,
+    asha_known,
     asha_max_t,
     asha_rung_records,
     experiment_analysis,
@@ -43,7 +44,9 @@ def test_asha_keeps_its_horizon_and_a_bracket_per_trial():
     sched.on_trial_add(Controller([trial]), trial)
     sched.on_trial_result(Controller([trial]), trial, {"s": 1.0, "v": 2.5})  # the first rung
     assert [r for r in asha_rung_records(sched, "a") if r] == [{"a": -2.5}]  # reward: -value
+    assert asha_known(sched, "a") and not asha_known(sched, "b")
     asha_forget(sched, "a")
+    assert not asha_known(sched, "a")
     with pytest.raises(KeyError):  # forgotten: ASHA no longer knows the trial
         sched.on_trial_result(Controller([trial]), trial, {"s": 2.0, "v": 1.0})
     asha_forget(sched, "never-added")  # nothing to forget: no error

@@ -318,8 +318,10 @@ def test_asha_runs_the_long_horizon_start_to_the_end_and_judges_the_others(tmp_p
         sched.on_trial_add(controller, trial)
     assert sched.unjudged == {"slow"}
     # At the first rung the wide network is far behind: unjudged, it goes on to max_t.
-    assert report(sched, controller, fast, 10.0, 2.3) == TrialScheduler.CONTINUE
+    assert report(sched, controller, fast, 10.0, 2.3) == TrialScheduler.PAUSE  # waits for it
     assert report(sched, controller, slow, 10.0, 2.8) == TrialScheduler.CONTINUE
+    assert sched.choose_trial_to_run(controller) is fast  # ahead of it there: resumed
+    fast.status = Trial.RUNNING
     assert report(sched, controller, slow, 30.0, 2.4) == TrialScheduler.CONTINUE
     assert report(sched, controller, slow, 90.0, 1.9) == TrialScheduler.STOP  # its end
     sched.on_trial_complete(controller, slow, {"train_s": 90.0, "val_bpc": 1.9})
@@ -350,22 +352,66 @@ def test_without_the_yardstick_a_lone_trial_beside_the_long_horizon_start_is_nev
     assert trials == {False: TrialScheduler.CONTINUE, True: TrialScheduler.STOP}
 
 
-def test_a_trial_at_a_rung_before_the_long_horizon_start_is_judged_at_its_next_report(tmp_path):
+def race(tmp_path, yardstick=True):
+    """A long-horizon start and another trial, each RUNNING, under RecordingASHA."""
     wide = {"num_layers": 1, "hidden_size": 512}
-    decisions = {}
-    for yardstick in (False, True):
-        folder = tmp_path / str(yardstick)
-        begin_run(folder, time.time(), time.time() + 60)
-        sched = RecordingASHA(time_attr="train_s", metric="val_bpc", mode="min", max_t=90.0,
-                              grace_period=10.0, reduction_factor=3, folder=str(folder),
-                              long_horizon=[wide], yardstick=yardstick)  # fmt: skip
-        slow, other = Stub("slow"), Stub("other")
-        slow.config, other.config = dict(wide), {**wide, "hidden_size": 128}
-        controller = Controller([slow, other])
-        for trial in (slow, other):
-            sched.on_trial_add(controller, trial)
-        assert report(sched, controller, other, 10.0, 2.3) == TrialScheduler.CONTINUE  # first
-        assert report(sched, controller, slow, 10.0, 2.2) == TrialScheduler.CONTINUE  # ahead
-        decisions[yardstick] = report(sched, controller, other, 20.0, 2.1)  # its next report
-    assert decisions == {False: TrialScheduler.CONTINUE, True: TrialScheduler.STOP}
-    assert this_run(tmp_path / "True").stopped == {"other"}
+    sched = RecordingASHA(time_attr="train_s", metric="val_bpc", mode="min", max_t=90.0,
+                          grace_period=10.0, reduction_factor=3, folder=str(tmp_path),
+                          long_horizon=[wide], yardstick=yardstick)  # fmt: skip
+    slow, other = Stub("slow"), Stub("other")
+    slow.config, other.config = dict(wide), {**wide, "hidden_size": 128}
+    controller = Controller([slow, other])
+    for trial in (slow, other):
+        sched.on_trial_add(controller, trial)
+    return sched, controller, slow, other
+
+
+def test_a_trial_at_a_rung_before_the_long_horizon_start_waits_there_and_stops_if_behind(
+    tmp_path, driver_run
+):
+    sched, controller, slow, other = race(tmp_path)
+    assert report(sched, controller, slow, 10.0, 2.8) == TrialScheduler.CONTINUE
+    assert report(sched, controller, other, 10.0, 2.3) == TrialScheduler.CONTINUE  # ahead
+    # At the next rung the other trial is first: it waits there, and so does its slot (a
+    # paused trial counts against the search's concurrency: no new trial takes it).
+    assert report(sched, controller, other, 30.0, 2.3) == TrialScheduler.PAUSE
+    assert sched.choose_trial_to_run(controller) is None
+    newcomer = Stub("new", status=Trial.PENDING)  # with a slot of its own: it starts
+    controller.trials.append(newcomer)
+    assert sched.choose_trial_to_run(controller) is newcomer
+    newcomer.status = Trial.RUNNING
+    assert report(sched, controller, slow, 30.0, 2.2) == TrialScheduler.CONTINUE  # ahead of it
+    assert sched.choose_trial_to_run(controller) is None  # the other one stopped
+    assert controller.stopped == ["other"] and this_run(tmp_path).stopped == {"other"}
+    assert sched.waiting == {}
+
+
+def test_a_trial_that_waited_for_the_long_horizon_start_resumes_if_ahead_or_after_its_wait(
+    tmp_path, driver_run
+):
+    sched, controller, slow, other = race(tmp_path)
+    report(sched, controller, slow, 10.0, 2.8)
+    report(sched, controller, other, 10.0, 2.3)
+    assert report(sched, controller, other, 30.0, 2.1) == TrialScheduler.PAUSE
+    report(sched, controller, slow, 30.0, 2.2)  # behind it: the other trial goes on
+    assert sched.choose_trial_to_run(controller) is other and controller.stopped == []
+    # A long-horizon start that does not come: the wait ends all the same.
+    sched2, controller2, slow2, other2 = race(tmp_path / "b")
+    report(sched2, controller2, slow2, 10.0, 2.8)
+    report(sched2, controller2, other2, 10.0, 2.3)
+    assert report(sched2, controller2, other2, 30.0, 2.1) == TrialScheduler.PAUSE
+    assert sched2.choose_trial_to_run(controller2) is None
+    sched2.waiting["other"] = time.time() - 1  # its wait is over
+    assert sched2.choose_trial_to_run(controller2) is other2
+
+
+def test_no_wait_without_a_running_long_horizon_start_or_without_the_yardstick(
+    tmp_path, driver_run
+):
+    for yardstick, status in ((False, Trial.RUNNING), (True, Trial.PAUSED)):
+        sched, controller, slow, other = race(tmp_path / f"{yardstick}", yardstick=yardstick)
+        report(sched, controller, slow, 10.0, 2.8)
+        report(sched, controller, other, 10.0, 2.3)
+        slow.status = status
+        assert report(sched, controller, other, 30.0, 2.1) == TrialScheduler.CONTINUE
+        assert sched.waiting == {}

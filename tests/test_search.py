@@ -337,3 +337,66 @@ def test_optuna_learns_stopped_trials_as_pruned(searches):
     assert {told[t["trial_id"]] for t in trials} >= {optuna.trial.TrialState.COMPLETE}
     for t in trials:
         assert told[t["trial_id"]] == expected[t["status"]], t
+
+
+RACE = {  # trial -> (wall seconds a report, values at 10, 20, ... 90 s of training)
+    "bet": (1.0, [2.8, 2.4, 2.0, 1.9, 1.8, 1.7, 1.6, 1.5, 1.4]),  # the long-horizon start
+    "fast": (0.2, [2.3, 2.6, 2.5, 2.4, 2.3, 2.2, 2.1, 2.0, 1.9]),
+}
+
+
+def yardstick_race_trial(config):
+    """A stand-in trial on the schedulers' time axis: 10 training seconds a report, a
+    checkpoint every report (so a paused trial resumes where it was); the long-horizon one
+    takes longer in wall time to reach each rung."""
+    import tempfile
+
+    from ray import tune
+
+    wall_s, curve = RACE[config["name"]]
+    step = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            step = int(Path(folder, "step").read_text())
+    while step < len(curve):
+        time.sleep(wall_s)
+        step += 1
+        with tempfile.TemporaryDirectory() as folder:
+            Path(folder, "step").write_text(str(step))
+            metrics = {"train_s": 10.0 * step, "val_bpc": curve[step - 1], "step": step}
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def test_a_trial_that_reaches_a_rung_first_waits_for_the_long_horizon_start_in_tune(
+    ray_local, tmp_path
+):
+    """RecordingASHA in a real Tuner: the trial that reaches a rung before the long-horizon
+    start pauses there, holding its slot, and is resumed from its checkpoint when ahead of
+    it, or stopped when behind it, without training past that rung."""
+    from ray import tune
+
+    from search.engine.adapters import RecordingASHA
+    from search.engine.driver import begin_run, end_run, this_run
+
+    begin_run(tmp_path, time.time(), time.time() + 120)
+    try:
+        sched = RecordingASHA(time_attr="train_s", metric="val_bpc", mode="min", max_t=90.0,
+                              grace_period=10.0, reduction_factor=3, folder=str(tmp_path),
+                              long_horizon=[{"name": "bet"}])  # fmt: skip
+        results = tune.Tuner(
+            yardstick_race_trial,
+            param_space={"name": tune.grid_search(list(RACE))},
+            tune_config=tune.TuneConfig(
+                scheduler=sched, max_concurrent_trials=2, reuse_actors=True
+            ),  # fmt: skip
+            run_config=tune.RunConfig(storage_path=str(tmp_path), name="race", verbose=0),
+        ).fit()
+        stopped = set(this_run(tmp_path).stopped)
+    finally:
+        end_run(tmp_path)
+    steps = {r.config["name"]: r.metrics["step"] for r in results}
+    # fast is ahead at 10 s (2.3 against 2.8): it waited there and was resumed; at 30 s it is
+    # behind (2.5 against 2.0): it waited there and was stopped without training on.
+    assert steps == {"bet": 9, "fast": 3}
+    assert len(stopped) == 1 and sched.waiting == {}

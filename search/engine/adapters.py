@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ray import tune
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
@@ -27,6 +28,7 @@ from tqdm import tqdm
 
 from search.engine.compat import (
     asha_forget,
+    asha_known,
     asha_max_t,
     asha_rung_records,
     optuna_study,
@@ -49,6 +51,9 @@ from search.reports.progress import (
 METRIC, MODE = "val_bpc", "min"
 TIME_ATTR = "train_s"  # the schedulers' time axis: seconds of training steps
 HEARTBEAT_S = 30.0  # status.json is rewritten at least this often, changed or not
+# How long a trial that reached a rung before the long-horizon start waits for it there, at
+# most: this share of its training seconds, and at least MIN_WAIT_S (RecordingASHA).
+WAIT_SHARE, MIN_WAIT_S = 0.1, 30.0
 
 
 class BudgetAwareOptunaSearch(OptunaSearch):
@@ -187,8 +192,13 @@ class RecordingASHA(ASHAScheduler):
     trial's, and a trial behind it at a rung stops: it is the slow starter, so a trial behind
     it at equal training time is behind the budget's bet and frees its slot (without, a lone
     trial in the other slot is first at every rung and never judged). That holds whichever of
-    the two reached the rung first: a trial that got there before it is stopped at its next
-    report once its value there is found behind. Its end value is never written down.
+    the two reaches the rung first: a trial that gets there before the long-horizon start (still
+    running) pauses there, and its slot waits with it (paused trials count against the search's
+    concurrency), until the long-horizon start's value there is written down; then it stops if
+    behind it, else resumes from its checkpoint. It waits at most `WAIT_SHARE` of its training
+    seconds (at least `MIN_WAIT_S`). Without the wait it trained on to its next report, up to a
+    quarter of the budget later, before it was found behind. Its end value is never written
+    down.
     """
 
     def __init__(
@@ -204,6 +214,7 @@ class RecordingASHA(ASHAScheduler):
         self.long_horizon = [dict(p) for p in long_horizon]
         self.yardstick = yardstick
         self.unjudged: set[str] = set()  # trial ids of long-horizon trials
+        self.waiting: dict[str, float] = {}  # trial id -> until when it waits for the yardstick
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         super().on_trial_add(tune_controller, trial)
@@ -225,9 +236,48 @@ class RecordingASHA(ASHAScheduler):
         judged = self.yardstick and self.unjudged  # there is a long-horizon trial to judge by
         if action == self.CONTINUE and judged and self.behind_yardstick(trial.trial_id):
             action = self.STOP
+        elif (
+            action == self.CONTINUE
+            and judged
+            and not result.get("end")
+            and self.awaits_yardstick(trial.trial_id, tune_controller.get_trials())
+        ):
+            wait_s = max(MIN_WAIT_S, WAIT_SHARE * result.get(TIME_ATTR, 0.0))
+            self.waiting[trial.trial_id] = time.time() + wait_s
+            action = self.PAUSE
         if action == self.STOP and not result.get("end"):
             this_run(self.folder).stopped.add(trial.trial_id)
         return action
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Any:
+        """A trial that waited for the yardstick is stopped once found behind it, and resumed
+        once it is not (or has waited long enough); while it waits, its slot does too. Then
+        Tune's order: a new trial first, then a paused one."""
+        trials = list(tune_controller.get_trials())
+        for trial in trials:
+            until = self.waiting.get(trial.trial_id)
+            if until is None:
+                continue
+            if trial.status in (Trial.TERMINATED, Trial.ERROR):  # stopped meanwhile
+                del self.waiting[trial.trial_id]
+            elif trial.status != Trial.PAUSED:  # Tune is still pausing it
+                continue
+            elif self.behind_yardstick(trial.trial_id):
+                del self.waiting[trial.trial_id]
+                this_run(self.folder).stopped.add(trial.trial_id)
+                tune_controller.stop_trial(trial)
+            elif time.time() > until or not self.awaits_yardstick(trial.trial_id, trials):
+                del self.waiting[trial.trial_id]
+                return trial
+        for status in (Trial.PENDING, Trial.PAUSED):
+            for trial in trials:
+                if trial.status == status and trial.trial_id not in self.waiting:
+                    return trial
+        return None
+
+    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+        self.waiting.pop(trial.trial_id, None)
+        super().on_trial_remove(tune_controller, trial)
 
     def behind_yardstick(self, trial_id: str) -> bool:
         """Whether the trial's value at some rung is worse than a long-horizon trial's there."""
@@ -236,6 +286,20 @@ class RecordingASHA(ASHAScheduler):
             marks = [recorded[t] for t in self.unjudged if recorded.get(t) is not None]
             if mine is not None and marks and mine < max(marks):  # rewards: higher is better
                 return True
+        return False
+
+    def awaits_yardstick(self, trial_id: str, trials: Sequence[Any]) -> bool:
+        """Whether a running long-horizon trial has yet to write down its value at a rung the
+        trial has one at (in the trial's bracket: the rungs are the same records)."""
+        running = [t.trial_id for t in trials
+                   if t.trial_id in self.unjudged and t.status == Trial.RUNNING]  # fmt: skip
+        bets = {t: asha_rung_records(self, t) for t in running if asha_known(self, t)}
+        for recorded in asha_rung_records(self, trial_id):
+            if recorded.get(trial_id) is None:
+                continue
+            for bet, rungs in bets.items():
+                if any(r is recorded for r in rungs) and recorded.get(bet) is None:
+                    return True
         return False
 
 

@@ -44,6 +44,11 @@ def asha_rung_records(scheduler: Any, trial_id: str) -> list[dict[str, float]]:
     return [recorded for _, recorded in scheduler._trial_info[trial_id]._rungs]
 
 
+def asha_known(scheduler: Any, trial_id: str) -> bool:
+    """Whether an `ASHAScheduler` has put the trial in a bracket (`_trial_info`)."""
+    return trial_id in scheduler._trial_info
+
+
 def asha_forget(scheduler: Any, trial_id: str) -> None:
     """Drop a trial from an `ASHAScheduler`'s brackets (`_trial_info`) without recording it:
     its end value is then no rung value."""
