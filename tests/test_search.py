@@ -400,3 +400,5 @@ def test_a_trial_that_reaches_a_rung_first_waits_for_the_long_horizon_start_in_t
     # behind (2.5 against 2.0): it waited there and was stopped without training on.
     assert steps == {"bet": 9, "fast": 3}
     assert len(stopped) == 1 and sched.waiting == {}
+    logged = {r.config["name"]: list(r.metrics_dataframe["step"]) for r in results}
+    assert logged == {"bet": list(range(1, 10)), "fast": [1, 2, 3]}  # no report lost by a pause
