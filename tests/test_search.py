@@ -389,7 +389,7 @@ def test_a_trial_that_reaches_a_rung_first_waits_for_the_long_horizon_start_in_t
             param_space={"name": tune.grid_search(list(RACE))},
             tune_config=tune.TuneConfig(
                 scheduler=sched, max_concurrent_trials=2, reuse_actors=True
-            ),  # fmt: skip
+            ),
             run_config=tune.RunConfig(storage_path=str(tmp_path), name="race", verbose=0),
         ).fit()
         stopped = set(this_run(tmp_path).stopped)
