@@ -345,14 +345,19 @@ RACE = {  # trial -> (wall seconds a report, values at 10, 20, ... 90 s of train
 }
 
 
-def yardstick_race_trial(config):
+def yardstick_race_trial(config, meeting):
     """A stand-in trial on the schedulers' time axis: 10 training seconds a report, a
     checkpoint every report (so a paused trial resumes where it was); the long-horizon one
-    takes longer in wall time to reach each rung."""
+    takes longer in wall time to reach each rung. Each starts reporting once both run (a file
+    each in `meeting`): the wait is for a long-horizon start that is running."""
     import tempfile
 
     from ray import tune
 
+    Path(meeting, config["name"]).touch()
+    deadline = time.time() + 60
+    while not all(Path(meeting, name).exists() for name in RACE) and time.time() < deadline:
+        time.sleep(0.05)
     wall_s, curve = RACE[config["name"]]
     step = 0
     checkpoint = tune.get_checkpoint()
@@ -385,7 +390,7 @@ def test_a_trial_that_reaches_a_rung_first_waits_for_the_long_horizon_start_in_t
                               grace_period=10.0, reduction_factor=3, folder=str(tmp_path),
                               long_horizon=[{"name": "bet"}])  # fmt: skip
         results = tune.Tuner(
-            yardstick_race_trial,
+            tune.with_parameters(yardstick_race_trial, meeting=str(tmp_path)),
             param_space={"name": tune.grid_search(list(RACE))},
             tune_config=tune.TuneConfig(
                 scheduler=sched, max_concurrent_trials=2, reuse_actors=True
