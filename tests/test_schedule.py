@@ -334,17 +334,9 @@ def test_asha_runs_the_long_horizon_start_to_the_end_and_judges_the_others(tmp_p
 def test_without_the_yardstick_a_lone_trial_beside_the_long_horizon_start_is_never_judged(
     tmp_path, driver_run
 ):
-    wide = {"num_layers": 1, "hidden_size": 512}
     trials = {}
     for yardstick in (False, True):
-        sched = RecordingASHA(time_attr="train_s", metric="val_bpc", mode="min", max_t=90.0,
-                              grace_period=10.0, reduction_factor=3, folder=str(tmp_path),
-                              long_horizon=[wide], yardstick=yardstick)  # fmt: skip
-        slow, other = Stub("slow"), Stub("other")
-        slow.config, other.config = {**wide, "lr": 5e-3}, {**wide, "hidden_size": 128}
-        controller = Controller([slow, other])
-        for trial in (slow, other):
-            sched.on_trial_add(controller, trial)
+        sched, controller, slow, other = race(tmp_path, yardstick=yardstick)
         assert report(sched, controller, slow, 10.0, 2.8) == TrialScheduler.CONTINUE
         assert report(sched, controller, other, 10.0, 2.3) == TrialScheduler.CONTINUE  # ahead
         assert report(sched, controller, slow, 30.0, 2.2) == TrialScheduler.CONTINUE
