@@ -2,6 +2,7 @@
 still where it was read from. A failure here means an upgrade moved one (pyproject.toml bounds
 the versions to those tested)."""
 
+import inspect
 from pathlib import Path
 
 import optuna
@@ -20,6 +21,7 @@ from search.engine.compat import (
     experiment_analysis,
     optuna_study,
     optuna_trials,
+    save_tune_state,
     saved_trial_folders,
     set_objective,
     trial_id_from_folder,
@@ -50,6 +52,17 @@ def test_asha_keeps_its_horizon_and_a_bracket_per_trial():
     with pytest.raises(KeyError):  # forgotten: ASHA no longer knows the trial
         sched.on_trial_result(Controller([trial]), trial, {"s": 2.0, "v": 1.0})
     asha_forget(sched, "never-added")  # nothing to forget: no error
+
+
+def test_tune_saves_its_state_when_told_to_and_can_wait_for_it():
+    """What `save_tune_state` calls; its effect is checked in a real Tuner by
+    tests/test_search.py (a paused trial's log keeps its reports when it resumes)."""
+    from ray.tune.execution.tune_controller import TuneController
+
+    assert {"force", "wait"} <= set(inspect.signature(TuneController.checkpoint).parameters)
+    saves = []
+    save_tune_state(type("C", (), {"checkpoint": lambda self, **kw: saves.append(kw)})())
+    assert saves == [{"force": True, "wait": True}]
 
 
 def test_a_scheduler_takes_its_metric_and_mode():

@@ -10,7 +10,7 @@ from ray.tune.schedulers import TrialScheduler
 
 from model.config import parse_duration
 from model.errors import ConfigError
-from search.engine.adapters import RecordingASHA
+from search.engine.adapters import LogSavingFIFO, RecordingASHA
 from search.engine.builders import report_grid
 from search.engine.compat import optuna_study
 from search.engine.driver import begin_run, end_run, this_run
@@ -100,12 +100,14 @@ class Stub:
     status: str = Trial.RUNNING
     last_result: dict | None = None
     num_failures: int = 0
+    checkpoint: str | None = None  # what Tune would restore it from
 
 
 class Controller:
     def __init__(self, trials):
         self.trials = trials
         self.stopped = []
+        self.saves = []  # the statuses of the trials at each save of Tune's state
 
     def get_trials(self):
         return self.trials
@@ -113,6 +115,23 @@ class Controller:
     def stop_trial(self, trial):
         trial.status = Trial.TERMINATED
         self.stopped.append(trial.trial_id)
+
+    def checkpoint(self, force=False, wait=False):
+        assert force and wait  # saved now, and there before the trial resumes
+        self.saves.append({t.trial_id: t.status for t in self.trials})
+
+
+def test_tune_saves_its_state_before_a_trial_restarts_from_a_checkpoint():
+    """A trial restarted after a failure has its log copied back from the storage by Tune:
+    saved first, it holds every report. A new trial has no log to copy back: no save."""
+    restarted = Stub("t0", status=Trial.PENDING, num_failures=1, checkpoint="t0 at 30 s")
+    new = Stub("t1", status=Trial.PENDING)
+    controller, sched = Controller([restarted, new]), LogSavingFIFO()
+    assert sched.choose_trial_to_run(controller) is restarted
+    assert controller.saves == [{"t0": Trial.PENDING, "t1": Trial.PENDING}]
+    restarted.status = Trial.RUNNING
+    assert sched.choose_trial_to_run(controller) is new
+    assert len(controller.saves) == 1
 
 
 def scheduler(tmp_path, elapsed: float, budget: float = 300.0) -> PromotionScheduler:
@@ -126,8 +145,8 @@ def scheduler(tmp_path, elapsed: float, budget: float = 300.0) -> PromotionSched
 
 def report(sched, controller, trial, seconds, value):
     decision = sched.on_trial_result(controller, trial, {"train_s": seconds, "val_bpc": value})
-    if decision == TrialScheduler.PAUSE:
-        trial.status = Trial.PAUSED
+    if decision == TrialScheduler.PAUSE:  # Tune saves a checkpoint, then pauses
+        trial.status, trial.checkpoint = Trial.PAUSED, f"{trial.trial_id} at {seconds:g} s"
     return decision
 
 
@@ -141,7 +160,10 @@ def test_the_first_trials_at_a_rung_wait_until_a_third_of_them_can_be_promoted(t
     assert sched.choose_trial_to_run(controller) is None  # no new trial pending, none promotable
     # A third, worse one: the best of three (t1) is promoted, resumed from its checkpoint.
     assert report(sched, controller, trials[2], 10.1, 2.9) == TrialScheduler.PAUSE
+    assert controller.saves == []
     assert sched.choose_trial_to_run(controller) is trials[1]
+    # Tune's state was saved first: the log Tune copies back for it holds its reports.
+    assert [save["t1"] for save in controller.saves] == [Trial.PAUSED]
     trials[1].status = Trial.RUNNING
     # A fourth, best of all: the quota is still one in three, but the best is t3 now, which
     # continues in its own slot, no pause and resume.
@@ -321,6 +343,7 @@ def test_asha_runs_the_long_horizon_start_to_the_end_and_judges_the_others(tmp_p
     assert report(sched, controller, fast, 10.0, 2.3) == TrialScheduler.PAUSE  # waits for it
     assert report(sched, controller, slow, 10.0, 2.8) == TrialScheduler.CONTINUE
     assert sched.choose_trial_to_run(controller) is fast  # ahead of it there: resumed
+    assert [save["fast"] for save in controller.saves] == [Trial.PAUSED]  # its log saved first
     fast.status = Trial.RUNNING
     assert report(sched, controller, slow, 30.0, 2.4) == TrialScheduler.CONTINUE
     assert report(sched, controller, slow, 90.0, 1.9) == TrialScheduler.STOP  # its end

@@ -373,16 +373,36 @@ def yardstick_race_trial(config, meeting):
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
+def stale_log_at_start():
+    """A Tune callback that saves a trial's log to the storage as the trial first starts, with
+    no report in it yet: what Tune's periodic save of its state does when it falls between a
+    trial's start and its first report."""
+    from ray import tune
+
+    class StaleLogAtStart(tune.Callback):
+        def on_trial_start(self, iteration, trials, trial, **info):
+            log = Path(trial.path, "result.json")
+            if not log.exists():
+                log.parent.mkdir(parents=True, exist_ok=True)
+                log.touch()
+
+    return StaleLogAtStart()
+
+
 def test_a_trial_that_reaches_a_rung_first_waits_for_the_long_horizon_start_in_tune(
-    ray_local, tmp_path
+    ray_local, tmp_path, monkeypatch
 ):
     """RecordingASHA in a real Tuner: the trial that reaches a rung before the long-horizon
     start pauses there, holding its slot, and is resumed from its checkpoint when ahead of
-    it, or stopped when behind it, without training past that rung."""
+    it, or stopped when behind it, without training past that rung. No report is lost by the
+    pause: Tune copies a resumed trial's log back from the storage, here saved as the trial
+    started and not since (Tune's periodic save an hour apart)."""
     from ray import tune
 
     from search.engine.adapters import RecordingASHA
     from search.engine.driver import begin_run, end_run, this_run
+
+    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "3600")
 
     begin_run(tmp_path, time.time(), time.time() + 120)
     try:
@@ -395,7 +415,9 @@ def test_a_trial_that_reaches_a_rung_first_waits_for_the_long_horizon_start_in_t
             tune_config=tune.TuneConfig(
                 scheduler=sched, max_concurrent_trials=2, reuse_actors=True
             ),
-            run_config=tune.RunConfig(storage_path=str(tmp_path), name="race", verbose=0),
+            run_config=tune.RunConfig(
+                storage_path=str(tmp_path), name="race", verbose=0, callbacks=[stale_log_at_start()]
+            ),
         ).fit()
         stopped = set(this_run(tmp_path).stopped)
     finally:

@@ -10,18 +10,19 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import random
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from ray import tune
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 from tqdm import tqdm
@@ -33,6 +34,7 @@ from search.engine.compat import (
     asha_rung_records,
     optuna_study,
     optuna_trials,
+    save_tune_state,
 )
 from search.engine.driver import this_run
 from search.engine.trainable import ORIGIN
@@ -177,6 +179,36 @@ class BudgetAwareOptunaSearch(OptunaSearch):
         super().on_trial_complete(trial_id, result=result, error=error)
 
 
+def saving_logs(choose: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """A scheduler's `choose_trial_to_run` that saves Tune's state before the trial it chose
+    starts, where that trial has a checkpoint to go on from (resumed after a pause, restarted
+    after a failure): Tune then copies the trial's log back from the storage
+    (`search.engine.compat.save_tune_state`), and without the save that copy lacks the reports
+    made since Tune's last periodic save, so curves.parquet would too."""
+
+    @functools.wraps(choose)
+    def choose_trial_to_run(self: Any, tune_controller: Any) -> Any:
+        trial = choose(self, tune_controller)
+        if trial is not None and trial.checkpoint is not None:
+            save_tune_state(tune_controller)
+        return trial
+
+    return choose_trial_to_run
+
+
+class LogSavingFIFO(FIFOScheduler):
+    """Tune's FIFO scheduler, saving Tune's state before a trial restarts (`saving_logs`)."""
+
+    choose_trial_to_run = saving_logs(FIFOScheduler.choose_trial_to_run)
+
+
+class LogSavingPBT(PopulationBasedTraining):
+    """Tune's Population Based Training, saving Tune's state before a trial restarts from a
+    checkpoint (`saving_logs`): PBT pauses a member to give it another's weights."""
+
+    choose_trial_to_run = saving_logs(PopulationBasedTraining.choose_trial_to_run)
+
+
 class RecordingASHA(ASHAScheduler):
     """ASHA that notes the trials it stops early (in the driver's record of this run of the
     search in `folder`, `search.engine.driver`), and leaves the search's long-horizon start
@@ -249,6 +281,7 @@ class RecordingASHA(ASHAScheduler):
             this_run(self.folder).stopped.add(trial.trial_id)
         return action
 
+    @saving_logs
     def choose_trial_to_run(self, tune_controller: Any) -> Any:
         """A trial that waited for the yardstick is stopped once found behind it, and resumed
         once it is not (or has waited long enough); while it waits, its slot does too. Then

@@ -30,7 +30,7 @@ from typing import Any
 
 import optuna
 from ray import tune
-from ray.tune.schedulers import FIFOScheduler, PopulationBasedTraining, TrialScheduler
+from ray.tune.schedulers import TrialScheduler
 
 from corpora import Corpus
 from model.errors import ConfigError
@@ -39,6 +39,8 @@ from search.engine.adapters import (
     MODE,
     TIME_ATTR,
     BudgetAwareOptunaSearch,
+    LogSavingFIFO,
+    LogSavingPBT,
     ProgressLines,
     RecordingASHA,
 )
@@ -159,9 +161,9 @@ def make_scheduler(
             min_run_s=schedule.grace_s,
         )
     if config.scheduler == "fifo":
-        return FIFOScheduler()
+        return LogSavingFIFO()
     if config.scheduler == "pbt":
-        return PopulationBasedTraining(
+        return LogSavingPBT(
             time_attr=TIME_ATTR,
             metric=METRIC,
             mode=MODE,

@@ -82,6 +82,19 @@ def trial_id_from_folder(path: str | Path) -> str:
     return Path(path).name.split("_")[2]
 
 
+# -- Ray Tune's TuneController (ray 2.60, ray/tune/execution/tune_controller.py) --------------
+
+
+def save_tune_state(tune_controller: Any) -> None:
+    """Save Tune's experiment state and copy its driver's folder, the trials' logs with it, to
+    the storage now, and wait until it is there (`TuneController.checkpoint(force=True,
+    wait=True)`; Tune itself saves every 10 s or more). Tune copies a paused trial's log
+    (`result.json`) back from the storage when it resumes the trial (`_restore_from_remote`),
+    and between two saves that copy lacks the reports made since, the one the trial paused at
+    among them."""
+    tune_controller.checkpoint(force=True, wait=True)
+
+
 # -- W&B's settings (wandb 0.31, wandb/sdk/wandb_settings.py) -----------------------------------
 
 # No system-metrics sampling, no metadata or package inventory: settings with an x_ prefix,

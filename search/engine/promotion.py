@@ -32,7 +32,7 @@ from typing import Any
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from search.engine.adapters import METRIC, MODE, TIME_ATTR
+from search.engine.adapters import METRIC, MODE, TIME_ATTR, saving_logs
 from search.engine.compat import set_objective
 from search.engine.driver import this_run
 
@@ -132,6 +132,7 @@ class PromotionScheduler(FIFOScheduler):
         self.waiting[trial.trial_id] = k
         return TrialScheduler.PAUSE
 
+    @saving_logs
     def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
         trials = {t.trial_id: t for t in tune_controller.get_trials()}
         elapsed, left = self._clock()
