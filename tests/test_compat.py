@@ -65,6 +65,24 @@ def test_tune_saves_its_state_when_told_to_and_can_wait_for_it():
     assert controller.saves == [{}]
 
 
+def test_the_save_goes_past_the_wrapper_tune_hands_schedulers(monkeypatch):
+    """Tune hands a scheduler a `TrialRunnerWrapper` that logs a warning (once a process) when
+    an attribute outside its list is read: a search's log would show it at its first save."""
+    from ray.tune.execution import tune_controller
+
+    warned = []
+    monkeypatch.setattr(tune_controller, "log_once", lambda key: True)  # every time, not once
+    monkeypatch.setattr(tune_controller.logger, "warning", warned.append)
+    controller = Controller([])
+    wrapper = tune_controller.TrialRunnerWrapper(
+        controller, trial_executor=None, runner_whitelist_attr={"get_trials"}
+    )
+    wrapper.checkpoint  # noqa: B018 -- what a save through the wrapper would read
+    assert len(warned) == 1 and "restricted" in warned.pop()
+    save_tune_state(wrapper)
+    assert controller.saves == [{}] and warned == []
+
+
 def test_a_scheduler_takes_its_metric_and_mode():
     sched = TrialScheduler()
     set_objective(sched, "v", "min")

@@ -91,8 +91,11 @@ def save_tune_state(tune_controller: Any) -> None:
     wait=True)`; Tune itself saves every 10 s or more). Tune copies a paused trial's log
     (`result.json`) back from the storage when it resumes the trial (`_restore_from_remote`),
     and between two saves that copy lacks the reports made since, the one the trial paused at
-    among them."""
-    tune_controller.checkpoint(force=True, wait=True)
+    among them. A scheduler is handed Tune's `TrialRunnerWrapper`, which warns on any
+    attribute outside its short list (`checkpoint` among them): the save goes to the
+    controller it wraps."""
+    controller = getattr(tune_controller, "_tune_controller", tune_controller)
+    controller.checkpoint(force=True, wait=True)
 
 
 # -- W&B's settings (wandb 0.31, wandb/sdk/wandb_settings.py) -----------------------------------
