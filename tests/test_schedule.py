@@ -11,10 +11,11 @@ from ray.tune.schedulers import TrialScheduler
 from model.config import parse_duration
 from model.errors import ConfigError
 from search.engine.adapters import LogSavingFIFO, RecordingASHA
-from search.engine.builders import report_grid
+from search.engine.builders import report_grid, unjudged
 from search.engine.compat import optuna_study
 from search.engine.driver import begin_run, end_run, this_run
 from search.engine.promotion import PromotionScheduler
+from search.folder.config import SearchConfig
 from search.folder.schedule import MIN_GRACE_S, plan_schedule
 from search.folder.space import DefineByRun, SearchSpace
 
@@ -322,6 +323,39 @@ def test_trials_say_where_they_came_from_and_mutations_explore_around_the_best(
             for t in optuna_study(searcher).get_trials(deepcopy=False)}  # fmt: skip
     assert told == {"t1": "warm", "t2": "sampled", "t3": "sampled", "t4": "mutated",
                     "t5": "sampled"}  # fmt: skip
+
+
+def test_mutations_leave_the_long_horizon_start_alone(tmp_path, driver_run):
+    """The long-horizon start trains to the deadline: a mutation of it starts from scratch and
+    ends behind it. Mutations explore around the best of the other trials, once there is one."""
+    from search.engine.adapters import BudgetAwareOptunaSearch
+
+    space = SearchSpace()
+    wide = {"num_layers": 1, "hidden_size": 512, "dropout": 0.3, "seq_len": 64, "lr": 5e-3,
+            "batch_size": 32}  # fmt: skip
+    warm = {"num_layers": 2, "hidden_size": 128, "dropout": 0.1, "seq_len": 50, "lr": 8e-3,
+            "batch_size": 50}  # fmt: skip
+    searcher = BudgetAwareOptunaSearch(
+        space=DefineByRun(space), metric="val_bpc", mode="min", points_to_evaluate=[wide, warm],
+        folder=str(tmp_path), last_start_s=60, search_space=space, seed=1, long_horizon=[wide],
+    )  # fmt: skip
+    assert [searcher.suggest(t)["origin"] for t in ("t1", "t2")] == ["warm", "warm"]
+    whole = {"val_chars": 100, "val_total": 100, "training_iteration": 1}
+    searcher.on_trial_result("t1", {"val_bpc": 1.9, **whole})  # the best, but long-horizon
+    assert [searcher.suggest(t)["origin"] for t in ("t3", "t4")] == ["sampled", "sampled"]
+    searcher.on_trial_result("t2", {"val_bpc": 2.1, **whole})
+    assert searcher.suggest("t5")["origin"] == "sampled"
+    mutant = searcher.suggest("t6")
+    assert mutant["origin"] == "mutated"
+    assert sum(mutant[k] != warm[k] for k in warm) <= 2  # around t2, not t1
+
+
+def test_only_asha_and_hyperband_run_the_long_horizon_start_unjudged():
+    wide = {"num_layers": 1, "hidden_size": 512}
+    for scheduler, expected in [("asha", [wide]), ("hyperband", [wide]), ("promote", []),
+                                ("fifo", []), ("pbt", [])]:  # fmt: skip
+        config = SearchConfig(scheduler=scheduler)
+        assert unjudged(config, [wide]) == expected, scheduler
 
 
 def test_asha_runs_the_long_horizon_start_to_the_end_and_judges_the_others(tmp_path, driver_run):

@@ -108,8 +108,17 @@ def last_start(config: SearchConfig, schedule: Schedule) -> float:
     return schedule.last_start_s
 
 
+def unjudged(config: SearchConfig, long_horizon: Sequence[dict[str, Any]]) -> list[dict]:
+    """The `long_horizon` configurations the scheduler runs unjudged to the end of the budget:
+    ASHA's and Hyperband's (`RecordingASHA`); the other schedulers judge them like any trial."""
+    return list(long_horizon) if config.scheduler in ("asha", "hyperband") else []
+
+
 def make_searcher(
-    config: SearchConfig, schedule: Schedule, warm: list[dict[str, Any]]
+    config: SearchConfig,
+    schedule: Schedule,
+    warm: list[dict[str, Any]],
+    long_horizon: Sequence[dict[str, Any]] = (),
 ) -> BudgetAwareOptunaSearch:
     if config.sampler == "random":
         sampler: optuna.samplers.BaseSampler = optuna.samplers.RandomSampler(seed=config.seed)
@@ -136,6 +145,7 @@ def make_searcher(
         search_space=config.space,
         seed=config.seed,
         mutate_every=config.mutate_every,
+        long_horizon=unjudged(config, long_horizon),
     )
 
 
@@ -181,7 +191,7 @@ def make_scheduler(
         reduction_factor=schedule.reduction_factor,
         brackets=max(1, brackets),
         folder=str(config.path),
-        long_horizon=long_horizon,
+        long_horizon=unjudged(config, long_horizon),
         yardstick=config.long_horizon_yardstick,
     )
 
@@ -263,7 +273,7 @@ def make_tuner(
         trainable,
         param_space=pbt_space(config, warm[0]) if pbt else None,
         tune_config=tune.TuneConfig(
-            search_alg=None if pbt else make_searcher(config, schedule, warm),
+            search_alg=None if pbt else make_searcher(config, schedule, warm, long_horizon),
             scheduler=make_scheduler(config, schedule, long_horizon),
             num_samples=(config.trials or schedule.slots) if pbt else (config.trials or -1),
             # Tune lets as many trials wait for their workers as this limit ("auto" pending
