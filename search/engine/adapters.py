@@ -79,7 +79,7 @@ class BudgetAwareOptunaSearch(OptunaSearch):
     configuration the scheduler runs unjudged to the deadline is never the incumbent: a
     mutation of it starts from scratch while it trains on, so it ends behind it whatever it
     does (in an hour's search of the Python library, four such mutations trained 800 of the
-    1,774 s the trials after the warm starts had, 2 December 2026).
+    1,774 s the trials after the warm starts trained, 2 December 2026).
 
     Once the search is `last_start_s` into its budget (this run's clock, `search.engine.driver`,
     keyed by `folder`), no new trial could reach the first rung, so `suggest` says FINISHED and
