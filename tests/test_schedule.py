@@ -464,3 +464,102 @@ def test_no_wait_without_a_running_long_horizon_start_or_without_the_yardstick(
         slow.status = status
         assert report(sched, controller, other, 30.0, 2.1) == TrialScheduler.CONTINUE
         assert sched.waiting == {}
+
+
+# -- the endgame: the budget's last share goes to the best trials -------------------------------
+
+
+@dataclass
+class Sized(Stub):
+    """A trial stub with resources, as Tune's trials have."""
+
+    cpus: float = 1.0
+
+    @property
+    def placement_group_factory(self):
+        from ray.tune.execution.placement_groups import PlacementGroupFactory
+
+        return PlacementGroupFactory([{"CPU": self.cpus}])
+
+    def update_resources(self, factory):
+        assert self.status != Trial.RUNNING  # as Tune's Trial.update_resources demands
+        self.cpus = factory.bundles[0]["CPU"]
+
+
+def endgame_race(tmp_path, share, left_s=100.0, grow_to=2):
+    """The long-horizon start and two others, RUNNING, half of a budget gone."""
+    begin_run(tmp_path, time.time() - 100, time.time() + left_s)
+    wide = {"num_layers": 1, "hidden_size": 512}
+    sched = RecordingASHA(time_attr="train_s", metric="val_bpc", mode="min", max_t=900.0,
+                          grace_period=300.0, reduction_factor=3, folder=str(tmp_path),
+                          long_horizon=[wide], endgame_share=share, grow_to=grow_to)  # fmt: skip
+    trials = {name: Sized(name) for name in ("slow", "fast", "other")}
+    trials["slow"].config = dict(wide)
+    trials["fast"].config = trials["other"].config = {**wide, "hidden_size": 128}
+    controller = Controller(list(trials.values()))
+    for trial in trials.values():
+        sched.on_trial_add(controller, trial)
+    return sched, controller, trials
+
+
+def whole(sched, controller, trial, seconds, value):
+    """A report validated on the whole text (below the first rung: ASHA lets it go on)."""
+    result = {"train_s": seconds, "val_bpc": value, "val_chars": 10, "val_total": 10}
+    decision = sched.on_trial_result(controller, trial, result)
+    if decision == TrialScheduler.PAUSE:
+        trial.status = Trial.PAUSED
+    elif decision == TrialScheduler.STOP:
+        trial.status = Trial.TERMINATED
+    return decision
+
+
+def test_the_endgame_stops_what_is_behind_and_gives_its_cpus_to_what_is_left(tmp_path):
+    go = TrialScheduler.CONTINUE
+    sched, controller, t = endgame_race(tmp_path, share=0.4)  # the last 80 s: not yet
+    assert [whole(sched, controller, t[n], 10.0, v)
+            for n, v in (("fast", 1.9), ("slow", 2.1), ("other", 2.0))] == [go] * 3  # fmt: skip
+    sched.endgame_share = 0.6  # the last 120 s: now
+    # The long-horizon start is the budget's bet: behind, it goes on. Three live trials on two
+    # CPUs: no more than one each.
+    assert whole(sched, controller, t["slow"], 20.0, 2.05) == go
+    assert whole(sched, controller, t["other"], 20.0, 1.95) == TrialScheduler.STOP  # behind
+    assert this_run(tmp_path).stopped == {"other"}
+    assert whole(sched, controller, t["fast"], 20.0, 1.85) == go  # two live: one CPU each
+    t["fast"].status = Trial.TERMINATED  # ended (e.g. on a plateau)
+    # Alone, the long-horizon start pauses at its report and resumes at once with both CPUs.
+    assert whole(sched, controller, t["slow"], 30.0, 1.99) == TrialScheduler.PAUSE
+    assert sched.choose_trial_to_run(controller) is t["slow"] and t["slow"].cpus == 2
+    t["slow"].status = Trial.RUNNING
+    assert whole(sched, controller, t["slow"], 40.0, 1.9) == go and sched.regrow == {}
+
+
+def test_no_cpus_change_hands_near_the_deadline_or_on_several_machines(tmp_path):
+    for case, left_s, grow_to in (("late", 50.0, 2), ("cluster", 100.0, None)):
+        sched, controller, t = endgame_race(tmp_path / case, 0.9, left_s, grow_to)
+        t["fast"].status = t["other"].status = Trial.TERMINATED
+        assert whole(sched, controller, t["slow"], 10.0, 2.0) == TrialScheduler.CONTINUE
+        assert t["slow"].cpus == 1, case
+
+
+def test_a_scheduler_pickled_before_the_endgame_has_none(tmp_path, driver_run):
+    sched = RecordingASHA(time_attr="train_s", metric="val_bpc", mode="min", max_t=90.0,
+                          grace_period=10.0, folder=str(tmp_path))  # fmt: skip
+    old = {k: v for k, v in vars(sched).items()
+           if k not in ("endgame_share", "grow_to", "base_cpus", "best", "regrow")}  # fmt: skip
+    restored = RecordingASHA.__new__(RecordingASHA)
+    restored.__setstate__(old)
+    assert not restored.in_endgame() and restored.regrow == {}
+    assert pickle.loads(pickle.dumps(sched)).best == {}
+
+
+def test_no_trial_starts_in_the_endgame_of_asha_and_hyperband():
+    from search.engine.builders import last_start
+
+    schedule = plan_schedule(3600, 2)
+    for scheduler, share, expected in (("asha", 1 / 3, 2400.0), ("hyperband", 0.5, 1800.0),
+                                       ("asha", 0.0, schedule.last_start_s),
+                                       ("fifo", 1 / 3, 3600 - schedule.max_t_s / 18)):  # fmt: skip
+        config = SearchConfig(scheduler=scheduler, endgame_share=share)
+        assert last_start(config, schedule) == pytest.approx(expected), scheduler
+    with pytest.raises(ConfigError, match="endgame_share"):
+        SearchConfig(endgame_share=1.0)

@@ -55,6 +55,7 @@ from search.folder.store import SearchFolder
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial: ProgressLines has it
 
 PBT_INTERVALS = 12  # PBT perturbs every budget / PBT_INTERVALS training seconds
+ENDGAME_SCHEDULERS = ("asha", "hyperband")  # RecordingASHA's: they have the endgame
 MAX_REPORT_GAP = 1 / 4  # share of the budget: the longest a trial trains between two reports
 PROGRESS_ENV = "CHARNN_PROGRESS_S"  # seconds between progress lines when stdout is no terminal
 
@@ -105,6 +106,8 @@ def last_start(config: SearchConfig, schedule: Schedule) -> float:
         return max(0.0, schedule.budget_s - trial_seconds(config, schedule) / 2)
     if config.scheduler == "promote":
         return schedule.explore_s
+    if config.scheduler in ENDGAME_SCHEDULERS and config.endgame_share:
+        return min(schedule.last_start_s, schedule.budget_s * (1 - config.endgame_share))
     return schedule.last_start_s
 
 
@@ -157,10 +160,14 @@ def study_storage(config: SearchConfig) -> optuna.storages.JournalStorage:
 
 
 def make_scheduler(
-    config: SearchConfig, schedule: Schedule, long_horizon: Sequence[dict[str, Any]] = ()
+    config: SearchConfig,
+    schedule: Schedule,
+    long_horizon: Sequence[dict[str, Any]] = (),
+    grow_to: float | None = None,
 ) -> TrialScheduler:
     """The trial scheduler `config` names; ASHA runs the `long_horizon` configurations
-    unjudged (see `search.engine.adapters.RecordingASHA`)."""
+    unjudged, and in its endgame gives the CPUs that trials free to those left, up to `grow_to`
+    each (see `search.engine.adapters.RecordingASHA`)."""
     if config.scheduler == "promote":
         return PromotionScheduler(
             rungs_s=schedule.rungs_s[:-1],
@@ -193,6 +200,9 @@ def make_scheduler(
         folder=str(config.path),
         long_horizon=unjudged(config, long_horizon),
         yardstick=config.long_horizon_yardstick,
+        endgame_share=config.endgame_share,
+        grow_to=grow_to if config.gpus_per_trial == 0 else None,
+        base_cpus=config.cpus_per_trial,
     )
 
 
@@ -262,6 +272,7 @@ def make_tuner(
     schedule: Schedule,
     warm: list[dict[str, Any]],
     long_horizon: Sequence[dict[str, Any]] = (),
+    grow_to: float | None = None,
 ) -> tune.Tuner:
     pbt = config.scheduler == "pbt"
     if pbt and not warm:
@@ -274,7 +285,7 @@ def make_tuner(
         param_space=pbt_space(config, warm[0]) if pbt else None,
         tune_config=tune.TuneConfig(
             search_alg=None if pbt else make_searcher(config, schedule, warm, long_horizon),
-            scheduler=make_scheduler(config, schedule, long_horizon),
+            scheduler=make_scheduler(config, schedule, long_horizon, grow_to),
             num_samples=(config.trials or schedule.slots) if pbt else (config.trials or -1),
             # Tune lets as many trials wait for their workers as this limit ("auto" pending
             # trials), so every slot starts at once; one at a time without it.

@@ -36,6 +36,15 @@ def default_concurrency(config: SearchConfig) -> int:
     return max(1, min(fit, config.trials) if config.trials else fit)
 
 
+def one_machine_cpus() -> float | None:
+    """The CPUs of the Ray cluster's one machine, or None where it has several: a trial's
+    threads cannot span machines, and a trial grown to more CPUs than one machine has free
+    could find no room anywhere (see `search.engine.adapters.RecordingASHA`)."""
+    machines = [node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]]
+    machines = [cpus for cpus in machines if cpus > 0]
+    return machines[0] if len(machines) == 1 else None
+
+
 def request_workers(config: SearchConfig) -> None:
     """On an existing cluster, ask its autoscaler for room for `--concurrency` trials at once.
 

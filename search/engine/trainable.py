@@ -92,10 +92,12 @@ def build_trainer(
 def train_trial(
     config: dict[str, Any], corpus: Corpus, base: dict[str, Any], plan: TrialPlan
 ) -> None:
-    torch.set_num_threads(assigned_cpus())
+    threads = assigned_cpus()  # more than the trial started with in the search's endgame
+    torch.set_num_threads(threads)
     trainer = build_trainer(config, corpus, base, plan)
     where = {  # which model, which machine and which process, for the trials table
         "num_params": count_parameters(trainer.model),
+        "threads": threads,
         "node_id": ray.get_runtime_context().get_node_id(),
         "pid": os.getpid(),
         "val_total": trainer.val_chars,  # a report's val_chars below this: a prefix

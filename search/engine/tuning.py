@@ -36,7 +36,12 @@ from model.loop import chars_per_second, check_corpus_fits
 from model.sample import LATEST, sample_checkpoint
 from search.engine.adapters import METRIC
 from search.engine.builders import make_trainable, make_tuner, trial_seconds
-from search.engine.cluster import default_concurrency, request_workers, start_ray
+from search.engine.cluster import (
+    default_concurrency,
+    one_machine_cpus,
+    request_workers,
+    start_ray,
+)
 from search.engine.compat import experiment_analysis, saved_trial_folders, trial_id_from_folder
 from search.engine.driver import begin_run, end_run
 from search.engine.trainable import trial_run
@@ -434,7 +439,8 @@ def _run(
                                        resume_unfinished=True, resume_errored=False,
                                        restart_errored=False)  # fmt: skip
         else:
-            tuner = make_tuner(config, trainable, schedule, warm, long_horizon)
+            tuner = make_tuner(config, trainable, schedule, warm, long_horizon,
+                               grow_to=one_machine_cpus())  # fmt: skip
         with sigterm_stops_gracefully() as signalled:
             grid = fit(tuner)
         records = collect_trials(grid, run.stopped, len(corpus.val_ids))

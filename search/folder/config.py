@@ -47,6 +47,9 @@ class SearchConfig:
     mutate_every: int = 2  # every this many new trials, one mutates the best so far (0: never)
     plateau_share: float = 1 / 3  # a trial not improving over this last share of its training
     # (in characters) ends itself (plateaued; 0: never)
+    endgame_share: float = 1 / 3  # asha/hyperband: the budget's last share goes to the best
+    # trials: none starts in it, one behind the best stops at its next report, and on one machine
+    # the CPUs it frees go to those left (0: off)
     decay: str = "wsd"  # trials' learning rate: wsd (cooled before every report) | cosine
     concurrency: int = 0  # trials at once; 0 means as many as the cluster's CPUs allow
     cpus_per_trial: float = 1.0  # CPU threads given to each trial (torch.set_num_threads)
@@ -80,6 +83,8 @@ class SearchConfig:
                 f"mutate_every must be non-negative and plateau_share in [0, 1), got "
                 f"{self.mutate_every} and {self.plateau_share}"
             )
+        if not 0 <= self.endgame_share < 1:
+            raise ConfigError(f"endgame_share must be in [0, 1), got {self.endgame_share}")
         if not self.cpus_per_trial > 0 or not self.gpus_per_trial >= 0:
             raise ConfigError("cpus_per_trial must be positive and gpus_per_trial non-negative")
         if not (self.time_budget_s >= MIN_BUDGET_S and math.isfinite(self.time_budget_s)):

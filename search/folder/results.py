@@ -77,6 +77,7 @@ CURVES_SCHEMA = pa.schema(
         ("checkpoint_s", pa.float64()),  # saving checkpoints (besides elapsed_s)
         ("time", pa.float64()),  # when the report arrived (Unix seconds)
         ("lr", pa.float64()),
+        ("threads", pa.int32()),  # CPU threads it trained with (more in the endgame, alone)
     ]
 )
 
@@ -194,7 +195,7 @@ def trial_row(
 
 CURVE_METRICS = (
     "chars_seen", "train_bpc", "val_chars", "chars_per_s", "elapsed_s", "train_s", "eval_s",
-    "checkpoint_s", "lr",
+    "checkpoint_s", "lr", "threads",
 )  # fmt: skip
 
 
