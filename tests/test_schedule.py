@@ -2,7 +2,7 @@
 
 import pickle
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 from ray.tune.experiment import Trial
@@ -563,3 +563,14 @@ def test_no_trial_starts_in_the_endgame_of_asha_and_hyperband():
         assert last_start(config, schedule) == pytest.approx(expected), scheduler
     with pytest.raises(ConfigError, match="endgame_share"):
         SearchConfig(endgame_share=1.0)
+
+
+def test_trials_report_as_the_endgame_begins_and_soon_after():
+    from search.engine.builders import report_points
+
+    schedule = plan_schedule(3600, 2)
+    extra = sorted(set(report_points(SearchConfig(), schedule))
+                   - set(report_points(SearchConfig(endgame_share=0), schedule)))  # fmt: skip
+    assert extra == pytest.approx([schedule.max_t_s * 2 / 3, schedule.max_t_s * (2 / 3 + 1 / 20)])
+    fifo = SearchConfig(scheduler="fifo")
+    assert report_points(fifo, schedule) == report_points(replace(fifo, endgame_share=0), schedule)

@@ -56,6 +56,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial: Progr
 
 PBT_INTERVALS = 12  # PBT perturbs every budget / PBT_INTERVALS training seconds
 ENDGAME_SCHEDULERS = ("asha", "hyperband")  # RecordingASHA's: they have the endgame
+ENDGAME_STEP = 1 / 20  # share of a trial's time between its two reports as the endgame begins
 MAX_REPORT_GAP = 1 / 4  # share of the budget: the longest a trial trains between two reports
 PROGRESS_ENV = "CHARNN_PROGRESS_S"  # seconds between progress lines when stdout is no terminal
 
@@ -79,7 +80,19 @@ def report_points(config: SearchConfig, schedule: Schedule) -> tuple[float, ...]
     if config.scheduler == "pbt":
         step = schedule.max_t_s / PBT_INTERVALS
         return tuple(step * k for k in range(1, PBT_INTERVALS))
-    return report_grid(schedule.rungs_s, schedule.budget_s * MAX_REPORT_GAP)
+    points = report_grid(schedule.rungs_s, schedule.budget_s * MAX_REPORT_GAP)
+    if config.scheduler in ENDGAME_SCHEDULERS and config.endgame_share:
+        points = tuple(sorted({*points, *endgame_points(config, schedule)}))
+    return points
+
+
+def endgame_points(config: SearchConfig, schedule: Schedule) -> tuple[float, float]:
+    """Where a trial that started with the budget reports as the endgame begins, and a
+    twentieth of the budget later (`search.engine.adapters.RecordingASHA`): at the first, a
+    trial behind the best stops; at the second, the trials left take the CPUs it freed. Without
+    them both waited for their next report, up to a quarter of the budget later."""
+    begins = schedule.max_t_s * (1 - config.endgame_share)
+    return begins, begins + schedule.max_t_s * ENDGAME_STEP
 
 
 def report_grid(rungs: Sequence[float], max_gap: float) -> tuple[float, ...]:
