@@ -252,9 +252,9 @@ class RecordingASHA(ASHAScheduler):
     one machine of `grow_to` CPUs, a trial that goes on takes its equal share of them (at least
     `base_cpus`): it pauses at that report and resumes from its checkpoint with the new CPUs as
     its torch threads (`trial.update_resources`, as Tune's ResourceChangingScheduler does, which
-    refuses the actor reuse this search keeps). A lone trial on two cores trains 1.5 to 2.4
-    times as fast on both. Not in the last `MIN_GROW_LEFT_S` of the budget: the restart costs a
-    few seconds.
+    refuses the actor reuse this search keeps). A lone trial on two cores trains 1.3 to 2.5
+    times as fast on both (`benchmarks/bench_threads.py`). Not in the last `MIN_GROW_LEFT_S`
+    of the budget: the restart costs a few seconds.
     """
 
     def __init__(
