@@ -55,7 +55,9 @@ from search.folder.store import SearchFolder
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial: ProgressLines has it
 
 PBT_INTERVALS = 12  # PBT perturbs every budget / PBT_INTERVALS training seconds
-ENDGAME_SCHEDULERS = ("asha", "hyperband")  # RecordingASHA's: they have the endgame
+# The schedulers built on RecordingASHA: they run the long-horizon start unjudged and have the
+# endgame.
+RECORDING_ASHA = ("asha", "hyperband")
 ENDGAME_STEP = 1 / 20  # share of a trial's time between its two reports as the endgame begins
 MAX_REPORT_GAP = 1 / 4  # share of the budget: the longest a trial trains between two reports
 PROGRESS_ENV = "CHARNN_PROGRESS_S"  # seconds between progress lines when stdout is no terminal
@@ -81,7 +83,7 @@ def report_points(config: SearchConfig, schedule: Schedule) -> tuple[float, ...]
         step = schedule.max_t_s / PBT_INTERVALS
         return tuple(step * k for k in range(1, PBT_INTERVALS))
     points = report_grid(schedule.rungs_s, schedule.budget_s * MAX_REPORT_GAP)
-    if config.scheduler in ENDGAME_SCHEDULERS and config.endgame_share:
+    if config.scheduler in RECORDING_ASHA and config.endgame_share:
         points = tuple(sorted({*points, *endgame_points(config, schedule)}))
     return points
 
@@ -119,7 +121,7 @@ def last_start(config: SearchConfig, schedule: Schedule) -> float:
         return max(0.0, schedule.budget_s - trial_seconds(config, schedule) / 2)
     if config.scheduler == "promote":
         return schedule.explore_s
-    if config.scheduler in ENDGAME_SCHEDULERS and config.endgame_share:
+    if config.scheduler in RECORDING_ASHA and config.endgame_share:
         return min(schedule.last_start_s, schedule.budget_s * (1 - config.endgame_share))
     return schedule.last_start_s
 
@@ -127,7 +129,7 @@ def last_start(config: SearchConfig, schedule: Schedule) -> float:
 def unjudged(config: SearchConfig, long_horizon: Sequence[dict[str, Any]]) -> list[dict]:
     """The `long_horizon` configurations the scheduler runs unjudged to the end of the budget:
     ASHA's and Hyperband's (`RecordingASHA`); the other schedulers judge them like any trial."""
-    return list(long_horizon) if config.scheduler in ("asha", "hyperband") else []
+    return list(long_horizon) if config.scheduler in RECORDING_ASHA else []
 
 
 def make_searcher(
