@@ -541,11 +541,32 @@ def test_no_cpus_change_hands_near_the_deadline_or_on_several_machines(tmp_path)
         assert t["slow"].cpus == 1, case
 
 
+def test_once_nothing_is_left_to_start_the_trials_left_share_the_cpus_before_the_endgame(
+    tmp_path,
+):
+    go = TrialScheduler.CONTINUE
+    for case in ("searcher done", "all trials made", "neither"):
+        sched, controller, t = endgame_race(tmp_path / case, share=0.1)  # not in the endgame
+        sched.last_start_s = 50.0 if case == "searcher done" else 1000.0  # 100 s gone
+        sched.trials = 3 if case == "all trials made" else None
+        # Two live on two CPUs: one each; the one behind is not stopped before the endgame.
+        t["other"].status = Trial.TERMINATED
+        assert whole(sched, controller, t["fast"], 10.0, 1.9) == go, case
+        assert whole(sched, controller, t["slow"], 10.0, 2.1) == go, case
+        t["fast"].status = Trial.TERMINATED
+        grows = whole(sched, controller, t["slow"], 20.0, 2.0) == TrialScheduler.PAUSE
+        assert grows == (case != "neither"), case
+        if grows:
+            assert sched.choose_trial_to_run(controller) is t["slow"] and t["slow"].cpus == 2
+        assert this_run(tmp_path / case).stopped == set(), case
+
+
 def test_a_scheduler_pickled_before_the_endgame_has_none(tmp_path, driver_run):
     sched = RecordingASHA(time_attr="train_s", metric="val_bpc", mode="min", max_t=90.0,
                           grace_period=10.0, folder=str(tmp_path))  # fmt: skip
     old = {k: v for k, v in vars(sched).items()
-           if k not in ("endgame_share", "grow_to", "base_cpus", "best", "regrow")}  # fmt: skip
+           if k not in ("endgame_share", "grow_to", "base_cpus", "best", "regrow", "last_start_s",
+                        "trials")}  # fmt: skip
     restored = RecordingASHA.__new__(RecordingASHA)
     restored.__setstate__(old)
     assert not restored.in_endgame() and restored.regrow == {}

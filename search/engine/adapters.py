@@ -255,6 +255,12 @@ class RecordingASHA(ASHAScheduler):
     refuses the actor reuse this search keeps). A lone trial on two cores trains 1.3 to 2.5
     times as fast on both (`benchmarks/bench_threads.py`). Not in the last `MIN_GROW_LEFT_S`
     of the budget: the restart costs a few seconds.
+
+    The CPUs are shared the same way before the endgame once nothing is left to start: the
+    searcher is past its last start (`last_start_s` into this run) or has made its `trials`.
+    Without, a search of few trials (`--trials`, or the warm starts alone) left
+    a slot idle from its last trial's end to the endgame. Only the sharing: the trials behind
+    stop in the endgame only.
     """
 
     def __init__(
@@ -266,6 +272,8 @@ class RecordingASHA(ASHAScheduler):
         endgame_share: float = 0.0,
         grow_to: float | None = None,
         base_cpus: float = 1.0,
+        last_start_s: float | None = None,
+        trials: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -275,6 +283,8 @@ class RecordingASHA(ASHAScheduler):
         self.endgame_share = endgame_share
         self.grow_to = grow_to
         self.base_cpus = base_cpus
+        self.last_start_s = last_start_s
+        self.trials = trials
         self.unjudged: set[str] = set()  # trial ids of long-horizon trials
         self.waiting: dict[str, float] = {}  # trial id -> until when it waits for the yardstick
         self.best: dict[str, float] = {}  # trial id -> its best value on the whole text
@@ -283,7 +293,7 @@ class RecordingASHA(ASHAScheduler):
     def __setstate__(self, state: dict[str, Any]) -> None:
         """A scheduler pickled by an earlier version (a resumed search) has no endgame."""
         defaults = {"endgame_share": 0.0, "grow_to": None, "base_cpus": 1.0, "best": {},
-                    "regrow": {}}  # fmt: skip
+                    "regrow": {}, "last_start_s": None, "trials": None}  # fmt: skip
         self.__dict__.update({**defaults, **state})
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
@@ -302,8 +312,11 @@ class RecordingASHA(ASHAScheduler):
             mine = self.best.get(trial.trial_id, math.inf)
             self.best[trial.trial_id] = min(mine, result[METRIC])
         action = self.verdict(tune_controller, trial, result)
-        if action == self.CONTINUE and not result.get("end") and self.in_endgame():
-            action = self.endgame(tune_controller, trial)
+        if action == self.CONTINUE and not result.get("end"):
+            if self.in_endgame():
+                action = self.endgame(tune_controller, trial)
+            elif self.nothing_to_start(tune_controller):
+                action = self.share(tune_controller, trial)
         return action
 
     def verdict(self, tune_controller: Any, trial: Any, result: dict) -> str:
@@ -336,21 +349,34 @@ class RecordingASHA(ASHAScheduler):
         run = this_run(self.folder)
         return time.time() >= run.deadline - self.endgame_share * (run.deadline - run.started)
 
+    def nothing_to_start(self, tune_controller: Any) -> bool:
+        """Whether the searcher will start no more trials in this run of the search: it is past
+        its last start, or it has made its `trials` (one still waiting to start is live, and
+        `share` counts it)."""
+        run = this_run(self.folder)
+        if self.last_start_s is not None and time.time() > run.started + self.last_start_s:
+            return True
+        return bool(self.trials) and len(tune_controller.get_trials()) >= self.trials
+
     def endgame(self, tune_controller: Any, trial: Any) -> str:
         """At a report in the endgame: a trial behind another live trial's best value on the
         whole text stops (the long-horizon start never does: it is the budget's bet), and one
-        that goes on pauses to resume with its share of the machine's CPUs where that changed
-        (`choose_trial_to_run`)."""
-        live = [t for t in tune_controller.get_trials()
-                if t.status not in (Trial.TERMINATED, Trial.ERROR)]  # fmt: skip
+        that goes on takes its share of the CPUs (`share`)."""
         mine = self.best.get(trial.trial_id, math.inf)  # none yet: not judged
-        others = [self.best[t.trial_id] for t in live
+        others = [self.best[t.trial_id] for t in live_trials(tune_controller)
                   if t.trial_id != trial.trial_id and t.trial_id in self.best]  # fmt: skip
         if trial.trial_id not in self.unjudged and math.inf > mine > min(others, default=mine):
             this_run(self.folder).stopped.add(trial.trial_id)
             return self.STOP
+        return self.share(tune_controller, trial)
+
+    def share(self, tune_controller: Any, trial: Any) -> str:
+        """On one machine, a trial that goes on pauses to resume with its equal share of the
+        machine's CPUs among the live trials (at least `base_cpus`) where that changed
+        (`choose_trial_to_run`); not near the deadline."""
         if self.grow_to is None or this_run(self.folder).deadline - time.time() < MIN_GROW_LEFT_S:
             return self.CONTINUE
+        live = live_trials(tune_controller)
         cpus = max(self.base_cpus, float(int(self.grow_to // max(1, len(live)))))
         if cpus == trial_cpus(trial):
             return self.CONTINUE
@@ -419,6 +445,12 @@ class RecordingASHA(ASHAScheduler):
                 if any(r is recorded for r in rungs) and recorded.get(bet) is None:
                     return True
         return False
+
+
+def live_trials(tune_controller: Any) -> list[Any]:
+    """The trials that have not ended: running, paused or waiting to start."""
+    return [t for t in tune_controller.get_trials()
+            if t.status not in (Trial.TERMINATED, Trial.ERROR)]  # fmt: skip
 
 
 def trial_cpus(trial: Any) -> float:

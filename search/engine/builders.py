@@ -181,8 +181,8 @@ def make_scheduler(
     grow_to: float | None = None,
 ) -> TrialScheduler:
     """The trial scheduler `config` names; ASHA runs the `long_horizon` configurations
-    unjudged, and in its endgame gives the CPUs that trials free to those left, up to `grow_to`
-    each (see `search.engine.adapters.RecordingASHA`)."""
+    unjudged, and in its endgame, or once nothing is left to start, gives the CPUs that trials
+    free to those left, up to `grow_to` each (see `search.engine.adapters.RecordingASHA`)."""
     if config.scheduler == "promote":
         return PromotionScheduler(
             rungs_s=schedule.rungs_s[:-1],
@@ -218,6 +218,8 @@ def make_scheduler(
         endgame_share=config.endgame_share,
         grow_to=grow_to if config.gpus_per_trial == 0 else None,
         base_cpus=config.cpus_per_trial,
+        last_start_s=last_start(config, schedule),
+        trials=config.trials,
     )
 
 
