@@ -20,14 +20,16 @@ DOCS = ROOT / "docs"
 
 
 def curves(files: list[Path], arms: list[str]) -> dict[str, list[tuple[str, float, dict]]]:
-    """(arm, budget, its result) for every text in `files`, shortest budget first."""
+    """(arm, budget, its result) for every text in `files`, shortest budget first; an arm from
+    a file that names its commit is called "arm (commit)", so two runs of a budget tell apart."""
     found: dict[str, list[tuple[str, float, dict]]] = defaultdict(list)
     for file in files:
         figures = json.loads(file.read_text())
         for corpus, result in figures["results"].items():
             for arm in arms:
                 if isinstance(result.get(arm), dict) and result[arm]["curve"]:
-                    found[corpus].append((arm, figures["budget_s"], result[arm]))
+                    name = f"{arm} ({figures['commit']})" if "commit" in figures else arm
+                    found[corpus].append((name, figures["budget_s"], result[arm]))
     return {c: sorted(rows, key=lambda r: (r[1], r[0])) for c, rows in found.items()}
 
 
