@@ -28,10 +28,12 @@ def check_no_row_lost_or_repeated(search_dir: Path, trials: int) -> list[dict]:
 
     A trial that ran is one with a report in its folder. Under a budget `--trials` is an upper
     bound: a suggestion still waiting for a slot when the exploration window closes is ended
-    by the scheduler unstarted (an empty folder), and has no row by design.
+    by the scheduler unstarted (a folder without a report: Tune writes an empty result.json as
+    a trial starts), and has no row by design.
     """
     rows = pq.read_table(search_dir / "trials.parquet").to_pylist()
-    ran = {trial_id_from_folder(d) for d in search_dir.glob("train_trial_*") if any(d.iterdir())}
+    logs = [log for log in search_dir.glob("train_trial_*/result.json") if log.read_text().strip()]
+    ran = {trial_id_from_folder(log.parent) for log in logs}
     assert len(rows) <= trials and {r["trial_id"] for r in rows} == ran, (rows, ran)
     assert len({r["trial_id"] for r in rows}) == len(rows), rows
     curves = pq.read_table(search_dir / "curves.parquet").to_pylist()

@@ -353,10 +353,11 @@ class RecordingASHA(ASHAScheduler):
         """Whether the searcher will start no more trials in this run of the search: it is past
         its last start, or it has made its `trials` (one still waiting to start is live, and
         `share` counts it)."""
-        run = this_run(self.folder)
-        if self.last_start_s is not None and time.time() > run.started + self.last_start_s:
+        if self.trials and len(tune_controller.get_trials()) >= self.trials:
             return True
-        return bool(self.trials) and len(tune_controller.get_trials()) >= self.trials
+        if self.last_start_s is None:
+            return False
+        return time.time() > this_run(self.folder).started + self.last_start_s
 
     def endgame(self, tune_controller: Any, trial: Any) -> str:
         """At a report in the endgame: a trial behind another live trial's best value on the
