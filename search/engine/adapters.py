@@ -128,7 +128,7 @@ class BudgetAwareOptunaSearch(OptunaSearch):
         this_run(self._folder).stopped.update(getattr(self, "_stopped", ()))
 
     def suggest(self, trial_id: str) -> dict | str | None:
-        if time.time() > this_run(self._folder).started + self._last_start_s:
+        if this_run(self._folder).past(self._last_start_s):
             return Searcher.FINISHED
         if trial_id not in optuna_trials(self):
             self._asked += 1
@@ -357,7 +357,7 @@ class RecordingASHA(ASHAScheduler):
             return True
         if self.last_start_s is None:
             return False
-        return time.time() > this_run(self.folder).started + self.last_start_s
+        return this_run(self.folder).past(self.last_start_s)
 
     def endgame(self, tune_controller: Any, trial: Any) -> str:
         """At a report in the endgame: a trial behind another live trial's best value on the

@@ -19,6 +19,7 @@ stopped. The folder's `clock.json` is written for readers outside the process
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,10 @@ class DriverRun:
     started: float
     deadline: float
     stopped: set[str] = field(default_factory=set)
+
+    def past(self, seconds: float) -> bool:
+        """Whether this run is more than `seconds` into its budget (e.g. its last start)."""
+        return time.time() > self.started + seconds
 
 
 _RUNS: dict[Path, DriverRun] = {}
