@@ -82,17 +82,15 @@ def warm_starts(corpus: str, data_dir: str | None, budget: float) -> int:
     the defaults, and the long-horizon start where the budget gives it (at the speeds measured
     here, as the search measures them)."""
     from corpora import load_corpus
-    from search.engine.builders import trial_seconds
-    from search.engine.tuning import measure_speeds
-    from search.engine.warm import Passes, grown_space, rule_points, warm_points
+    from search.engine.tuning import measure_rule_speeds, passes
+    from search.engine.warm import grown_space, rule_points, warm_points
     from search.folder.config import SearchConfig
-    from search.folder.schedule import plan_schedule
 
     config = SearchConfig(corpus=corpus, data_dir=data_dir, max_chars=MAX_CHARS,
                           val_fraction=VAL_FRACTION, time_budget_s=budget)  # fmt: skip
     text = load_corpus(config.corpus_config())
-    speeds = measure_speeds(config, text, rule_points(defaults=True))
-    fit = Passes(len(text.train_ids), trial_seconds(config, plan_schedule(budget, 1)), speeds)
+    speeds = measure_rule_speeds(config, text, rule_points(defaults=True))
+    fit = passes(config, len(text.train_ids), speeds)
     return len(warm_points(grown_space(config.space, fit), defaults=True, fit=fit))
 
 

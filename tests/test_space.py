@@ -4,12 +4,18 @@ Adding a hyperparameter is one entry in PARAMETERS (and its training setting in 
 walks the table and checks each place that must know of it.
 """
 
+import os
+from dataclasses import replace
+
 import pyarrow as pa
 import pytest
 from optuna.trial import FixedTrial
 
+from corpora import load_corpus
 from model.config import FLAT_KEYS, run_config_from_flat, run_config_to_flat
 from model.errors import ConfigError
+from search.engine.builders import alone_seconds
+from search.engine.tuning import measure_rule_speeds, passes
 from search.engine.warm import (
     DEFAULT_CHARS_PER_S,
     DEFAULT_WARM_STARTS,
@@ -214,6 +220,60 @@ def test_the_rule_reads_the_speeds_measured_on_this_machine():
     assert long_horizon_start(grown_space(space, fast), fast)["hidden_size"] == WIDEST_FOR_AN_HOUR
     slow_points, fast_points = (warm_points(space, defaults=True, fit=f)[1:] for f in (here, fast))
     assert all(f["dropout"] > s["dropout"] for s, f in zip(slow_points, fast_points, strict=True))
+
+
+def test_the_rule_counts_the_endgame_a_leading_trial_trains_alone_on_the_machine():
+    space = SearchSpace()
+    probes = rule_points(defaults=True)
+    bible_hour = Passes(945_000, 3596.0)  # 1 x 1024 reads the text 5.8 times: 1 x 768 runs
+    # Its last third alone on two cores, where 1 x 1024 trains 1.8 times as fast (bench_threads):
+    # 7.3 passes, so the wider network runs, with the dropout of the passes it makes.
+    twice = {speed_key(p): 1.8 * speed_of(p) for p in probes}
+    endgame = Passes(945_000, 3596.0, alone_s=3596.0 / 3, alone_speeds=twice)
+    assert long_horizon_start(grown_space(space, bible_hour), bible_hour)["hidden_size"] == 768
+    wide = long_horizon_start(grown_space(space, endgame), endgame)
+    assert wide["hidden_size"] == 1024
+    one_thread = wide_point(1024, wide["lr"])
+    assert endgame.of_point(one_thread, 1520) == pytest.approx(
+        1520 * (3596.0 * 2 / 3 + 1.8 * 3596.0 / 3) / 945_000
+    )
+    assert wide["dropout"] == fit_dropout(4 * endgame.of_point(one_thread, 1520))
+    # Every warm start is fitted to the passes it makes if it leads to the end.
+    slow, fast = (warm_points(space, defaults=True, fit=f)[1:] for f in (bible_hour, endgame))
+    assert all(f["dropout"] > s["dropout"] for s, f in zip(slow, fast, strict=True))
+    # Not measured alone: its speed beside the others all along, as without an endgame.
+    unmeasured = Passes(945_000, 3596.0, alone_s=3596.0 / 3)
+    assert warm_points(space, defaults=True, fit=unmeasured) == warm_points(
+        space, defaults=True, fit=bible_hour
+    )
+
+
+def test_a_trial_counts_on_the_machine_alone_only_where_the_search_has_an_endgame_there():
+    budget = SearchConfig(corpus="irc", time_budget_s=3600.0)
+    assert alone_seconds(budget, 3000.0) == pytest.approx(1000.0)  # asha's last third
+    assert alone_seconds(replace(budget, scheduler="hyperband"), 3000.0) == pytest.approx(1000.0)
+    assert alone_seconds(replace(budget, endgame_share=0.0), 3000.0) == 0.0
+    for other in ("promote", "pbt", "fifo"):
+        assert alone_seconds(replace(budget, scheduler=other), 3000.0) == 0.0
+    assert alone_seconds(replace(budget, address="10.0.0.1:6379"), 3000.0) == 0.0  # machines
+    # An endgame of under a minute is too short to restart a trial on more threads in.
+    assert alone_seconds(replace(budget, time_budget_s=150.0), 140.0) == 0.0
+    assert alone_seconds(replace(budget, time_budget_s=300.0), 290.0) == pytest.approx(290 / 3)
+
+
+def test_the_speeds_alone_are_measured_where_a_trial_may_train_alone(corpus_dir, capsys):
+    hour = SearchConfig(corpus="monte-cristo", data_dir=str(corpus_dir), max_chars=200_000,
+                        time_budget_s=3600.0)  # fmt: skip
+    corpus = load_corpus(hour.corpus_config())
+    small = [{**DEFAULT_WARM_STARTS[0], "hidden_size": 32}]
+    speeds = measure_rule_speeds(hour, corpus, small)
+    assert set(speeds["shared"]) == {speed_key(small[0])} and speeds["shared"][speed_key(small[0])]
+    assert set(speeds["alone"]) == (set(speeds["shared"]) if os.cpu_count() > 1 else set())
+    assert "beside each other and alone" in capsys.readouterr().out
+    for short in (replace(hour, time_budget_s=75.0), replace(hour, scheduler="fifo")):
+        assert measure_rule_speeds(short, corpus, small)["alone"] == {}
+    fit = passes(hour, len(corpus.train_ids), speeds)
+    assert fit.alone_s == pytest.approx(fit.trial_s / 3) and fit.alone_speeds == speeds["alone"]
 
 
 def speed_of(point: dict) -> float:

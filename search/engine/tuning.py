@@ -35,7 +35,7 @@ from model.errors import ConfigError
 from model.loop import chars_per_second, check_corpus_fits
 from model.sample import LATEST, sample_checkpoint
 from search.engine.adapters import METRIC
-from search.engine.builders import make_trainable, make_tuner, trial_seconds
+from search.engine.builders import alone_seconds, make_trainable, make_tuner, trial_seconds
 from search.engine.cluster import (
     default_concurrency,
     one_machine_cpus,
@@ -104,19 +104,22 @@ def check_trainable(config: SearchConfig, corpus: Corpus) -> None:
 
 
 def measure_speeds(
-    config: SearchConfig, corpus: Corpus, points: Sequence[dict[str, Any]]
+    config: SearchConfig, corpus: Corpus, points: Sequence[dict[str, Any]], alone: bool = False
 ) -> dict[str, float]:
     """Training characters a second of each of `points` on this machine, trained as a trial
     trains it (the settings every trial shares, one trial's CPU threads, as many copies at once
-    as the machine holds trials), by `search.engine.warm.speed_key`: what the warm-start rule
-    reads for the passes a trial can make. A quarter of a second (at least two steps) each, in
-    the driver, before the budget starts."""
+    as the machine holds trials; with `alone`, one copy on all the machine's CPUs, as a trial
+    left alone in the endgame trains), by `search.engine.warm.speed_key`: what the warm-start
+    rule reads for the passes a trial can make. A quarter of a second (at least two steps)
+    each, in the driver, before the budget starts."""
     import torch
 
     threads = max(1, int(config.cpus_per_trial))
     copies = max(1, (os.cpu_count() or 1) // threads)
     if config.concurrency:
         copies = min(copies, config.concurrency)
+    if alone:
+        threads, copies = os.cpu_count() or 1, 1
     base = config.base_run(1.0)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -127,6 +130,33 @@ def measure_speeds(
         }
     finally:
         torch.set_num_threads(before)
+
+
+def measure_rule_speeds(
+    config: SearchConfig, corpus: Corpus, points: Sequence[dict[str, Any]]
+) -> dict[str, dict[str, float]]:
+    """The speeds the warm-start rule reads (`measure_speeds`): "shared", beside the other
+    trials, and "alone", on all the machine's CPUs, where a trial of the search may train
+    alone at its end (`alone_seconds`) on more threads than it starts with."""
+    trial_s = trial_seconds(config, plan_schedule(config.time_budget_s, 1))
+    alone = alone_seconds(config, trial_s) > 0 and (os.cpu_count() or 1) > config.cpus_per_trial
+    if points:
+        how = "beside each other and alone" if alone else "beside each other"
+        print(f"measuring the training speed of {len(points)} configuration(s) here, {how}, "
+              "for the warm starts (not charged to the budget)", flush=True)  # fmt: skip
+    return {
+        "shared": measure_speeds(config, corpus, points),
+        "alone": measure_speeds(config, corpus, points, alone=True) if alone else {},
+    }
+
+
+def passes(config: SearchConfig, train_chars: int, speeds: dict[str, dict[str, float]]) -> Passes:
+    """What decides the passes over `train_chars` characters a trial of the search in `config`
+    makes, at the `speeds` measured for it (`measure_rule_speeds`). A trial's time does not
+    depend on the number of slots: one slot's schedule tells it."""
+    trial_s = trial_seconds(config, plan_schedule(config.time_budget_s, 1))
+    return Passes(train_chars, trial_s, speeds["shared"], alone_seconds(config, trial_s),
+                  speeds["alone"])  # fmt: skip
 
 
 def check_test_split(config: SearchConfig, corpus: Corpus) -> None:
@@ -368,21 +398,13 @@ def run_search(config: SearchConfig, resume: bool = False) -> SearchOutcome:
             )
         folder.migrate()  # a folder of an earlier version: its JSON files into state/
         check_same_corpus(folder, corpus)
-        # A trial's time does not depend on the number of slots: one slot's schedule tells it.
-        trial_s = trial_seconds(config, plan_schedule(config.time_budget_s, 1))
         fit = None
         if config.fit_warm_starts:
             speeds = folder.speeds() if resume else None
             if speeds is None:  # measured once per search: a resume reads them back
-                if probes:
-                    print(
-                        f"measuring the training speed of {len(probes)} configuration(s) here, "
-                        "for the warm starts (not charged to the budget)",
-                        flush=True,
-                    )
-                speeds = measure_speeds(config, corpus, probes)
+                speeds = measure_rule_speeds(config, corpus, probes)
                 folder.write_speeds(speeds)
-            fit = Passes(len(corpus.train_ids), trial_s, speeds)
+            fit = passes(config, len(corpus.train_ids), speeds)
         if config.warm_start_defaults:  # saved with the settings: a resume keeps the space
             config = replace(config, space=grown_space(config.space, fit))
         warm = warm_points(
