@@ -168,11 +168,8 @@ def test_settings_of_a_search_folder_are_read_through_the_store(tmp_path):
 def test_the_speeds_a_search_measured_are_kept_for_its_resume(tmp_path):
     folder = SearchFolder(tmp_path / "s")
     assert folder.speeds() is None  # never measured: a resume measures
-    speeds = {"shared": {"lstm 1x512 b32 s64": 15_387.0}, "alone": {"lstm 1x512 b32 s64": 2e4}}
-    folder.write_speeds(speeds)
-    assert folder.speeds() == speeds
-    (folder.path / "state" / "speeds.json").write_text('{"lstm 1x512 b32 s64": 15387}')
-    assert folder.speeds() == {"shared": {"lstm 1x512 b32 s64": 15_387.0}, "alone": {}}  # older
+    folder.write_speeds({"lstm 1x512 b32 s64": 15_387.0})
+    assert folder.speeds() == {"lstm 1x512 b32 s64": 15_387.0}
     (folder.path / "state" / "speeds.json").write_text("[1, 2]")
     assert folder.speeds() is None  # unreadable: measured again, not misread
 

@@ -213,18 +213,16 @@ def test_warm_start_runs_an_earlier_searchs_best_configurations_first(
     first = sorted(study.trials, key=lambda t: t.number)[: len(best)]
     new = pq.read_table(config.path / "trials.parquet").to_pylist()[0]
     trial_s = json.loads((config.path / "state" / "schedule.json").read_text())["max_t_s"]
-    # The speed of each configuration was measured here, before the budget started, beside the
-    # other trials (a 20 s search has no endgame long enough to train alone in).
-    speeds = SearchFolder(config.path).speeds()
-    assert set(speeds["shared"]) == {speed_key(row) for row in best} and not speeds["alone"]
-    assert min(speeds["shared"].values()) > 0
-    fit = Passes(new["corpus_chars"] - new["val_chars"], trial_s, speeds["shared"])
+    # The speed of each configuration was measured here, before the budget started.
+    speeds = json.loads((config.path / "state" / "speeds.json").read_text())
+    assert set(speeds) == {speed_key(row) for row in best} and min(speeds.values()) > 0
+    passes = Passes(new["corpus_chars"] - new["val_chars"], trial_s, speeds)
     for trial, row in zip(first, best, strict=True):
         assert trial.user_attrs["origin"] == "warm"
         same = [k for k in trial.params if k != "dropout"]
         assert {k: trial.params[k] for k in same} == {k: row[k] for k in same}, (trial.params, row)
         # Its dropout fits this text and budget, at the speed measured here.
-        assert trial.params["dropout"] == fit_dropout(fit.of(speeds["shared"][speed_key(row)]))
+        assert trial.params["dropout"] == fit_dropout(passes.of(speeds[speed_key(row)]))
 
 
 def test_sigterm_then_resume_keeps_every_trial_within_the_bound(ray_local, corpus_dir, tmp_path):

@@ -4,9 +4,6 @@ Adding a hyperparameter is one entry in PARAMETERS (and its training setting in 
 walks the table and checks each place that must know of it.
 """
 
-import os
-from dataclasses import replace
-
 import pyarrow as pa
 import pytest
 from optuna.trial import FixedTrial
@@ -14,7 +11,7 @@ from optuna.trial import FixedTrial
 from corpora import load_corpus
 from model.config import FLAT_KEYS, run_config_from_flat, run_config_to_flat
 from model.errors import ConfigError
-from search.engine.builders import alone_seconds
+from search.engine.builders import trial_seconds
 from search.engine.tuning import measure_rule_speeds, passes
 from search.engine.warm import (
     DEFAULT_CHARS_PER_S,
@@ -29,12 +26,14 @@ from search.engine.warm import (
     grown_space,
     long_horizon_start,
     rule_points,
+    ruled_out,
     speed_key,
     warm_points,
     wide_point,
 )
 from search.folder.config import SearchConfig, search_argv
 from search.folder.results import CURVES_SCHEMA, TRIALS_SCHEMA
+from search.folder.schedule import plan_schedule
 from search.folder.space import (
     HYPERPARAMETERS,
     PARAMETERS,
@@ -222,58 +221,38 @@ def test_the_rule_reads_the_speeds_measured_on_this_machine():
     assert all(f["dropout"] > s["dropout"] for s, f in zip(slow_points, fast_points, strict=True))
 
 
-def test_the_rule_counts_the_endgame_a_leading_trial_trains_alone_on_the_machine():
-    space = SearchSpace()
-    probes = rule_points(defaults=True)
-    bible_hour = Passes(945_000, 3596.0)  # 1 x 1024 reads the text 5.8 times: 1 x 768 runs
-    # Its last third alone on two cores, where 1 x 1024 trains 1.8 times as fast (bench_threads):
-    # 7.3 passes, so the wider network runs, with the dropout of the passes it makes.
-    twice = {speed_key(p): 1.8 * speed_of(p) for p in probes}
-    endgame = Passes(945_000, 3596.0, alone_s=3596.0 / 3, alone_speeds=twice)
-    assert long_horizon_start(grown_space(space, bible_hour), bible_hour)["hidden_size"] == 768
-    wide = long_horizon_start(grown_space(space, endgame), endgame)
-    assert wide["hidden_size"] == 1024
-    one_thread = wide_point(1024, wide["lr"])
-    assert endgame.of_point(one_thread, 1520) == pytest.approx(
-        1520 * (3596.0 * 2 / 3 + 1.8 * 3596.0 / 3) / 945_000
-    )
-    assert wide["dropout"] == fit_dropout(4 * endgame.of_point(one_thread, 1520))
-    # Every warm start is fitted to the passes it makes if it leads to the end.
-    slow, fast = (warm_points(space, defaults=True, fit=f)[1:] for f in (bible_hour, endgame))
-    assert all(f["dropout"] > s["dropout"] for s, f in zip(slow, fast, strict=True))
-    # Not measured alone: its speed beside the others all along, as without an endgame.
-    unmeasured = Passes(945_000, 3596.0, alone_s=3596.0 / 3)
-    assert warm_points(space, defaults=True, fit=unmeasured) == warm_points(
-        space, defaults=True, fit=bible_hour
+def test_the_search_measures_the_ladder_only_as_far_as_it_can_climb(corpus_dir, capsys):
+    smoke = SearchConfig(corpus="monte-cristo", data_dir=str(corpus_dir), max_chars=200_000,
+                         time_budget_s=75.0)  # fmt: skip
+    corpus = load_corpus(smoke.corpus_config())
+    small = {**DEFAULT_WARM_STARTS[0], "hidden_size": 32}
+    ladder = [wide_point(w, lr) for w, _, lr in WIDE_LADDER]
+    # 75 s cannot train 1 x 512 on 4 M characters: the wider ones are not measured.
+    speeds = measure_rule_speeds(smoke, corpus, [*ladder, small])
+    assert set(speeds) == {speed_key(ladder[0]), speed_key(small)} and min(speeds.values()) > 0
+    assert "measuring the training speed" in capsys.readouterr().out
+    assert passes(smoke, len(corpus.train_ids), speeds) == Passes(
+        len(corpus.train_ids), trial_seconds(smoke, plan_schedule(75.0, 1)), speeds
     )
 
 
-def test_a_trial_counts_on_the_machine_alone_only_where_the_search_has_an_endgame_there():
-    budget = SearchConfig(corpus="irc", time_budget_s=3600.0)
-    assert alone_seconds(budget, 3000.0) == pytest.approx(1000.0)  # asha's last third
-    assert alone_seconds(replace(budget, scheduler="hyperband"), 3000.0) == pytest.approx(1000.0)
-    assert alone_seconds(replace(budget, endgame_share=0.0), 3000.0) == 0.0
-    for other in ("promote", "pbt", "fifo"):
-        assert alone_seconds(replace(budget, scheduler=other), 3000.0) == 0.0
-    assert alone_seconds(replace(budget, address="10.0.0.1:6379"), 3000.0) == 0.0  # machines
-    # An endgame of under a minute is too short to restart a trial on more threads in.
-    assert alone_seconds(replace(budget, time_budget_s=150.0), 140.0) == 0.0
-    assert alone_seconds(replace(budget, time_budget_s=300.0), 290.0) == pytest.approx(290 / 3)
-
-
-def test_the_speeds_alone_are_measured_where_a_trial_may_train_alone(corpus_dir, capsys):
-    hour = SearchConfig(corpus="monte-cristo", data_dir=str(corpus_dir), max_chars=200_000,
-                        time_budget_s=3600.0)  # fmt: skip
-    corpus = load_corpus(hour.corpus_config())
-    small = [{**DEFAULT_WARM_STARTS[0], "hidden_size": 32}]
-    speeds = measure_rule_speeds(hour, corpus, small)
-    assert set(speeds["shared"]) == {speed_key(small[0])} and speeds["shared"][speed_key(small[0])]
-    assert set(speeds["alone"]) == (set(speeds["shared"]) if os.cpu_count() > 1 else set())
-    assert "beside each other and alone" in capsys.readouterr().out
-    for short in (replace(hour, time_budget_s=75.0), replace(hour, scheduler="fifo")):
-        assert measure_rule_speeds(short, corpus, small)["alone"] == {}
-    fit = passes(hour, len(corpus.train_ids), speeds)
-    assert fit.alone_s == pytest.approx(fit.trial_s / 3) and fit.alone_speeds == speeds["alone"]
+def test_a_width_the_narrower_ones_rule_out_is_neither_measured_nor_chosen():
+    ladder = [wide_point(w, lr) for w, _, lr in WIDE_LADDER]
+    keys = [speed_key(p) for p in ladder]
+    bible_hour = Passes(945_000, 3596.0)
+    assert not any(ruled_out(p, bible_hour) for p in ladder)  # nothing measured yet
+    assert not ruled_out(DEFAULT_WARM_STARTS[0], bible_hour)  # not of the ladder
+    # 1 x 512 measured too slow to train on 4 M characters in the hour: no wider one runs.
+    slow = Passes(945_000, 3596.0, speeds={keys[0]: 1_000})
+    assert [ruled_out(p, slow) for p in ladder] == [False, True, True]
+    # 1 x 768 reads the text only 5 times: 1 x 1024, slower, cannot read it 6.
+    short = Passes(945_000, 3596.0, speeds={keys[0]: 5_500, keys[1]: 1_300})
+    assert [ruled_out(p, short) for p in ladder] == [False, False, True]
+    assert long_horizon_start(grown_space(SearchSpace(), short), short)["hidden_size"] == 512
+    # A wider width measured faster than a narrower one that fell short (a noisy measurement)
+    # is not chosen either: the ladder is climbed while each step reaches its passes.
+    noisy = Passes(945_000, 3596.0, speeds={keys[0]: 5_500, keys[1]: 1_300, keys[2]: 3_000})
+    assert long_horizon_start(grown_space(SearchSpace(), noisy), noisy)["hidden_size"] == 512
 
 
 def speed_of(point: dict) -> float:

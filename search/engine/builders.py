@@ -36,7 +36,6 @@ from corpora import Corpus
 from model.errors import ConfigError
 from search.engine.adapters import (
     METRIC,
-    MIN_GROW_LEFT_S,
     MODE,
     TIME_ATTR,
     BudgetAwareOptunaSearch,
@@ -69,18 +68,6 @@ def trial_seconds(config: SearchConfig, schedule: Schedule) -> float:
     if config.scheduler == "fifo":
         return schedule.max_t_s / schedule.reduction_factor**2
     return schedule.max_t_s
-
-
-def alone_seconds(config: SearchConfig, trial_s: float) -> float:
-    """Of a trial's `trial_s` training seconds, the last ones it trains alone on all the
-    machine's CPUs if it leads the search: the endgame, where the trials behind it stop and the
-    one that goes on grows to the machine (`RecordingASHA`) as the endgame begins (every trial
-    reports then). None without an endgame, in one too short to grow in (`MIN_GROW_LEFT_S`),
-    and on a Ray cluster (`--address`): where it spans machines, trials do not grow."""
-    endgame_s = config.endgame_share * config.time_budget_s
-    if config.scheduler not in RECORDING_ASHA or config.address or endgame_s < MIN_GROW_LEFT_S:
-        return 0.0
-    return config.endgame_share * trial_s
 
 
 def report_points(config: SearchConfig, schedule: Schedule) -> tuple[float, ...]:

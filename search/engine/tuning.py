@@ -35,7 +35,7 @@ from model.errors import ConfigError
 from model.loop import chars_per_second, check_corpus_fits
 from model.sample import LATEST, sample_checkpoint
 from search.engine.adapters import METRIC
-from search.engine.builders import alone_seconds, make_trainable, make_tuner, trial_seconds
+from search.engine.builders import make_trainable, make_tuner, trial_seconds
 from search.engine.cluster import (
     default_concurrency,
     one_machine_cpus,
@@ -50,6 +50,7 @@ from search.engine.warm import (
     grown_space,
     long_horizon_start,
     rule_points,
+    ruled_out,
     speed_key,
     warm_points,
 )
@@ -104,22 +105,19 @@ def check_trainable(config: SearchConfig, corpus: Corpus) -> None:
 
 
 def measure_speeds(
-    config: SearchConfig, corpus: Corpus, points: Sequence[dict[str, Any]], alone: bool = False
+    config: SearchConfig, corpus: Corpus, points: Sequence[dict[str, Any]]
 ) -> dict[str, float]:
     """Training characters a second of each of `points` on this machine, trained as a trial
     trains it (the settings every trial shares, one trial's CPU threads, as many copies at once
-    as the machine holds trials; with `alone`, one copy on all the machine's CPUs, as a trial
-    left alone in the endgame trains), by `search.engine.warm.speed_key`: what the warm-start
-    rule reads for the passes a trial can make. A quarter of a second (at least two steps)
-    each, in the driver, before the budget starts."""
+    as the machine holds trials), by `search.engine.warm.speed_key`: what the warm-start rule
+    reads for the passes a trial can make. A quarter of a second (at least two steps) each, in
+    the driver, before the budget starts."""
     import torch
 
     threads = max(1, int(config.cpus_per_trial))
     copies = max(1, (os.cpu_count() or 1) // threads)
     if config.concurrency:
         copies = min(copies, config.concurrency)
-    if alone:
-        threads, copies = os.cpu_count() or 1, 1
     base = config.base_run(1.0)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -134,29 +132,25 @@ def measure_speeds(
 
 def measure_rule_speeds(
     config: SearchConfig, corpus: Corpus, points: Sequence[dict[str, Any]]
-) -> dict[str, dict[str, float]]:
-    """The speeds the warm-start rule reads (`measure_speeds`): "shared", beside the other
-    trials, and "alone", on all the machine's CPUs, where a trial of the search may train
-    alone at its end (`alone_seconds`) on more threads than it starts with."""
-    trial_s = trial_seconds(config, plan_schedule(config.time_budget_s, 1))
-    alone = alone_seconds(config, trial_s) > 0 and (os.cpu_count() or 1) > config.cpus_per_trial
+) -> dict[str, float]:
+    """The speeds the warm-start rule reads (`measure_speeds`) of each of `points` in turn,
+    except a width of the long-horizon ladder that the narrower ones rule out (`ruled_out`)."""
     if points:
-        how = "beside each other and alone" if alone else "beside each other"
-        print(f"measuring the training speed of {len(points)} configuration(s) here, {how}, "
-              "for the warm starts (not charged to the budget)", flush=True)  # fmt: skip
-    return {
-        "shared": measure_speeds(config, corpus, points),
-        "alone": measure_speeds(config, corpus, points, alone=True) if alone else {},
-    }
+        print("measuring the training speed of the warm starts here (not charged to the "
+              "budget)", flush=True)  # fmt: skip
+    speeds: dict[str, float] = {}
+    for point in points:
+        if not ruled_out(point, passes(config, len(corpus.train_ids), speeds)):
+            speeds.update(measure_speeds(config, corpus, [point]))
+    return speeds
 
 
-def passes(config: SearchConfig, train_chars: int, speeds: dict[str, dict[str, float]]) -> Passes:
+def passes(config: SearchConfig, train_chars: int, speeds: dict[str, float]) -> Passes:
     """What decides the passes over `train_chars` characters a trial of the search in `config`
     makes, at the `speeds` measured for it (`measure_rule_speeds`). A trial's time does not
     depend on the number of slots: one slot's schedule tells it."""
-    trial_s = trial_seconds(config, plan_schedule(config.time_budget_s, 1))
-    return Passes(train_chars, trial_s, speeds["shared"], alone_seconds(config, trial_s),
-                  speeds["alone"])  # fmt: skip
+    return Passes(train_chars, trial_seconds(config, plan_schedule(config.time_budget_s, 1)),
+                  speeds)  # fmt: skip
 
 
 def check_test_split(config: SearchConfig, corpus: Corpus) -> None:

@@ -17,11 +17,9 @@ character once cannot overfit and learns fastest without dropout; one that sees 
 times memorises it without. The speeds are measured on the machine the search runs on, before
 its budget starts (`rule_points` lists what to measure, `Passes.speeds` holds the result;
 `search.engine.tuning.measure_speeds`): the same budget is three times the passes on a machine
-three times as fast. A trial that leads the search to its end trains its last third alone on
-all the machine's CPUs (the endgame), and the rule counts those passes at the speed measured
-alone (`Passes.alone_s`, `Passes.alone_speeds`). Without a measurement the rule reads the speeds
-of the machine its constants were chosen on (`DEFAULT_CHARS_PER_S`, `WIDE_LADDER`), or, for an
-earlier search's configuration, the speed that search recorded.
+three times as fast. Without a measurement the rule reads the speeds of the machine its
+constants were chosen on (`DEFAULT_CHARS_PER_S`, `WIDE_LADDER`), or, for an earlier search's
+configuration, the speed that search recorded.
 
 Points outside the search space are dropped (a range was narrowed), duplicates too. Each goes
 to Optuna's `enqueue_trial` through Tune's `points_to_evaluate`, so the sampler learns from
@@ -103,40 +101,24 @@ class Passes:
     train_chars: int  # characters of the training text
     trial_s: float  # training seconds of a trial that runs to the end of the budget
     # Training characters a second of each configuration on this machine, by `speed_key`
-    # (measured by the search before its budget starts, as many copies at once as the machine
-    # holds trials); one missing: its reference speed.
+    # (measured by the search before its budget starts); one missing: its reference speed.
     speeds: Mapping[str, float] = field(default_factory=dict)
-    # Of `trial_s`, the last seconds a trial that leads trains alone on all the machine's CPUs
-    # (the search's endgame: `search.engine.adapters.RecordingASHA`), and each configuration's
-    # speed there (measured; one missing: its speed beside the others).
-    alone_s: float = 0.0
-    alone_speeds: Mapping[str, float] = field(default_factory=dict)
 
-    def chars(self, chars_per_s: float, alone_per_s: float | None = None) -> float:
-        """Characters a trial trains on at `chars_per_s` beside the other trials, and at
-        `alone_per_s` (default: the same) in its last `alone_s` seconds."""
-        alone = chars_per_s if alone_per_s is None else alone_per_s
-        return chars_per_s * (self.trial_s - self.alone_s) + alone * self.alone_s
+    def chars(self, chars_per_s: float) -> float:
+        """Characters a trial trains on at `chars_per_s`."""
+        return chars_per_s * self.trial_s
 
-    def of(self, chars_per_s: float, alone_per_s: float | None = None) -> float:
-        """Passes over the training text a trial makes at these speeds (`chars`)."""
-        return self.chars(chars_per_s, alone_per_s) / max(1, self.train_chars)
+    def of(self, chars_per_s: float) -> float:
+        """Passes over the training text a trial makes at `chars_per_s`."""
+        return self.chars(chars_per_s) / max(1, self.train_chars)
 
     def speed(self, point: dict[str, Any], reference: float) -> float:
         """`point`'s measured speed, else `reference`."""
         return self.speeds.get(speed_key(point), reference)
 
-    def alone_speed(self, point: dict[str, Any], reference: float) -> float:
-        """`point`'s measured speed alone on the machine, else its speed beside the others."""
-        return self.alone_speeds.get(speed_key(point), self.speed(point, reference))
-
-    def chars_of_point(self, point: dict[str, Any], reference: float) -> float:
-        """The characters `point` trains on: at its measured speeds, else at `reference`."""
-        return self.chars(self.speed(point, reference), self.alone_speed(point, reference))
-
     def of_point(self, point: dict[str, Any], reference: float) -> float:
-        """The passes `point` makes (`chars_of_point`)."""
-        return self.chars_of_point(point, reference) / max(1, self.train_chars)
+        """The passes `point` makes: at its measured speed, else at `reference`."""
+        return self.of(self.speed(point, reference))
 
 
 def speed_key(point: dict[str, Any]) -> str:
@@ -175,18 +157,37 @@ def fit_dropout(passes: float) -> float:
 
 
 def wide_network(fit: Passes, widest: int | None = None) -> tuple[int, int, float] | None:
-    """The network of `WIDE_LADDER` (up to `widest` units) for a trial of `fit`: the widest
-    that can read the text `GROW_PASSES` times, else the first if it can train on
-    `WIDE_MIN_CHARS` characters, else None."""
+    """The network of `WIDE_LADDER` (up to `widest` units) for a trial of `fit`: the first if
+    it can train on `WIDE_MIN_CHARS` characters (else None), and each wider one in turn while
+    it can still read the text `GROW_PASSES` times."""
     ladder = [w for w in WIDE_LADDER if widest is None or w[0] <= widest]
 
-    def chars(w: tuple[int, int, float]) -> float:
-        return fit.chars_of_point(wide_point(w[0], w[2]), w[1])
+    def speed(w: tuple[int, int, float]) -> float:
+        return fit.speed(wide_point(w[0], w[2]), w[1])
 
-    if not ladder or chars(ladder[0]) < WIDE_MIN_CHARS:
+    if not ladder or fit.chars(speed(ladder[0])) < WIDE_MIN_CHARS:
         return None
-    enough = GROW_PASSES * max(1, fit.train_chars)
-    return [ladder[0], *(w for w in ladder[1:] if chars(w) >= enough)][-1]
+    chosen = ladder[0]
+    for wider in ladder[1:]:
+        if fit.of(speed(wider)) < GROW_PASSES:
+            break
+        chosen = wider
+    return chosen
+
+
+def ruled_out(point: dict[str, Any], fit: Passes) -> bool:
+    """Whether `point` is a width of `WIDE_LADDER` that `wide_network` cannot reach at the
+    speeds in `fit`: a narrower width, measured, already fell short, and a wider network
+    trains slower still. The search measures the ladder narrow to wide and stops there."""
+    keys = [speed_key(wide_point(w, lr)) for w, _, lr in WIDE_LADDER]
+    if speed_key(point) not in keys[1:]:
+        return False
+    for key, narrower in zip(keys[: keys.index(speed_key(point))], WIDE_LADDER, strict=False):
+        if key not in fit.speeds:
+            return False  # not measured yet
+        if wide_network(fit, narrower[0]) != narrower:
+            return True
+    return False
 
 
 def long_horizon_start(space: SearchSpace, fit: Passes | None) -> dict[str, Any] | None:

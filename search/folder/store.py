@@ -9,8 +9,7 @@
 | `state/search.json` | the start of a search | its settings; `--resume` reads them |
 | `state/schedule.json` | each run of it | the schedule derived from the budget (rungs, ...) |
 | `state/speeds.json` | the start of a search | the training speed of each configuration the
-  warm-start rule reads, measured on this machine beside the other trials and alone
-  (`search.engine.warm`); `--resume` reuses it |
+  warm-start rule reads, measured on this machine (`search.engine.warm`); `--resume` reuses it |
 | `state/clock.json` | each run of it | when the run started and its deadline (for readers outside
   the driver, which keeps its clock in memory: `search.engine.driver`) |
 | `optuna.journal` | the sampler | the Optuna study, in Optuna's journal storage |
@@ -134,20 +133,14 @@ class SearchFolder:
         except (OSError, ValueError, KeyError, TypeError):
             return []
 
-    def write_speeds(self, speeds: dict[str, dict[str, float]]) -> None:
-        """Training characters a second by configuration (`search.engine.warm.speed_key`), for
-        each way of training them ("shared": beside the other trials, "alone")."""
+    def write_speeds(self, speeds: dict[str, float]) -> None:
+        """Training characters a second by configuration (`search.engine.warm.speed_key`)."""
         self._write_state(SPEEDS, json.dumps(speeds, indent=2) + "\n")
 
-    def speeds(self) -> dict[str, dict[str, float]] | None:
-        """The speeds measured when the search started; None if none were. A folder from
-        before the speeds alone were measured has its speeds beside the others only."""
+    def speeds(self) -> dict[str, float] | None:
+        """The speeds measured when the search started; None if none were."""
         try:
-            saved = read_json(self.state_file(SPEEDS))
-            if all(not isinstance(v, dict) for v in saved.values()):
-                saved = {"shared": saved}
-            return {way: {str(k): float(v) for k, v in saved.get(way, {}).items()}
-                    for way in ("shared", "alone")}  # fmt: skip
+            return {str(k): float(v) for k, v in read_json(self.state_file(SPEEDS)).items()}
         except (OSError, ValueError, AttributeError, TypeError):
             return None
 
