@@ -1,6 +1,6 @@
 """How a search is doing, from its folder alone (no Ray): from another terminal or machine.
 
-    python -m search.status runs/NAME             # running / finished / interrupted, best, trials
+    python -m search.status runs/NAME             # its state (running, finished...), best, trials
     python -m search.status runs/NAME --watch     # the same, refreshed every few seconds
     python -m search.status runs/NAME --json      # the same as JSON, for scripts
     python -m search.status runs/NAME --plot      # draw trials.png and best-so-far.png now
@@ -19,14 +19,14 @@ from collections.abc import Sequence
 from corpora.errors import run_cli
 from corpora.flags import OneLineParser
 from search.folder.store import SearchFolder
-from search.reports.status import WATCH_S, format_status, read_status
+from search.reports.status import STARTING, WATCH_S, format_status, read_status
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog="python -m search.status",
-        description="Show how a search is doing (running, finished or interrupted), from its "
-        "folder alone.",
+        description="Show how a search is doing (starting, running, finished or interrupted), "
+        "from its folder alone.",
     )
     p.add_argument("folder", help="the search folder, e.g. runs/NAME")
     p.add_argument(
@@ -48,12 +48,14 @@ def command(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(info, default=str), flush=True)
         else:
             print(format_status(info), flush=True)
-        if args.plot:
+        if args.plot and info["state"] == STARTING:
+            print("nothing to draw before the budget starts", file=sys.stderr)
+        elif args.plot:
             from search.reports.plots import plot_search
 
             for path in plot_search(SearchFolder(args.folder)):
                 print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
-        if not args.watch or info["state"] != "running":
+        if not args.watch or info["state"] not in ("running", STARTING):
             return 0
         time.sleep(WATCH_S)
         if not args.json:

@@ -171,6 +171,25 @@ def test_status_of_a_running_search(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["counts"] == {"stopped": 1, "running": 1}
 
 
+def test_a_search_measuring_speeds_before_its_budget_is_starting(tmp_path, capsys):
+    """Its driver holds the folder before it writes its settings: starting, not 'no search';
+    once that driver is gone, the folder holds no search."""
+    folder = SearchFolder(tmp_path / "early")
+    holder = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+    (folder.path / "state").mkdir(parents=True)
+    folder.state_file(HOLDER).write_text(json.dumps(holder))
+    info = read_status(folder.path)
+    assert info["state"] == "starting" and info["holder"]["pid"] == os.getpid()
+    assert info["trials"] == [] and info["best"] is None and info["left_s"] is None
+    assert status_main([str(folder.path), "--plot"]) == 0
+    out, err = capsys.readouterr()
+    assert f"early ({folder.path}): starting\nrun by pid {os.getpid()}" in out
+    assert "measuring the warm starts' speeds" in out and "nothing to draw" in err
+    folder.state_file(HOLDER).write_text(json.dumps({**holder, "pid": dead_pid()}))
+    assert status_main([str(folder.path)]) == 2
+    assert "holds no search" in capsys.readouterr().err
+
+
 def test_status_of_a_finished_search(tmp_path, capsys):
     folder = fake_search(tmp_path, state="finished")
     info = read_status(folder.path)

@@ -1,6 +1,6 @@
 """How a search is doing, from its folder alone (no Ray): from another terminal or machine.
 
-    python -m search.status runs/NAME             # running / finished / interrupted, best, trials
+    python -m search.status runs/NAME             # its state (running, finished...), best, trials
     python -m search.status runs/NAME --watch     # the same, refreshed every few seconds
     python -m search.status runs/NAME --json      # the same as JSON, for scripts
     python -m search.status runs/NAME --plot      # draw trials.png and best-so-far.png now
@@ -34,6 +34,7 @@ from search.reports.progress import (
 )
 
 DASHBOARD_MODULE, DASHBOARD_EXTRA = "optuna_dashboard", "pip install -e '.[dashboard]'"
+STARTING = "starting"  # the state of a search not yet past its start-up (`starting`)
 STALE_S = 120.0  # a holder on another host is taken as gone when status.json is this old
 WATCH_S = 5.0
 
@@ -83,6 +84,9 @@ def read_status(path: str | Path, now: float | None = None) -> dict[str, Any]:
     if not folder.path.is_dir():
         raise ConfigError(f"no folder {folder.path}")
     if not folder.exists():
+        holder = folder.holder()
+        if alive(holder, None, now):  # its driver measures speeds before it writes its settings
+            return starting(folder, holder)
         raise ConfigError(f"{folder.path} holds no search (no search.json)")
     folder.read_settings()  # corrupt settings: one line
     try:
@@ -138,6 +142,17 @@ def read_status(path: str | Path, now: float | None = None) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def starting(folder: SearchFolder, holder: dict[str, Any]) -> dict[str, Any]:
+    """A search whose driver holds the folder but has not written its settings yet: it is
+    measuring the warm starts' speeds, before its budget starts."""
+    return {
+        "search": folder.path.name, "path": str(folder.path), "state": STARTING,
+        "holder": holder, "last_holder": None, "started": None, "deadline": None,
+        "used_s": None, "left_s": None, "counts": {}, "best": None, "best_model": None,
+        "rungs": [], "trials": [], "resume": None, "dashboard": None, "updated": None,
+    }  # fmt: skip
+
+
 def _table_row(row: dict[str, Any]) -> dict[str, Any]:
     from search.folder.space import HYPERPARAMETERS
 
@@ -180,6 +195,8 @@ def format_status(info: dict[str, Any], now: float | None = None) -> str:
         else:
             lines.append(f"budget: {info['used_s']:.0f} s used of "
                          f"{info['deadline'] - info['started']:.0f} s")  # fmt: skip
+    if info["state"] == STARTING:
+        lines.append("measuring the warm starts' speeds; the budget starts after")
     lines.append(f"trials: {counts_text(info['counts'])}")
     lines.append(best_text(info["best"]))
     if info["state"] == "running":
