@@ -75,6 +75,17 @@ def _plain_type(hint: Any) -> Any:
     return hint
 
 
+def shown_default(default: Any) -> str:
+    """A default as the help shows it: floats short, nothing as "none", whitespace quoted."""
+    if isinstance(default, float):
+        return f"{default:g}"
+    if default in ("", None):
+        return "none"
+    if isinstance(default, str) and not default.strip():
+        return repr(default)  # a newline would show as nothing
+    return str(default)
+
+
 def add_flags(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     cls: type,
@@ -84,12 +95,15 @@ def add_flags(
     types_: dict[str, Any] | None = None,
     metavars: dict[str, str] | None = None,
     choices: dict[str, Sequence[str]] | None = None,
+    required: tuple[str, ...] = (),
 ) -> list[str]:
     """Add one flag per field of `cls` (but `skip`); returns the namespace keys it adds.
 
     `rename` maps a field to its flag's key (`name` -> `corpus`), `types_` overrides the type
     that converts a flag's text, `metavars` its placeholder in the help, `choices` the values
-    it accepts.
+    it accepts. The help of a field in `required` says so instead of showing its default; the
+    caller checks that it was given (a command that can do without it, `search.run --resume`,
+    must not be refused by argparse).
     """
     rename, types_, metavars, choices = rename or {}, types_ or {}, metavars or {}, choices or {}
     comments = field_comments(cls)
@@ -112,9 +126,9 @@ def add_flags(
                 help=f"turn off: {text}" if default else text,
             )
         elif kind in (int, float, str) or f.name in types_:
-            shown = f"{default:g}" if isinstance(default, float) else default
-            if shown in ("", None):
-                shown = "none"
+            shown = f"default: {shown_default(default)}"
+            if f.name in required:
+                shown = "required"
             parser.add_argument(
                 "--" + key.replace("_", "-"),
                 dest=key,
@@ -122,7 +136,7 @@ def add_flags(
                 default=argparse.SUPPRESS,
                 choices=choices.get(f.name),
                 metavar=metavars.get(f.name),
-                help=f"{text} (default: {shown})" if text else f"(default: {shown})",
+                help=f"{text} ({shown})" if text else f"({shown})",
             )
         else:
             continue  # nested configs and tuples have flags of their own

@@ -93,7 +93,8 @@ EDGE_STEPS = 2  # step sizes tried past the grid's edge when the best is there (
 
 @dataclass(frozen=True)
 class EvalConfig:
-    checkpoint: str = ""  # checkpoint file, or run folder (its best.pt, else checkpoint.pt)
+    checkpoint: str = ""  # checkpoint file, run folder (its best.pt, else checkpoint.pt) or
+    # search folder (its best model, best/best.pt)
     corpus: str | None = None  # text to score, a registered name or file; none: the checkpoint's
     other_text: bool = False  # allow scoring a text other than the one the checkpoint trained on
     data_dir: str | None = None  # folder holding registered corpora; none: the checkpoint's
@@ -742,7 +743,7 @@ def format_report(report: EvalReport, level: float, block: int) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m model.evaluate", description=__doc__.split("\n")[0])
-    add_flags(parser, EvalConfig)
+    add_flags(parser, EvalConfig, required=("checkpoint",))
     return parser
 
 

@@ -144,12 +144,15 @@ def plateaued(history: Sequence[tuple[float, float]], share: float) -> bool:
     return bool(before and recent) and min(recent) >= min(before)
 
 
-def check_corpus_fits(n_train: int, n_val: int, batch_size: int, seq_len: int) -> None:
-    """One full batch of training text and one character per validation stream are needed."""
+def check_corpus_fits(
+    n_train: int, n_val: int, batch_size: int, seq_len: int, shorter: str = "smaller batches"
+) -> None:
+    """One full batch of training text and one character per validation stream are needed;
+    `shorter` says how to ask for smaller batches."""
     if n_train - 1 < batch_size * seq_len:
         raise ConfigError(
             f"training text of {n_train} characters is too short for batch_size * seq_len = "
-            f"{batch_size} * {seq_len}; use a longer corpus or smaller batches"
+            f"{batch_size} * {seq_len}; use a longer corpus or {shorter}"
         )
     if n_val < 1:
         raise ConfigError("validation text is empty; raise val_fraction")

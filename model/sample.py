@@ -34,7 +34,8 @@ BEST, LATEST = "best.pt", "checkpoint.pt"  # a run folder's best and latest chec
 
 @dataclass(frozen=True)
 class SampleConfig:
-    checkpoint: str = ""  # checkpoint file, or run folder (its best.pt, else checkpoint.pt)
+    checkpoint: str = ""  # checkpoint file, run folder (its best.pt, else checkpoint.pt) or
+    # search folder (its best model, best/best.pt)
     length: int = 500  # characters to generate
     temperature: float = 0.8  # softmax temperature: lower is safer, higher more surprising
     top_k: int = 0  # sample among the k likeliest characters; 0: all
@@ -44,13 +45,14 @@ class SampleConfig:
 
 
 def checkpoint_file(path: str | Path) -> Path:
-    """A checkpoint file, or the best (else latest) checkpoint in a run folder."""
+    """A checkpoint file; the best (else latest) checkpoint in a run folder; or a search
+    folder's best model (`best/best.pt`, which the search keeps from its best trial)."""
     path = Path(path)
     if path.is_dir():
-        for name in (BEST, LATEST):
+        for name in (BEST, LATEST, f"best/{BEST}"):
             if (path / name).is_file():
                 return path / name
-        raise ConfigError(f"no checkpoint ({BEST} or {LATEST}) in {path}")
+        raise ConfigError(f"no checkpoint ({BEST}, {LATEST} or best/{BEST}) in {path}")
     if not path.is_file():
         raise ConfigError(f"checkpoint not found: {path}")
     return path
@@ -164,7 +166,7 @@ def _sample(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m model.sample", description=__doc__.split("\n")[0])
-    add_flags(parser, SampleConfig)
+    add_flags(parser, SampleConfig, required=("checkpoint",))
     return parser
 
 

@@ -102,6 +102,8 @@ def train_to_folder(
     `on_report` also receives every report (e.g. a W&B logger of the sweep entry point).
     `deadline` (a `time.time()`) ends training early enough for a last report before it.
     """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; name a folder for the run")
     latest = out / LATEST
     if resume:
         check_not_diverged(out)

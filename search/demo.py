@@ -52,8 +52,10 @@ def run_demo(configs: Sequence[SearchConfig]) -> list[Path]:
     import ray  # only the demo starts searches
 
     from search.engine.cluster import start_ray
-    from search.engine.tuning import run_search
+    from search.engine.tuning import check_search, run_search
 
+    for config in configs:  # a bad corpus or setting fails before the first search, not after
+        check_search(config)
     started = start_ray(None)
     paths = []
     try:

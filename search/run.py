@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         types_={"time_budget_s": checked(parse_duration)},
         metavars={"time_budget_s": "DURATION", "warm_start": "FOLDER", "storage": "FOLDER"},
         choices={"scheduler": SCHEDULERS, "sampler": SAMPLERS, "wandb_mode": WANDB_MODES},
+        required=("corpus",),
     )
     p.add_argument("--resume", action="store_true", default=False,
                    help="continue an interrupted search (same --name, or the latest of this "

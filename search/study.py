@@ -27,7 +27,7 @@ from search.studies.study import FACTORS, StudyConfig, base_settings, parse_valu
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m search.study", description=__doc__.split("\n")[0])
     p.add_argument("factor", help=f"what varies: {', '.join(FACTORS)}")
-    p.add_argument("--corpus", default="monte-cristo", help="corpus name or path")
+    p.add_argument("--corpus", default=None, help="corpus name or path (required)")
     p.add_argument("--values", default=None, help="comma-separated values (default per factor)")
     p.add_argument("--base", default=None, metavar="FOLDER",
                    help="an earlier search whose best configuration fixes the rest")  # fmt: skip
@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead: training time of every arm, e.g. 60 or 2m")  # fmt: skip
     p.add_argument("--max-chars", type=int, default=None, help="corpus prefix length")
     p.add_argument("--val-fraction", type=float, default=0.05, help="validation share (0.05)")
-    p.add_argument("--name", default="", help="study folder name (default FACTOR-CORPUS-TIME)")
+    p.add_argument("--name", default="",
+                   help="study folder name (default study-FACTOR-CORPUS-TIME)")  # fmt: skip
     p.add_argument("--storage", default="runs", help="folder for studies (default runs)")
     p.add_argument("--address", default=None, help="a running Ray cluster, e.g. auto")
     p.add_argument("--data-dir", default=None, help="local corpus folder")
@@ -58,6 +59,8 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         if not sep:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
         sets.append((key.strip(), value.strip()))
+    if args.corpus is None:
+        raise ConfigError("--corpus is required: a registered corpus name or a text file")
     stem = Path(args.corpus).stem if args.corpus.endswith(".txt") else args.corpus
     name = args.name or f"study-{args.factor}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     return StudyConfig(

@@ -1,6 +1,7 @@
 """The training, sampling and search command lines, called in-process as `main(argv)`; one
 test runs them as real processes to show their exit status."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,12 +37,19 @@ def test_train_resume_and_sample(corpus_dir, tmp_path, capsys):
 
     assert train_main(["--out", str(out), "--corpus", "irc"]) == 2  # nothing overwritten
     assert "already holds a run" in one_error_line(capsys)
+    assert train_main(["--out", str(out / "best.pt"), "--corpus", "irc"]) == 2
+    assert "is a file; name a folder" in one_error_line(capsys)
 
     sample = ["--checkpoint", str(out), "--length", "60", "--seed", "7", "--prime", "The "]
     assert sample_main(sample) == 0
     text = capsys.readouterr().out
     assert text.startswith("The ") and len(text.rstrip("\n")) >= 60
     assert sample_main(sample) == 0 and capsys.readouterr().out == text  # same seed, same text
+    # A search folder's best model is in best/: the folder itself is enough.
+    (tmp_path / "search" / "best").mkdir(parents=True)
+    shutil.copy(out / "best.pt", tmp_path / "search" / "best" / "best.pt")
+    sample[1] = str(tmp_path / "search")
+    assert sample_main(sample) == 0 and capsys.readouterr().out == text
 
 
 def test_resume_of_a_finished_run_has_nothing_left_to_train(corpus_dir, tmp_path, capsys):
@@ -98,6 +106,8 @@ def test_bad_input_is_one_line_and_exit_2(setup, args, message, corpus_dir, tmp_
 def test_sample_refuses_a_missing_checkpoint_and_names_a_missing_device(tmp_path, capsys):
     assert sample_main(["--checkpoint", str(tmp_path / "nothing")]) == 2
     assert one_error_line(capsys).startswith("error: checkpoint not found")
+    assert sample_main(["--checkpoint", str(tmp_path)]) == 2  # a folder without one
+    assert "no checkpoint (best.pt, checkpoint.pt or best/best.pt)" in one_error_line(capsys)
     (tmp_path / "x.pt").write_bytes(b"")
     assert sample_main(["--checkpoint", str(tmp_path / "x.pt"), "--device", "cuda:0"]) == 2
     assert "cuda:0" in one_error_line(capsys)
@@ -129,14 +139,15 @@ def test_corpora_cli_lists_and_refuses_in_one_line(corpus_dir, capsys):
     ("argv", "message"),
     [
         (["--corpus", "no-such-corpus"], "unknown corpus"),
-        (["--corpus", "irc", "--trials", "-1"], "must be non-negative"),
+        (["--corpus", "irc", "--trials", "-1"], "trials must be non-negative, got -1"),
+        (["--corpus", "irc", "--plateau-share", "2"], "plateau_share must be in [0, 1), got 2"),
         (["--corpus", "irc", "--time-budget", "ten minutes"], "cannot read duration"),
         (["--corpus", "irc", "--time-budget", "0"], "must be positive"),
         (["--corpus", "irc", "--time-budget", "10"], "at least 20 s"),
         (["--corpus", "irc", "--warm-start", "no/such/folder"], "does not exist"),
         (["--corpus", "irc", "--warm-start", "{tmp}"], "holds no search"),
         (["--corpus", "irc", "--range", "hidden_size=0,8"], "must start at 1"),
-        (["--corpus", "irc", "--max-chars", "1000"], "too short"),
+        (["--corpus", "irc", "--max-chars", "1000"], "smaller batches (--range batch_size="),
         (
             ["--corpus", "irc", "--max-chars", "200000", "--test-fraction", "0.05"],
             "test split has 10,000 characters, too few",
@@ -151,3 +162,17 @@ def test_search_refuses_bad_input_in_one_line_before_ray_starts(
     code = run_main([*argv, "--storage", str(tmp_path), "--data-dir", str(corpus_dir)])
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_demo_refuses_a_bad_corpus_anywhere_in_its_list_before_searching(
+    corpus_dir, tmp_path, capsys
+):
+    """Every corpus is checked before the first search starts, not when its turn comes."""
+    from search.demo import main as demo_main
+
+    runs = tmp_path / "runs"
+    argv = ["--corpora", "irc,no-such-corpus", "--data-dir", str(corpus_dir),
+            "--storage", str(runs)]  # fmt: skip
+    assert demo_main(argv) == 2
+    assert "unknown corpus 'no-such-corpus'" in one_error_line(capsys)
+    assert not runs.exists()  # irc's search never ran

@@ -158,8 +158,11 @@ def test_learning_speed_and_rungs_are_views_of_the_curves(rows, searches):
         )
         reached, never = threshold_columns(4.5), threshold_columns(0.5)
         assert row[never[0]] is None and row[never[1]] is None
-        first = next(c for c in best if c["val_bpc"] <= 4.5)  # the best trial ends near 3.6
-        assert (row[reached[0]], row[reached[1]]) == (first["chars_seen"], first["elapsed_s"])
+        # The best trial ends near 3.6 on a quiet machine; on a loaded one it may have trained
+        # too little to get below 4.5, and then the columns say it never did.
+        first = next((c for c in best if c["val_bpc"] <= 4.5), None)
+        expected = (first["chars_seen"], first["elapsed_s"]) if first else (None, None)
+        assert (row[reached[0]], row[reached[1]]) == expected
         rungs = SearchFolder(config.path).rungs()
         schedule = json.loads((config.path / "state" / "schedule.json").read_text())
         assert rungs == schedule["rungs_s"][:-1] and rungs  # in training seconds
@@ -319,3 +322,11 @@ def test_bad_search_folders_and_outputs_are_one_line(searches, tmp_path, capsys)
     taken.write_text("mine")
     assert main([str(irc), "--out", str(taken)]) == 2
     assert "is a file" in capsys.readouterr().err and taken.read_text() == "mine"
+    plain = tmp_path / "plain"  # never a search: not told to resume it
+    plain.mkdir()
+    assert main([str(plain), "--out", str(tmp_path / "c")]) == 2
+    assert "holds no search (no search.json)" in capsys.readouterr().err
+    unfinished = copy_search(irc, tmp_path / "irc-unfinished")
+    (unfinished / "trials.parquet").unlink()
+    assert main([str(unfinished), "--out", str(tmp_path / "d")]) == 2
+    assert "not a finished search (finish it with search.run --resume)" in capsys.readouterr().err

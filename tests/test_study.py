@@ -27,11 +27,13 @@ def test_arms_differ_only_in_the_factor_and_the_seed():
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["colour"], "unknown factor 'colour'"),
-        (["cell", "--values", "lstm,transformer"], "cell must be lstm, gru or rnn"),
-        (["hidden_size", "--values", "64,wide"], "hidden_size takes int values"),
-        (["lr", "--set", "hidden=3"], "not a hyperparameter"),
-        (["lr", "--base", "{tmp}"], "holds no search"),
+        (["colour", "--corpus", "irc"], "unknown factor 'colour'"),
+        (["cell", "--corpus", "irc", "--values", "lstm,transformer"], "cell must be lstm, gru"),
+        (["hidden_size", "--corpus", "irc", "--values", "64,wide"], "hidden_size takes int"),
+        (["lr", "--corpus", "irc", "--set", "hidden=3"], "not a hyperparameter"),
+        (["lr", "--corpus", "irc", "--base", "{tmp}"], "holds no search"),
+        (["lr", "--corpus", "irc", "--seeds", "0"], "seeds must be at least 1, got 0"),
+        (["cell"], "--corpus is required"),
     ],
 )
 def test_bad_studies_are_one_line(argv, message, tmp_path, capsys):

@@ -100,6 +100,7 @@ def check_trainable(config: SearchConfig, corpus: Corpus) -> None:
         len(corpus.val_ids),
         config.space.batch_size[1],
         config.space.seq_len[1],
+        shorter="a space of smaller batches (--range batch_size=LOW,HIGH, --range seq_len=...)",
     )
     check_test_split(config, corpus)
 
@@ -370,6 +371,16 @@ def describe(
     )
 
 
+def check_search(config: SearchConfig) -> tuple[Corpus, list[dict[str, Any]]]:
+    """What `config` can be refused for before Ray starts (one line): its corpus, settings no
+    trial could train with, an unreadable warm-start folder. Returns the corpus and the
+    configurations whose speed the warm-start rule reads (`rule_points`)."""
+    corpus = load_corpus(config.corpus_config())
+    check_trainable(config, corpus)
+    return corpus, rule_points(config.warm_start_defaults, config.warm_start,
+                               config.warm_start_top)  # fmt: skip
+
+
 def run_search(config: SearchConfig, resume: bool = False) -> SearchOutcome:
     """Run (or resume) the search described by `config` to the end; see the module docstring.
 
@@ -380,10 +391,7 @@ def run_search(config: SearchConfig, resume: bool = False) -> SearchOutcome:
     folder = SearchFolder(config.path)
     if resume and not folder.exists():
         raise ConfigError(f"nothing to resume at {folder.path}: no search was started there")
-    corpus = load_corpus(config.corpus_config())
-    check_trainable(config, corpus)
-    # What the warm-start rule reads the speed of (an earlier search's folder is read here).
-    probes = rule_points(config.warm_start_defaults, config.warm_start, config.warm_start_top)
+    corpus, probes = check_search(config)
     lock = folder.lock()  # held to the end: one search process per folder
     try:
         if not resume and folder.exists():

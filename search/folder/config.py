@@ -29,8 +29,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 @dataclass(frozen=True)
 class SearchConfig:
     corpus: str = "monte-cristo"  # registered corpus name or path to a UTF-8 file
-    time_budget_s: float = 3600.0  # wall time for trials, e.g. 300, 10m or 2h; the schedule is
-    # derived from it. With --resume: the time for this run
+    time_budget_s: float = 3600.0  # wall time for trials, e.g. 300, 10m or 2h (at least 20 s);
+    # the schedule is derived from it. With --resume: the time for this run
     trials: int = 0  # at most this many trials, over all resumes; 0: as many as the budget holds
     scheduler: str = "asha"  # asha | promote | hyperband | pbt | fifo (search.engine.builders)
     sampler: str = "tpe"  # tpe (Optuna's TPE) | random
@@ -74,19 +74,18 @@ class SearchConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.reduction_factor < 2:
             raise ConfigError(f"reduction_factor must be at least 2, got {self.reduction_factor}")
-        if self.trials < 0 or self.concurrency < 0 or self.max_failures < 0:
-            raise ConfigError("trials, concurrency and max_failures must be non-negative")
+        for name in ("trials", "concurrency", "max_failures", "mutate_every"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be non-negative, got {getattr(self, name)}")
         if not 0 < self.first_rung_share < 1:
             raise ConfigError(f"first_rung_share must be in (0, 1), got {self.first_rung_share}")
-        if self.mutate_every < 0 or not 0 <= self.plateau_share < 1:
-            raise ConfigError(
-                f"mutate_every must be non-negative and plateau_share in [0, 1), got "
-                f"{self.mutate_every} and {self.plateau_share}"
-            )
-        if not 0 <= self.endgame_share < 1:
-            raise ConfigError(f"endgame_share must be in [0, 1), got {self.endgame_share}")
-        if not self.cpus_per_trial > 0 or not self.gpus_per_trial >= 0:
-            raise ConfigError("cpus_per_trial must be positive and gpus_per_trial non-negative")
+        for name in ("plateau_share", "endgame_share"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name):g}")
+        if not self.cpus_per_trial > 0:
+            raise ConfigError(f"cpus_per_trial must be positive, got {self.cpus_per_trial:g}")
+        if not self.gpus_per_trial >= 0:
+            raise ConfigError(f"gpus_per_trial must be non-negative, got {self.gpus_per_trial:g}")
         if not (self.time_budget_s >= MIN_BUDGET_S and math.isfinite(self.time_budget_s)):
             raise ConfigError(
                 f"time budget must be at least {MIN_BUDGET_S:g} s, got {self.time_budget_s:g}"

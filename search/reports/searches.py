@@ -71,9 +71,10 @@ def read_search(path: str | Path, data_dir: str | None = None) -> Search:
     if not path.is_dir():
         raise ConfigError(f"search folder not found: {path}")
     folder = SearchFolder(path)
-    for name, file in ((SETTINGS, folder.state_file(SETTINGS)), (TRIALS, path / TRIALS),
-                       (CURVES, path / CURVES)):  # fmt: skip
-        if not file.is_file():
+    if not folder.exists():
+        raise ConfigError(f"{path} holds no search (no {SETTINGS})")
+    for name in (TRIALS, CURVES):
+        if not (path / name).is_file():
             raise ConfigError(
                 f"{path} has no {name}: not a finished search (finish it with search.run --resume)"
             )

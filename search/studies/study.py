@@ -85,8 +85,11 @@ class StudyConfig:
     def __post_init__(self) -> None:
         if self.factor not in FACTORS:
             raise ConfigError(f"unknown factor {self.factor!r}; choose from {', '.join(FACTORS)}")
-        if self.seeds < 1 or self.budget_chars < 1 or not self.time_budget_s >= 0:
-            raise ConfigError("seeds and budget_chars must be at least 1, time_budget_s >= 0")
+        for name in ("seeds", "budget_chars"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.time_budget_s >= 0:
+            raise ConfigError(f"time_budget_s must be non-negative, got {self.time_budget_s:g}")
 
 
 def parse_value(factor: str, text: str) -> Any:
