@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import re
 import tokenize
 import types
 from collections.abc import Callable, Sequence
@@ -28,6 +29,9 @@ class OneLineParser(argparse.ArgumentParser):
     exit status 2, like every other user error; `--help` shows the usage."""
 
     def error(self, message: str) -> NoReturn:
+        flag = re.fullmatch(r"argument (--[\w-]+)(?:/[\w-]+)?: expected one argument", message)
+        if flag:  # e.g. --time-budget -5m: argparse reads "-5m" as a flag, not as the value
+            message += f" (a value starting with '-' is given as {flag[1]}=VALUE)"
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
