@@ -143,6 +143,8 @@ def test_corpora_cli_lists_and_refuses_in_one_line(corpus_dir, capsys):
         (["--corpus", "irc", "--plateau-share", "2"], "plateau_share must be in [0, 1), got 2"),
         (["--corpus", "irc", "--time-budget", "ten minutes"], "cannot read duration"),
         (["--corpus", "irc", "--time-budget", "0"], "must be positive"),
+        (["--corpus", "irc", "--time-budget", "-5m"], "is given as --time-budget=VALUE"),
+        (["--corpus", "irc", "--time-budget=-5m"], "cannot read duration '-5m'"),
         (["--corpus", "irc", "--time-budget", "10"], "at least 20 s"),
         (["--corpus", "irc", "--warm-start", "no/such/folder"], "does not exist"),
         (["--corpus", "irc", "--warm-start", "{tmp}"], "holds no search"),
