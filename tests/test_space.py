@@ -4,6 +4,8 @@ Adding a hyperparameter is one entry in PARAMETERS (and its training setting in 
 walks the table and checks each place that must know of it.
 """
 
+from dataclasses import replace
+
 import pyarrow as pa
 import pytest
 from optuna.trial import FixedTrial
@@ -35,6 +37,7 @@ from search.folder.config import SearchConfig, search_argv
 from search.folder.results import CURVES_SCHEMA, TRIALS_SCHEMA
 from search.folder.schedule import plan_schedule
 from search.folder.space import (
+    GPU_SPACE,
     HYPERPARAMETERS,
     PARAMETERS,
     DefineByRun,
@@ -47,6 +50,8 @@ from search.folder.space import (
 )
 from search.reports.predictability import predictability_schema
 from search.reports.render import BEST_COLUMNS, format_ranking
+from search.run import build_parser as run_parser
+from search.run import config_from_args
 
 WIDEST_FOR_AN_HOUR = 768  # one-layer width of an hour's long-horizon start on 0.95 M chars
 
@@ -90,6 +95,20 @@ def test_every_consumer_knows_every_parameter(param):
     argv = search_argv(SearchConfig(corpus="irc", space=space))
     assert f"{name}={','.join(map(str, changed[name]))}" in argv
     assert space_to_mapping(space)[name] == changed[name]
+
+
+def test_the_command_of_a_search_reads_back_as_the_same_search():
+    """`search_argv` writes the commands that resume and reproduce a search: read back by
+    search.run they give the same settings, to the last digit and with a GPU's ranges."""
+    gpu_ranges = space_from_mapping(GPU_SPACE)
+    for config in (
+        SearchConfig(corpus="irc", endgame_share=1 / 6, time_budget_s=1_036_800.0),
+        SearchConfig(corpus="irc", gpus_per_trial=1.0,
+                     space=space_from_mapping({"batch_size": [16, 128]}, gpu_ranges)),
+        SearchConfig(corpus="irc", gpus_per_trial=1.0, space=gpu_ranges),
+    ):  # fmt: skip
+        back = config_from_args(run_parser().parse_args(search_argv(config)))
+        assert replace(back, name=config.name) == config, search_argv(config)
 
 
 def test_constants_hold_everywhere():

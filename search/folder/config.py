@@ -16,7 +16,7 @@ from typing import Any
 from corpora import CorpusConfig
 from model.errors import ConfigError
 from search.folder.schedule import GRACE_SHARE, MIN_BUDGET_S
-from search.folder.space import SearchSpace, space_from_mapping, space_to_mapping
+from search.folder.space import GPU_SPACE, SearchSpace, space_from_mapping, space_to_mapping
 
 WANDB_MODES = ("offline", "online", "disabled")
 SCHEDULERS = ("asha", "promote", "hyperband", "pbt", "fifo")
@@ -167,11 +167,20 @@ def load_search_config(path: Path, overrides: dict[str, Any] | None = None) -> S
         raise ConfigError(f"cannot use search settings {file}: {error}") from None
 
 
+def float_text(value: float) -> str:
+    """A float as a flag reads it back exactly: short where that loses nothing (300, 0.25), in
+    full otherwise (1/6, 1036800.0: a duration cannot take `:g`'s 1.0368e+06)."""
+    short = f"{value:g}"
+    return short if "e" not in short and float(short) == value else repr(value)
+
+
 def search_argv(config: SearchConfig) -> list[str]:
     """The `python -m search.run` arguments that repeat `config`'s search (not where it runs:
     name, storage, address and W&B are left out). The one SearchConfig -> argv serializer."""
     where = {"name", "storage", "address", "wandb_project", "wandb_mode", "data_dir", "space"}
     default = SearchConfig()
+    # The ranges a search starts from when the command gives none (`search.run.build_space`).
+    ranges = space_from_mapping(GPU_SPACE if config.gpus_per_trial > 0 else {})
     argv: list[str] = []
     for f in fields(SearchConfig):
         value = getattr(config, f.name)
@@ -181,9 +190,9 @@ def search_argv(config: SearchConfig) -> list[str]:
         if isinstance(value, bool):
             argv.append(flag if value else f"--no-{flag[2:]}")
         else:
-            argv += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+            argv += [flag, float_text(value) if isinstance(value, float) else str(value)]
     for name, values in space_to_mapping(config.space).items():
-        if values != list(getattr(SearchSpace(), name)):
+        if values != list(getattr(ranges, name)):
             argv += ["--range", f"{name}={','.join(map(str, values))}"]
     return argv
 
