@@ -165,6 +165,23 @@ def test_settings_of_a_search_folder_are_read_through_the_store(tmp_path):
     assert not Path(folder.path / "trials.parquet").exists()
 
 
+def test_a_new_best_model_never_keeps_the_previous_ones_test_bits_or_sample(tmp_path):
+    """A resume that finds a better trial replaces best/; were it killed while scoring the new
+    model, the old model's test bits must not be read as the new one's."""
+    folder = SearchFolder(tmp_path / "s")
+    folder.path.mkdir()
+    old = tmp_path / "old.pt"
+    old.write_bytes(b"old model")
+    folder.keep_best(old, {"trial_id": "old"})
+    folder.write_test_bits([1.0, 2.0], [1.0, 1.5])
+    folder.write_sample("old text")
+    new = tmp_path / "new.pt"
+    new.write_bytes(b"new model")
+    folder.keep_best(new, {"trial_id": "new"})
+    assert sorted(p.name for p in folder.best.iterdir()) == ["best.pt", "trial.json"]
+    assert folder.test_bits() is None and (folder.best / "best.pt").read_bytes() == b"new model"
+
+
 def test_the_speeds_a_search_measured_are_kept_for_its_resume(tmp_path):
     folder = SearchFolder(tmp_path / "s")
     assert folder.speeds() is None  # never measured: a resume measures

@@ -227,8 +227,11 @@ class SearchFolder:
         return self.path / BEST
 
     def keep_best(self, checkpoint: Path, row: dict[str, Any]) -> Path:
-        """Copy the best trial's checkpoint file and row into best/; returns the folder."""
+        """Copy the best trial's checkpoint file and row into best/; returns the folder. The
+        previous best's test bits and sample go first: best/ never pairs them with this one."""
         self.best.mkdir(exist_ok=True)
+        for stale in (TEST_BITS, BEST_SAMPLE):  # its caller writes them again for this model
+            (self.best / stale).unlink(missing_ok=True)
         with atomic_path(self.best / BEST_CHECKPOINT) as tmp:
             shutil.copyfile(checkpoint, tmp)
         self.write_best_row(row)
