@@ -48,7 +48,7 @@ def command(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(info, default=str), flush=True)
         else:
             print(format_status(info), flush=True)
-        if args.plot and info["state"] == STARTING:
+        if args.plot and info["started"] is None:  # starting, or stopped before its budget
             print("nothing to draw before the budget starts", file=sys.stderr)
         elif args.plot:
             from search.reports.plots import plot_search

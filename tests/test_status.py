@@ -352,3 +352,31 @@ def test_a_resumed_search_shows_the_trials_of_its_earlier_runs(tmp_path):
         progress.setup()
         progress.on_step_end(0, [])
     assert "1 cut, 1 stopped | best so far 2.0000 (trial aaaa0001" in out.getvalue()
+
+
+def test_a_resumed_search_killed_before_its_tables_shows_every_run(tmp_path):
+    """Killed in its second run, before it wrote the tables: status.json (newer) knows the
+    trials of both runs and this run's points, the tables the earlier run's points."""
+    from search.reports.plots import search_curves
+
+    folder = fake_search(tmp_path, state="interrupted")
+    write_tables(folder)  # the first run's: aaaa0001 cut, bbbb0002 stopped
+    now = time.time() + 1.0  # after the tables
+    board = Board(now - 50, now + 250, folder.rungs())
+    for row in folder.trials().to_pylist():
+        board.earlier(row)
+    board.report("aaaa0001", CONFIG, whole(1.9, 120.0, now - 2))  # resumed from its checkpoint
+    board.start("cccc0003", CONFIG)
+    board.report("cccc0003", {}, whole(2.6, 9.0, now - 1))
+    folder.write_status(board.snapshot(now))  # state running: the driver never said it ended
+    folder.state_file(HOLDER).write_text(
+        json.dumps({"host": socket.gethostname(), "pid": dead_pid(), "since": now - 60})
+    )
+    info = read_status(folder.path)
+    assert info["state"] == "interrupted"
+    assert {t["trial_id"]: t["status"] for t in info["trials"]} == {
+        "aaaa0001": "cut", "bbbb0002": "stopped", "cccc0003": "unfinished"}  # fmt: skip
+    assert info["best"]["val_bpc"] == 1.9
+    points = {c.trial_id: [p[:2] for p in c.points] for c in search_curves(folder)}
+    assert points == {"aaaa0001": [(9.0, 2.8), (90.0, 2.0), (120.0, 1.9)],
+                      "bbbb0002": [(9.0, 2.9)], "cccc0003": [(9.0, 2.6)]}  # fmt: skip

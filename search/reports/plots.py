@@ -109,7 +109,9 @@ def plot_baselines(rows: Sequence[dict[str, Any]], path: Path, label: str = "lab
 
 
 def plot_hyperparameters(trials: pa.Table, space: SearchSpace, title: str, path: Path) -> Path:
-    """One panel per searched hyperparameter: each trial's best validation bpc against it."""
+    """One panel per searched hyperparameter: each trial's best validation bpc against it (a
+    trial stopped before a report on the whole validation text has none; the title counts
+    them)."""
     params = searched(space) or [("lr", "log")]
     columns = min(3, len(params))
     rows_n = -(-len(params) // columns)
@@ -142,9 +144,11 @@ def plot_hyperparameters(trials: pa.Table, space: SearchSpace, title: str, path:
         ax.set_visible(False)
     if rows:
         axes[0].legend(fontsize="small", title="trial status")
+    unscored = trials.num_rows - len(rows)
     figure.suptitle(
         f"{title}: best validation bpc of each trial against its hyperparameters "
-        "(trials ASHA stopped reached theirs on a smaller budget)"
+        "(trials ASHA stopped reached theirs on a smaller budget"
+        + (f"; {unscored} stopped before any whole-text value, not shown)" if unscored else ")")
     )
     return save(figure, path)
 
@@ -158,24 +162,37 @@ class TrialCurve:
     points: tuple[tuple[float, float, bool, float | None], ...]
 
 
+def table_points(folder: SearchFolder) -> dict[str, list[tuple]]:
+    """Each trial's points in the result tables (empty where no run wrote them yet)."""
+    if not folder.has_trials():
+        return {}
+    trials = folder.trials().to_pylist()
+    whole = {t["trial_id"]: t["val_chars"] for t in trials}
+    by_trial: dict[str, list] = {t["trial_id"]: [] for t in trials}
+    for c in folder.curves().to_pylist():
+        if c["val_bpc"] is not None and c["trial_id"] in by_trial:
+            point = (c["train_s"] or 0.0, c["val_bpc"], c["val_chars"] == whole[c["trial_id"]],
+                     c["time"])  # fmt: skip
+            by_trial[c["trial_id"]].append(point)
+    return by_trial
+
+
 def search_curves(folder: SearchFolder) -> list[TrialCurve]:
     """Every trial's curve: from the result tables once a run wrote them (and no run is writing
-    status.json since), else from status.json, which a running search keeps current."""
+    status.json since), else from status.json, which a running search keeps current (the points
+    of a resumed search's earlier runs are in the tables only: its status.json has this run's)."""
     status = folder.status()
-    if folder.has_trials() and (status is None or status.get("state") != "running"):
-        trials = folder.trials().to_pylist()
-        whole = {t["trial_id"]: t["val_chars"] for t in trials}
-        by_trial: dict[str, list] = {t["trial_id"]: [] for t in trials}
-        for c in folder.curves().to_pylist():
-            if c["val_bpc"] is not None and c["trial_id"] in by_trial:
-                point = (c["train_s"] or 0.0, c["val_bpc"], c["val_chars"] == whole[c["trial_id"]],
-                         c["time"])  # fmt: skip
-                by_trial[c["trial_id"]].append(point)
-        return [TrialCurve(t["trial_id"], t["status"], tuple(by_trial[t["trial_id"]]))
-                for t in trials]  # fmt: skip
-    rows = (status or {}).get("trials", [])
-    return [TrialCurve(r["trial_id"], r["status"], tuple(tuple(p) for p in r.get("curve", [])))
-            for r in rows]  # fmt: skip
+    tables = table_points(folder)
+    if tables and (status is None or status.get("state") != "running"):
+        return [TrialCurve(t["trial_id"], t["status"], tuple(tables[t["trial_id"]]))
+                for t in folder.trials().to_pylist()]  # fmt: skip
+    curves = []
+    for row in (status or {}).get("trials", []):
+        earlier = tables.get(row["trial_id"], [])
+        times = {p[3] for p in earlier}
+        now = [tuple(p) for p in row.get("curve", []) if p[3] not in times]
+        curves.append(TrialCurve(row["trial_id"], row["status"], tuple(earlier) + tuple(now)))
+    return curves
 
 
 def plot_search(folder: SearchFolder) -> list[Path]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from model.errors import ConfigError
 from search.folder.results import ranked
-from search.folder.store import BEST_CHECKPOINT, CLOCK, SearchFolder
+from search.folder.store import BEST_CHECKPOINT, CLOCK, TRIALS, SearchFolder
 from search.reports.progress import (
     RUNNING,
     best_text,
@@ -99,6 +99,8 @@ def read_status(path: str | Path, now: float | None = None) -> dict[str, Any]:
     holder = folder.holder()
     running = alive(holder, (snap or {}).get("updated"), now)
     table = folder.trials() if folder.has_trials() else None  # corrupt: one line
+    if table is not None and not running and killed_after(folder, snap):
+        table = None  # its status.json knows the trials of every run, the tables only earlier
     if running:
         state = "running"
     elif snap is not None and snap.get("state") in ("finished", "interrupted"):
@@ -140,6 +142,14 @@ def read_status(path: str | Path, now: float | None = None) -> dict[str, Any]:
         "dashboard": dashboard(folder),
         "updated": updated,
     }  # fmt: skip
+
+
+def killed_after(folder: SearchFolder, snap: dict[str, Any] | None) -> bool:
+    """Whether a driver that never said how it ended (status.json still says running) wrote
+    its status after the result tables: a resumed search killed before its own tables."""
+    if snap is None or snap.get("state") != "running":
+        return False
+    return (snap.get("updated") or 0.0) > (folder.path / TRIALS).stat().st_mtime
 
 
 def starting(folder: SearchFolder, holder: dict[str, Any]) -> dict[str, Any]:
