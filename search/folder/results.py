@@ -33,7 +33,7 @@ TRIALS_SCHEMA = pa.schema(
         ("corpus", pa.string()),
         ("corpus_sha256", pa.string()),
         ("corpus_verified", pa.bool_()),  # the registry's reference file; null: a file path
-        ("corpus_chars", pa.int64()),  # characters used (after --max-chars), train + validation
+        ("corpus_chars", pa.int64()),  # characters used (after --max-chars), every split
         ("val_chars", pa.int64()),
         ("vocab_size", pa.int32()),
         *ARROW_TYPES.items(),  # one column per hyperparameter of search.folder.space.PARAMETERS

@@ -13,7 +13,8 @@ From the budget come:
 - rungs: ASHA's successive halving, `max_t_s / rf^k` down to a first rung (the grace period) of
   at least `MIN_GRACE_S` and `GRACE_SHARE` of the budget: per-trial costs (start-up, the first
   validation) stay small next to it, and, with rf = 3, a trial is first judged after the same
-  share of its possible training (a 27th) whatever the budget. Successive halving favours what
+  share of its possible training (a 27th) whatever the budget, from about 140 s up (below
+  that the 5 s minimum leaves one halving fewer: a 9th at 100 s). Successive halving favours what
   learns fast over what learns far (its short-horizon bias); a longer budget, which is there for
   the networks that learn far, must not judge them earlier in their training than a short one.
 - `last_start_s`: no trial starts once it could not reach the first rung before the budget

@@ -110,9 +110,9 @@ def predictability_schema(thresholds: Sequence[float], rungs: Sequence[int]) -> 
         ("corpus", text),
         ("corpus_sha256", text),  # of the corpus file
         ("corpus_verified", pa.bool_()),  # the registry's reference file; null: a file path
-        ("text_sha256", text),  # of the UTF-8 text used (the prefix), train + validation
+        ("text_sha256", text),  # of the UTF-8 text used (the prefix), every split
         ("max_chars", i64),  # --max-chars of the search (null: whole text)
-        ("corpus_chars", i64),  # characters (code points) used, train + validation
+        ("corpus_chars", i64),  # characters (code points) used: train, validation, test
         ("train_chars", i64),
         ("val_chars", i64),
         ("val_bytes", i64),  # UTF-8 bytes of the validation text
@@ -208,7 +208,11 @@ def search_row(
         "best_wall_s": best["wall_s"],
         **(test or {}),
     }
-    reports = trial_curves(search.curves).get(best["trial_id"], [])
+    reports = [
+        r
+        for r in trial_curves(search.curves).get(best["trial_id"], [])
+        if r["val_chars"] == best["val_chars"]
+    ]  # on the whole text, not a rung's prefix
     for t, hit in crossings(reports, thresholds).items():
         chars, seconds = threshold_columns(t)
         row[chars], row[seconds] = hit if hit else (None, None)

@@ -266,7 +266,8 @@ def render_markdown(
         "",
         f"Searches: {', '.join(f'`{s}`' for s in searches)}. {length_note(table)}",
         "All figures are bits per character (bpc) of each search's validation text (the end "
-        "of the text used); characters are Unicode code points, compressors read UTF-8 bytes.",
+        "of the text used, before any test split); characters are Unicode code points, "
+        "compressors read UTF-8 bytes.",
         "",
         "## Ranking: best model against compressors",
         "",
