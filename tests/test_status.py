@@ -380,3 +380,26 @@ def test_a_resumed_search_killed_before_its_tables_shows_every_run(tmp_path):
     points = {c.trial_id: [p[:2] for p in c.points] for c in search_curves(folder)}
     assert points == {"aaaa0001": [(9.0, 2.8), (90.0, 2.0), (120.0, 1.9)],
                       "bbbb0002": [(9.0, 2.9)], "cccc0003": [(9.0, 2.6)]}  # fmt: skip
+
+
+def test_a_driver_finishing_its_search_stays_alive_for_another_host(tmp_path):
+    """After its trials the driver writes its tables, scores and samples its best model (test
+    scoring can take minutes): a reader on another machine, which has only status.json's time
+    to go by, sees it running throughout, and interrupted once the heartbeat stops."""
+    from search.engine.tuning import heartbeat
+    from search.reports.status import STALE_S
+
+    folder = fake_search(tmp_path)
+    holder = {"host": "another-machine.invalid", "pid": 1, "since": time.time() - 600}
+    folder.state_file(HOLDER).write_text(json.dumps(holder))
+    folder.write_status({**folder.status(), "updated": time.time() - 10 * STALE_S})
+    assert read_status(folder.path)["state"] == "interrupted"  # silent for 20 minutes
+    with heartbeat(folder, every_s=0.05):
+        deadline = time.monotonic() + 10
+        while read_status(folder.path)["state"] != "running":
+            assert time.monotonic() < deadline, "status.json was not renewed"
+            time.sleep(0.05)
+    renewed = folder.status()["updated"]
+    time.sleep(0.2)
+    assert folder.status()["updated"] == renewed  # the heartbeat stopped with its block
+    assert read_status(folder.path, now=renewed + STALE_S + 1)["state"] == "interrupted"

@@ -34,7 +34,7 @@ from corpora import Corpus, load_corpus
 from model.errors import ConfigError
 from model.loop import chars_per_second, check_corpus_fits
 from model.sample import LATEST, sample_checkpoint
-from search.engine.adapters import METRIC
+from search.engine.adapters import HEARTBEAT_S, METRIC
 from search.engine.builders import make_trainable, make_tuner, trial_seconds
 from search.engine.cluster import (
     default_concurrency,
@@ -472,8 +472,9 @@ def _run(
         end_run(folder.path)
         if started_ray:
             ray.shutdown()
-    trials = write_results(config, folder, corpus, records)
-    best, sample = keep_best(config, folder, trials)
+    with heartbeat(folder):  # scoring the best model on a test split can take minutes
+        trials = write_results(config, folder, corpus, records)
+        best, sample = keep_best(config, folder, trials)
     statuses = [trial_status(r) for r in records]
     out_of_time = time.time() >= clock + min(schedule.last_start_s, schedule.explore_s)
     enough = bool(config.trials) and len(records) >= config.trials
@@ -508,6 +509,31 @@ def set_aside_unsaved_trials(folder: SearchFolder) -> list[Path]:
             flush=True,
         )
     return moved
+
+
+@contextmanager
+def heartbeat(folder: SearchFolder, every_s: float = HEARTBEAT_S) -> Iterator[None]:
+    """Inside, status.json's time is renewed every `every_s` seconds, as it is while trials
+    run: a reader on another host (`search.reports.status.alive`) then takes the driver
+    finishing its search for a live one, not for an interrupted one."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every_s):
+            try:
+                snap = folder.status()
+                if snap is not None:
+                    folder.write_status({**snap, "updated": time.time()})
+            except (OSError, ConfigError):  # a full disk, a corrupt file: the search goes on
+                continue
+
+    beating = threading.Thread(target=beat, name="status-heartbeat", daemon=True)
+    beating.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beating.join()
 
 
 def end_status(folder: SearchFolder, interrupted: bool) -> None:
