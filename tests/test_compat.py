@@ -24,7 +24,9 @@ from search.engine.compat import (
     save_tune_state,
     saved_trial_folders,
     set_objective,
+    settle_restored_study,
     trial_id_from_folder,
+    unfinished,
 )
 from tests.test_schedule import Controller, Stub
 
@@ -37,6 +39,46 @@ def test_optuna_search_keeps_its_study_and_a_trial_per_tune_trial():
     assert searcher.suggest("t1") == {"x": 0.25}  # the enqueued point comes first
     trial = optuna_trials(searcher)["t1"]
     assert isinstance(trial, optuna.Trial) and trial.params == {"x": 0.25}
+
+
+def test_a_searcher_restored_after_a_kill_agrees_with_its_journal(tmp_path):
+    """Tune's last save came before a kill; the journal holds what happened after it: a trial
+    told (Tune runs it again, and reporting to it would fail) and a trial asked (lost)."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.trial import TrialState
+
+    def searcher() -> OptunaSearch:
+        storage = JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal")))
+        return OptunaSearch(space={"x": tune.uniform(0.0, 1.0)}, metric="v", mode="min", seed=0,
+                            study_name="s", storage=storage)  # fmt: skip
+
+    before = searcher()
+    before.suggest("t1")
+    before.suggest("t2")
+    before.save(str(tmp_path / "searcher.pkl"))  # Tune's last save
+    before.on_trial_complete("t1", {"v": 1.0, "training_iteration": 3})
+    before.suggest("t3")  # then the kill
+    restored = searcher()
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        optuna_trials(restored)["t1"].report(0.9, 4)  # what OptunaSearch would do unsettled
+    settle_restored_study(restored)
+    restored.on_trial_result("t1", {"v": 0.9, "training_iteration": 4})  # ignored, no error
+    states = [t.state for t in optuna_study(restored).get_trials(deepcopy=False)]
+    assert states == [TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL]
+
+
+def test_a_search_generators_saved_state_holds_its_finished_flag():
+    from ray.tune.search import SearchGenerator
+
+    generator = SearchGenerator(OptunaSearch(space={"x": tune.uniform(0.0, 1.0)}, metric="v",
+                                             mode="min"))  # fmt: skip
+    generator.set_finished()
+    state = {**generator.get_state(), "total_samples": 10}  # as Tune sets it: trials to make
+    assert state["finished"] and not unfinished(state)["finished"]
+    generator.set_state(unfinished(state))
+    assert not generator.is_finished()
 
 
 def test_asha_keeps_its_horizon_and_a_bracket_per_trial():

@@ -209,6 +209,33 @@ def test_the_end_game_resumes_the_most_promising_paused_trials(tmp_path):
     assert this_run(tmp_path).stopped == {"t2", "t3"}
 
 
+def test_a_resumed_run_asks_its_searcher_again_and_stops_by_its_own_deadline(tmp_path):
+    """Tune restores its wrapper of the searcher and its stopper with the rest of its state:
+    the earlier run's "finished" (its searcher was past that run's last start) and time left
+    must not decide the resumed run, which has a budget of its own."""
+    from ray import tune
+
+    from search.engine.adapters import BudgetAwareOptunaSearch, DeadlineStopper, ResumableSearch
+
+    first = begin_run(tmp_path, time.time() - 100, time.time() + 200)
+    generator = ResumableSearch(BudgetAwareOptunaSearch(
+        space={"lr": tune.loguniform(1e-3, 1e-2)}, metric="val_bpc", mode="min",
+        folder=str(tmp_path), last_start_s=60, search_space=SearchSpace()))  # fmt: skip
+    generator.set_finished()  # as Tune does when its searcher says FINISHED
+    assert generator.is_finished()
+    state = {**generator.get_state(), "total_samples": 10}  # as Tune set it: trials to make
+    assert state["finished"]  # saved as it was
+    generator.set_state(state)  # Tuner.restore
+    assert not generator.is_finished()
+
+    stopper = pickle.loads(pickle.dumps(DeadlineStopper(str(tmp_path), slack_s=5.0)))
+    assert not stopper("t1", {}) and not stopper.stop_all()
+    first.deadline = time.time() - 6.0  # five seconds of slack past the deadline
+    assert stopper.stop_all()
+    begin_run(tmp_path, time.time(), time.time() + 300)  # the resumed run: its own clock
+    assert not stopper.stop_all()
+
+
 def test_a_restored_searcher_keeps_the_stops_and_reads_the_clock_of_the_run_now(tmp_path):
     """As Tune saves the searcher with its trials and `Tuner.restore` brings it back: the early
     stops of the earlier run come back, and the clock is the new run's, not the pickled one."""

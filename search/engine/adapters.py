@@ -24,7 +24,7 @@ from ray import tune
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
-from ray.tune.search import Searcher
+from ray.tune.search import Searcher, SearchGenerator
 from ray.tune.search.optuna import OptunaSearch
 from tqdm import tqdm
 
@@ -36,6 +36,8 @@ from search.engine.compat import (
     optuna_study,
     optuna_trials,
     save_tune_state,
+    settle_restored_study,
+    unfinished,
 )
 from search.engine.driver import this_run
 from search.engine.trainable import ORIGIN
@@ -126,6 +128,7 @@ class BudgetAwareOptunaSearch(OptunaSearch):
         super().restore(checkpoint_path)
         # A searcher an earlier version saved has no stops (they were in stopped.txt).
         this_run(self._folder).stopped.update(getattr(self, "_stopped", ()))
+        settle_restored_study(self)  # what the study learnt after Tune's last save
 
     def suggest(self, trial_id: str) -> dict | str | None:
         if this_run(self._folder).past(self._last_start_s):
@@ -191,6 +194,31 @@ class BudgetAwareOptunaSearch(OptunaSearch):
                 self.on_trial_result(trial_id, result)
             result = None  # no final value: OptunaSearch tells PRUNED
         super().on_trial_complete(trial_id, result=result, error=error)
+
+
+class ResumableSearch(SearchGenerator):
+    """Tune's wrapper of a searcher, whose "finished" (the searcher said no more trials) is
+    this run's alone: a resumed run asks its searcher again, which answers by the new run's
+    clock (`BudgetAwareOptunaSearch.suggest`)."""
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(unfinished(state))
+
+
+class DeadlineStopper(tune.Stopper):
+    """Tune's backstop, by this run's deadline (`search.engine.driver`): the experiment ends
+    `slack_s` after it. The trials end themselves before the deadline; this is for one that
+    does not. (Tune's `time_budget_s` counts down a timer that Tune saves with its state: a
+    resumed run would get what the earlier run left of it, not its own budget.)"""
+
+    def __init__(self, folder: str, slack_s: float) -> None:
+        self._folder, self._slack_s = folder, slack_s
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return time.time() > this_run(self._folder).deadline + self._slack_s
 
 
 def saving_logs(choose: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:

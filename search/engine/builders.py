@@ -39,10 +39,12 @@ from search.engine.adapters import (
     MODE,
     TIME_ATTR,
     BudgetAwareOptunaSearch,
+    DeadlineStopper,
     LogSavingFIFO,
     LogSavingPBT,
     ProgressLines,
     RecordingASHA,
+    ResumableSearch,
 )
 from search.engine.promotion import PromotionScheduler
 from search.engine.trainable import SCORE, TrialPlan, train_trial
@@ -301,20 +303,22 @@ def make_tuner(
         trainable,
         param_space=pbt_space(config, warm[0]) if pbt else None,
         tune_config=tune.TuneConfig(
-            search_alg=None if pbt else make_searcher(config, schedule, warm, long_horizon),
+            search_alg=None
+            if pbt
+            else ResumableSearch(make_searcher(config, schedule, warm, long_horizon)),
             scheduler=make_scheduler(config, schedule, long_horizon, grow_to),
             num_samples=(config.trials or schedule.slots) if pbt else (config.trials or -1),
             # Tune lets as many trials wait for their workers as this limit ("auto" pending
             # trials), so every slot starts at once; one at a time without it.
             max_concurrent_trials=None if pauses else schedule.slots,
-            # A backstop only: trials end themselves before the deadline, and no trial starts
-            # once it could not reach a rung.
-            time_budget_s=schedule.budget_s * 1.1 + 30,
             reuse_actors=True,  # no new process (and torch import) per trial or resumption
         ),
         run_config=tune.RunConfig(
             name=config.name,
             storage_path=str(config.path.parent),
+            # A backstop only: trials end themselves before the deadline, and no trial starts
+            # once it could not reach a rung.
+            stop=DeadlineStopper(str(config.path), slack_s=schedule.budget_s * 0.1 + 30),
             callbacks=make_callbacks(config, schedule),
             # The best two on the whole validation text (a plateaued trial's best is behind it),
             # and the latest, which Tune always keeps: restores continue from it.

@@ -24,6 +24,37 @@ def optuna_study(searcher: Any) -> Any:
     return searcher._ot_study
 
 
+def settle_restored_study(searcher: Any) -> None:
+    """After `OptunaSearch.restore` from Tune's last save (at least 10 s old when a SIGKILL
+    ended the driver), bring the searcher in line with its study, which the journal holds as
+    it was at the kill: a trial the study finished since is finished to the searcher too
+    (`_completed_trials`: reporting to it would raise UpdateFinishedTrialError when Tune runs
+    it again), and a trial asked for since, which Tune's saved state does not know (its folder
+    is set aside), is told FAIL instead of staying RUNNING in the study, where TPE's constant
+    liar would count it for the rest of the search."""
+    from optuna.trial import TrialState
+
+    study, known = searcher._ot_study, searcher._ot_trials
+    storage = study._storage
+    for tune_id, trial in known.items():
+        if storage.get_trial(trial._trial_id).state.is_finished():
+            searcher._completed_trials.add(tune_id)
+    asked = {trial._trial_id for trial in known.values()}
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if frozen._trial_id not in asked:
+            study.tell(frozen.number, state=TrialState.FAIL)
+
+
+# -- Ray Tune's search generator (ray 2.60, ray/tune/search/search_generator.py) --------------
+
+
+def unfinished(state: dict[str, Any]) -> dict[str, Any]:
+    """A `SearchGenerator`'s saved state without its "finished" flag: an earlier run's searcher
+    said it was finished (past that run's last start), and restored as it is the flag would
+    keep a resumed run, which has a budget of its own, from starting any trial."""
+    return {**state, "finished": False}
+
+
 # -- Ray Tune's schedulers (ray 2.60, ray/tune/schedulers/) ------------------------------------
 
 
