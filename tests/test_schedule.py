@@ -209,6 +209,28 @@ def test_the_end_game_resumes_the_most_promising_paused_trials(tmp_path):
     assert this_run(tmp_path).stopped == {"t2", "t3"}
 
 
+def test_a_resumed_run_keeps_the_schedule_its_scheduler_and_searcher_were_made_for(tmp_path):
+    """Tune restores the scheduler and searcher with the rungs and last start of the budget the
+    search started with; the trials' report points must be those too, whatever this run's
+    --time-budget (which sets only its deadline)."""
+    from search.engine.tuning import run_schedule
+    from search.folder.store import SearchFolder
+
+    config = SearchConfig(corpus="irc", name="s", storage=str(tmp_path), time_budget_s=300.0,
+                          concurrency=2)  # fmt: skip
+    folder = SearchFolder(config.path)
+    folder.path.mkdir()
+    first = run_schedule(config, folder, restore=False)
+    assert first == plan_schedule(300.0, 2)
+    folder.write_schedule(first)
+    hour = replace(config, time_budget_s=3600.0)
+    assert folder.schedule() == first
+    assert run_schedule(hour, folder, restore=True) == first
+    assert run_schedule(hour, folder, restore=False) == plan_schedule(3600.0, 2)
+    folder.state_file("schedule.json").write_text("{")  # unreadable: planned afresh
+    assert run_schedule(hour, folder, restore=True) == plan_schedule(3600.0, 2)
+
+
 def test_a_resumed_run_asks_its_searcher_again_and_stops_by_its_own_deadline(tmp_path):
     """Tune restores its wrapper of the searcher and its stopper with the rest of its state:
     the earlier run's "finished" (its searcher was past that run's last start) and time left

@@ -371,6 +371,20 @@ def describe(
     )
 
 
+def run_schedule(config: SearchConfig, folder: SearchFolder, restore: bool) -> Schedule:
+    """This run's schedule: a new search plans it from its budget and slots; a restored one
+    keeps the schedule it started with, as Tune restores the scheduler and the searcher that
+    hold it (rungs, a trial's longest training, the last start): its `--time-budget` sets only
+    this run's deadline."""
+    saved = folder.schedule() if restore else None
+    if saved is not None:
+        return saved
+    slots = config.concurrency or default_concurrency(config)
+    return plan_schedule(
+        config.time_budget_s, slots, config.reduction_factor, config.first_rung_share
+    )
+
+
 def check_search(config: SearchConfig) -> tuple[Corpus, list[dict[str, Any]]]:
     """What `config` can be refused for before Ray starts (one line): its corpus, settings no
     trial could train with, an unreadable warm-start folder. Returns the corpus and the
@@ -443,14 +457,14 @@ def _run(
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     started_ray = start_ray(config.address)
     try:
-        slots = config.concurrency or default_concurrency(config)
-        schedule = plan_schedule(
-            config.time_budget_s, slots, config.reduction_factor, config.first_rung_share
-        )
+        schedule = run_schedule(config, folder, restore)
         folder.write_settings(config)
         folder.write_schedule(schedule)
         folder.write_sweep(wandb_sweep(config.space, METRIC, sweep_command(config, schedule)))
         print(describe(config, schedule, warm, long_horizon), flush=True)
+        if restore and schedule.budget_s != config.time_budget_s:
+            print(f"this run: {config.time_budget_s:.0f} s; the schedule is the one the search "
+                  f"started with, for {schedule.budget_s:.0f} s", flush=True)  # fmt: skip
         request_workers(config)
         clock = time.time()  # the budget starts now: start-up is not charged to it
         deadline = clock + config.time_budget_s

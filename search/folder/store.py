@@ -42,7 +42,7 @@ import os
 import shutil
 import socket
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ from filelock import FileLock, Timeout
 
 from corpora.files import atomic_path, atomic_write, read_parquet, write_parquet
 from model.errors import ConfigError
+from search.folder.schedule import Schedule
 
 STATE = "state"  # the search's own JSON files (see the module docstring)
 SETTINGS, SCHEDULE, CLOCK, SPEEDS = "search.json", "schedule.json", "clock.json", "speeds.json"
@@ -124,6 +125,14 @@ class SearchFolder:
     def write_schedule(self, schedule: Any) -> None:
         data = {**asdict(schedule), "rungs_s": list(schedule.rungs_s)}
         self._write_state(SCHEDULE, json.dumps(data, indent=2) + "\n")
+
+    def schedule(self) -> Schedule | None:
+        """state/schedule.json as the Schedule it was written from; None if unreadable."""
+        try:
+            data = read_json(self.state_file(SCHEDULE))
+            return Schedule(**{f.name: data[f.name] for f in fields(Schedule)})
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def rungs(self) -> list[float]:
         """The scheduler's rungs in training seconds (not the last, a trial's end); [] if none."""
