@@ -361,8 +361,10 @@ def test_a_resumed_search_killed_before_its_tables_shows_every_run(tmp_path):
 
     folder = fake_search(tmp_path, state="interrupted")
     write_tables(folder)  # the first run's: aaaa0001 cut, bbbb0002 stopped
-    now = time.time() + 1.0  # after the tables
-    board = Board(now - 50, now + 250, folder.rungs())
+    started = time.time() + 1.0  # the second run's budget starts after the tables were written
+    folder.write_clock(started, started + 300)
+    now = started + 60
+    board = Board(started, started + 300, folder.rungs())
     for row in folder.trials().to_pylist():
         board.earlier(row)
     board.report("aaaa0001", CONFIG, whole(1.9, 120.0, now - 2))  # resumed from its checkpoint

@@ -99,7 +99,7 @@ def read_status(path: str | Path, now: float | None = None) -> dict[str, Any]:
     holder = folder.holder()
     running = alive(holder, (snap or {}).get("updated"), now)
     table = folder.trials() if folder.has_trials() else None  # corrupt: one line
-    if table is not None and not running and killed_after(folder, snap):
+    if table is not None and not running and earlier_tables(folder, snap, clock):
         table = None  # its status.json knows the trials of every run, the tables only earlier
     if running:
         state = "running"
@@ -144,12 +144,15 @@ def read_status(path: str | Path, now: float | None = None) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def killed_after(folder: SearchFolder, snap: dict[str, Any] | None) -> bool:
-    """Whether a driver that never said how it ended (status.json still says running) wrote
-    its status after the result tables: a resumed search killed before its own tables."""
-    if snap is None or snap.get("state") != "running":
+def earlier_tables(
+    folder: SearchFolder, snap: dict[str, Any] | None, clock: dict[str, float] | None
+) -> bool:
+    """Whether the result tables are an earlier run's, where this run's driver never said how
+    it ended (status.json still says running): a resumed search killed before its own tables,
+    which were written before this run's budget started."""
+    if snap is None or snap.get("state") != "running" or clock is None:
         return False
-    return (snap.get("updated") or 0.0) > (folder.path / TRIALS).stat().st_mtime
+    return (folder.path / TRIALS).stat().st_mtime < clock["started"]
 
 
 def starting(folder: SearchFolder, holder: dict[str, Any]) -> dict[str, Any]:
