@@ -69,6 +69,24 @@ def test_a_searcher_restored_after_a_kill_agrees_with_its_journal(tmp_path):
     assert states == [TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL]
 
 
+def test_the_search_algorithm_limits_and_starts_trials_as_tunes_own_wrapping_does():
+    """Tune adds the limiter for `max_concurrent_trials` only around a Searcher (a generator
+    it is given is used as it is), and reads it as how many trials may wait for their workers
+    at once: every slot starts together. `search_algorithm` does the same by hand."""
+    from ray.tune.execution.tune_controller import _get_max_pending_trials
+    from ray.tune.search import ConcurrencyLimiter
+
+    from search.engine.builders import search_algorithm
+
+    def searcher() -> OptunaSearch:
+        return OptunaSearch(space={"x": tune.uniform(0.0, 1.0)}, metric="v", mode="min")
+
+    limited = search_algorithm(searcher(), 2)
+    assert isinstance(limited.searcher, ConcurrencyLimiter) and limited.searcher.max_concurrent == 2
+    assert _get_max_pending_trials(limited) == 2
+    assert _get_max_pending_trials(search_algorithm(searcher(), None)) == 1  # promote: no limit
+
+
 def test_a_search_generators_saved_state_holds_its_finished_flag():
     from ray.tune.search import SearchGenerator
 

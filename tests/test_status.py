@@ -307,6 +307,7 @@ def test_a_search_logs_progress_before_its_first_trial_ends(ray_local, corpus_di
     assert len(progress) >= 3, text
     assert all("best so far" in line for line in progress), progress
     assert "Number of trials" not in text and "tensorboard" not in text.lower()
+    assert "will be ignored" not in text, text  # Tune took every setting it was given
     assert (tmp_path / "watched" / TRIALS_PNG).is_file()
     assert (tmp_path / "watched" / BEST_PNG).is_file()
     assert read_status(tmp_path / "watched")["state"] == "finished"

@@ -31,6 +31,7 @@ from typing import Any
 import optuna
 from ray import tune
 from ray.tune.schedulers import TrialScheduler
+from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from corpora import Corpus
 from model.errors import ConfigError
@@ -150,8 +151,8 @@ def make_searcher(
             n_startup_trials=len(warm) + schedule.startup_trials,
             constant_liar=True,
         )
-    # metric and mode go to OptunaSearch itself: with max_concurrent_trials Tune wraps it in a
-    # ConcurrencyLimiter that does not pass them on, and the first suggestion would fail.
+    # metric and mode go to OptunaSearch itself: the ConcurrencyLimiter around it
+    # (`search_algorithm`) does not pass them on, and the first suggestion would fail.
     return BudgetAwareOptunaSearch(
         space=DefineByRun(config.space),
         metric=METRIC,
@@ -167,6 +168,15 @@ def make_searcher(
         mutate_every=config.mutate_every,
         long_horizon=unjudged(config, long_horizon),
     )
+
+
+def search_algorithm(searcher: Searcher, slots: int | None) -> ResumableSearch:
+    """The searcher as Tune wraps one for `max_concurrent_trials`: a ConcurrencyLimiter of
+    `slots` (None: no limit), in a search generator, here `ResumableSearch`. Tune also reads
+    the limit as how many trials may wait for their workers at once, so every slot starts
+    together; it cannot add the limiter to a generator it is given."""
+    limited = ConcurrencyLimiter(searcher, max_concurrent=slots) if slots else searcher
+    return ResumableSearch(limited)
 
 
 def study_storage(config: SearchConfig) -> optuna.storages.JournalStorage:
@@ -305,12 +315,14 @@ def make_tuner(
         tune_config=tune.TuneConfig(
             search_alg=None
             if pbt
-            else ResumableSearch(make_searcher(config, schedule, warm, long_horizon)),
+            else search_algorithm(
+                make_searcher(config, schedule, warm, long_horizon),
+                None if pauses else schedule.slots,
+            ),
             scheduler=make_scheduler(config, schedule, long_horizon, grow_to),
             num_samples=(config.trials or schedule.slots) if pbt else (config.trials or -1),
-            # Tune lets as many trials wait for their workers as this limit ("auto" pending
-            # trials), so every slot starts at once; one at a time without it.
-            max_concurrent_trials=None if pauses else schedule.slots,
+            # PBT's trials come from Tune's own generator: the limit goes to Tune.
+            max_concurrent_trials=schedule.slots if pbt else None,
             reuse_actors=True,  # no new process (and torch import) per trial or resumption
         ),
         run_config=tune.RunConfig(
