@@ -162,11 +162,10 @@ class TrialCurve:
     points: tuple[tuple[float, float, bool, float | None], ...]
 
 
-def table_points(folder: SearchFolder) -> dict[str, list[tuple]]:
-    """Each trial's points in the result tables (empty where no run wrote them yet)."""
-    if not folder.has_trials():
+def table_points(folder: SearchFolder, trials: list[dict[str, Any]]) -> dict[str, list[tuple]]:
+    """Each of `trials`' (rows of trials.parquet) points in curves.parquet."""
+    if not trials:
         return {}
-    trials = folder.trials().to_pylist()
     whole = {t["trial_id"]: t["val_chars"] for t in trials}
     by_trial: dict[str, list] = {t["trial_id"]: [] for t in trials}
     for c in folder.curves().to_pylist():
@@ -182,10 +181,11 @@ def search_curves(folder: SearchFolder) -> list[TrialCurve]:
     status.json since), else from status.json, which a running search keeps current (the points
     of a resumed search's earlier runs are in the tables only: its status.json has this run's)."""
     status = folder.status()
-    tables = table_points(folder)
-    if tables and (status is None or status.get("state") != "running"):
+    trials = folder.trials().to_pylist() if folder.has_trials() else None
+    tables = table_points(folder, trials or [])
+    if trials is not None and (status is None or status.get("state") != "running"):
         return [TrialCurve(t["trial_id"], t["status"], tuple(tables[t["trial_id"]]))
-                for t in folder.trials().to_pylist()]  # fmt: skip
+                for t in trials]  # fmt: skip
     curves = []
     for row in (status or {}).get("trials", []):
         earlier = tables.get(row["trial_id"], [])
