@@ -158,7 +158,11 @@ def command(argv: Sequence[str] | None = None) -> int:
     from search.engine.tuning import run_search  # imports Ray: only once the arguments are valid
     from search.reports.render import format_ranking
 
-    outcome = run_search(config, resume=args.resume)
+    try:
+        outcome = run_search(config, resume=args.resume)
+    except KeyboardInterrupt:  # before Tune ran the search, or while its tables were written
+        print(interrupted_hint(config), file=sys.stderr)
+        return 130
     print()
     print(format_ranking(outcome.trials))
     if outcome.best:
@@ -178,10 +182,16 @@ def command(argv: Sequence[str] | None = None) -> int:
         f"({outcome.wall_s:.0f} s, of which {outcome.startup_s:.0f} s start-up)"
     )
     if outcome.interrupted:
-        print(f"interrupted; continue with the same command plus --resume --name {config.name}",
-              file=sys.stderr)  # fmt: skip
+        print(interrupted_hint(config), file=sys.stderr)
         return 130
     return 0
+
+
+def interrupted_hint(config: SearchConfig) -> str:
+    """What to run after an interrupted search: nothing is saved before its settings are."""
+    if not SearchFolder(config.path).exists():
+        return "interrupted before the search started; the same command starts it again"
+    return f"interrupted; continue with the same command plus --resume --name {config.name}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

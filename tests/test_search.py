@@ -17,7 +17,7 @@ from search.engine.builders import report_points
 from search.engine.tuning import run_search
 from search.engine.warm import Passes, fit_dropout, speed_key
 from search.folder.results import TRIALS_SCHEMA
-from search.folder.store import STATE_FILES, STUDY, SearchFolder
+from search.folder.store import HOLDER, STATE_FILES, STUDY, SearchFolder
 from search.reports.report import CompareConfig, build_report
 from search.sweep_train import main as sweep_main
 from tests.conftest import raw_reports, tiny_search
@@ -223,6 +223,37 @@ def test_warm_start_runs_an_earlier_searchs_best_configurations_first(
         assert {k: trial.params[k] for k in same} == {k: row[k] for k in same}, (trial.params, row)
         # Its dropout fits this text and budget, at the speed measured here.
         assert trial.params["dropout"] == fit_dropout(passes.of(speeds[speed_key(row)]))
+
+
+def test_sigterm_while_measuring_speeds_says_so_and_leaves_nothing_to_resume(corpus_dir, tmp_path):
+    """Before its budget a search measures its warm starts' speeds, without Ray: a SIGTERM there
+    is a one-line word and status 130, the folder's lock is let go, and the same command
+    starts the search again (no settings were saved, so there is nothing to --resume)."""
+    args = [
+        sys.executable, "-m", "search.run", "--corpus", "monte-cristo", "--name", "early",
+        "--storage", str(tmp_path), "--data-dir", str(corpus_dir), "--preset", "smoke",
+        "--wandb-mode", "disabled",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    driver = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        for line in driver.stdout:
+            if line.startswith("measuring the training speed"):
+                break
+        else:
+            pytest.fail(f"no speed measurement: {driver.stderr.read()}")
+        driver.send_signal(signal.SIGTERM)
+        _, stderr = driver.communicate(timeout=60)
+    finally:
+        driver.kill()
+    assert driver.returncode == 130, stderr
+    assert stderr.strip().splitlines() == [
+        "interrupted before the search started; the same command starts it again"
+    ], stderr
+    folder = SearchFolder(tmp_path / "early")
+    assert not folder.exists() and not folder.state_file(HOLDER).exists()
+    folder.release(folder.lock())  # nobody holds it
 
 
 def test_sigterm_then_resume_keeps_every_trial_within_the_bound(ray_local, corpus_dir, tmp_path):

@@ -220,13 +220,44 @@ def check_same_corpus(folder: SearchFolder, corpus: Corpus) -> None:
 
 
 @contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Inside: SIGTERM raises KeyboardInterrupt, as Ctrl-C does, so that what a search holds is
+    let go on the way out (its folder's lock, Ray) and the command line says what happened.
+    Tune's `fit` inside it has its own (`sigterm_stops_gracefully`)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, *_: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def keeps_sigterm_handler() -> Iterator[None]:
+    """The SIGTERM handler in place before, again after: `ray.init` installs one of its own
+    (`sys.exit`), which would end a search without a word and without its `finally` blocks."""
+    ours = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if threading.current_thread() is threading.main_thread() and ours is not None:
+            signal.signal(signal.SIGTERM, ours)
+
+
+@contextmanager
 def sigterm_stops_gracefully() -> Iterator[list[int]]:
     """Inside: SIGTERM ends the search like Ctrl-C, saving Tune's state for --resume. Yields a
     list that holds the signal once one was received (the search was then interrupted, however
     late in its budget).
 
-    Tune catches SIGINT and SIGUSR1 during `fit` and stops cleanly; SIGTERM would otherwise hit
-    Ray's native handler and kill the driver mid-write. Must be entered after `ray.init`.
+    Tune catches SIGINT and SIGUSR1 during `fit` and stops cleanly; SIGTERM would otherwise
+    interrupt its controller mid-write. Must be entered after `ray.init`.
     """
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
@@ -401,6 +432,11 @@ def run_search(config: SearchConfig, resume: bool = False) -> SearchOutcome:
     A folder whose search was started but never reached Tune (killed in between) is resumed by
     starting it again with its saved settings.
     """
+    with sigterm_interrupts():  # before Tune's `fit` (the speed measurement) and after it
+        return _prepare_and_run(config, resume)
+
+
+def _prepare_and_run(config: SearchConfig, resume: bool) -> SearchOutcome:
     started, started_wall = time.perf_counter(), time.time()
     folder = SearchFolder(config.path)
     if resume and not folder.exists():
@@ -455,7 +491,8 @@ def _run(
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Suggestions stopped before they started have no metrics; Tune warns about each.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-    started_ray = start_ray(config.address)
+    with keeps_sigterm_handler():  # ray.init's own exits silently, skipping what follows
+        started_ray = start_ray(config.address)
     try:
         schedule = run_schedule(config, folder, restore)
         folder.write_settings(config)
