@@ -3,6 +3,7 @@ still where it was read from. A failure here means an upgrade moved one (pyproje
 the versions to those tested)."""
 
 import inspect
+import json
 from pathlib import Path
 
 import optuna
@@ -17,6 +18,9 @@ from search.engine.compat import (
     asha_forget,
     asha_known,
     asha_max_t,
+    asha_place,
+    asha_records,
+    asha_restore_records,
     asha_rung_records,
     experiment_analysis,
     optuna_study,
@@ -112,6 +116,27 @@ def test_asha_keeps_its_horizon_and_a_bracket_per_trial():
     with pytest.raises(KeyError):  # forgotten: ASHA no longer knows the trial
         sched.on_trial_result(Controller([trial]), trial, {"s": 2.0, "v": 1.0})
     asha_forget(sched, "never-added")  # nothing to forget: no error
+
+
+def test_what_asha_wrote_down_goes_into_a_scheduler_made_the_same_way():
+    def made():
+        return ASHAScheduler(time_attr="s", metric="v", mode="min", max_t=27.0,
+                             grace_period=1.0, brackets=3)  # fmt: skip
+
+    sched, trials = made(), [Stub(f"t{i}") for i in range(6)]
+    for i, trial in enumerate(trials):
+        sched.on_trial_add(Controller(trials), trial)
+        sched.on_trial_result(Controller(trials), trial, {"s": 9.0, "v": 3.0 - i / 10})
+    saved = json.loads(json.dumps(asha_records(sched)))  # as the folder keeps it
+    again = made()
+    placed = asha_restore_records(again, saved)
+    assert placed == {t.trial_id: saved["trials"][t.trial_id] for t in trials}
+    for trial in trials:
+        again.on_trial_add(Controller(trials), trial)  # a bracket drawn at random
+        asha_place(again, trial.trial_id, placed[trial.trial_id])
+        assert asha_rung_records(again, trial.trial_id) == asha_rung_records(sched, trial.trial_id)
+    assert asha_records(again) == saved
+    assert asha_restore_records(made(), {}) == {}  # nothing written down: nothing put back
 
 
 def test_tune_saves_its_state_when_told_to_and_can_wait_for_it():

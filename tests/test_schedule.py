@@ -18,6 +18,7 @@ from search.engine.promotion import PromotionScheduler
 from search.folder.config import SearchConfig
 from search.folder.schedule import MIN_GRACE_S, plan_schedule
 from search.folder.space import DefineByRun, SearchSpace
+from search.folder.store import SCHEDULER, SearchFolder
 
 
 @pytest.fixture
@@ -442,6 +443,7 @@ def test_without_the_yardstick_a_lone_trial_beside_the_long_horizon_start_is_nev
 ):
     trials = {}
     for yardstick in (False, True):
+        SearchFolder(tmp_path).state_file(SCHEDULER).unlink(missing_ok=True)  # a search anew
         sched, controller, slow, other = race(tmp_path, yardstick=yardstick)
         assert report(sched, controller, slow, 10.0, 2.8) == TrialScheduler.CONTINUE
         assert report(sched, controller, other, 10.0, 2.3) == TrialScheduler.CONTINUE  # ahead
@@ -501,6 +503,29 @@ def test_a_trial_that_waited_for_the_long_horizon_start_resumes_if_ahead_or_afte
     assert sched2.choose_trial_to_run(controller2) is None
     sched2.waiting["other"] = time.time() - 1  # its wait is over
     assert sched2.choose_trial_to_run(controller2) is other2
+
+
+def test_a_resumed_search_judges_by_what_its_rungs_wrote_down_before(tmp_path, driver_run):
+    """Tune restores a scheduler as it was made, without what it wrote down: RecordingASHA
+    reads that back from the folder at its first trial, so a trial of the resumed run is
+    judged by the long-horizon start's values at the rungs it passed before the interruption
+    (without them it would wait there for a value that never comes), and the endgame knows
+    each trial's best."""
+    sched, controller, slow, other = race(tmp_path)
+    report(sched, controller, slow, 10.0, 2.8)
+    report(sched, controller, slow, 30.0, 2.2)
+    whole = {"train_s": 10.0, "val_bpc": 2.3, "val_chars": 9, "val_total": 9}
+    assert sched.on_trial_result(controller, other, whole) == TrialScheduler.CONTINUE
+    # The driver stops; the resumed run gets a scheduler as it was made, and the same trials.
+    again, controller, slow, other = race(tmp_path)
+    assert again.best == {"other": 2.3}
+    late = Stub("late")
+    late.config = {**other.config, "hidden_size": 64}
+    controller.trials.append(late)
+    again.on_trial_add(controller, late)
+    assert report(again, controller, late, 10.0, 2.9) == TrialScheduler.STOP  # behind 2.8
+    assert report(again, controller, other, 30.0, 2.3) == TrialScheduler.STOP  # behind 2.2
+    assert this_run(tmp_path).stopped == {"late", "other"}
 
 
 def test_no_wait_without_a_running_long_horizon_start_or_without_the_yardstick(

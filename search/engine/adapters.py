@@ -32,6 +32,9 @@ from search.engine.compat import (
     asha_forget,
     asha_known,
     asha_max_t,
+    asha_place,
+    asha_records,
+    asha_restore_records,
     asha_rung_records,
     optuna_study,
     optuna_trials,
@@ -284,6 +287,12 @@ class RecordingASHA(ASHAScheduler):
     times as fast on both (`benchmarks/bench_threads.py`). Not in the last `MIN_GROW_LEFT_S`
     of the budget: the restart costs a few seconds.
 
+    What it writes down (the values at the rungs, each trial's best on the whole text) goes to
+    the folder's `state/scheduler.json` as it changes, and a resumed search reads it back at
+    its first trial: Tune restores a scheduler as it was made, without its records, and the
+    rungs would otherwise judge only the trials that reach them after the resume (a new trial
+    at the first rung would find nobody's value there, the yardstick's included).
+
     The CPUs are shared the same way before the endgame once nothing is left to start: the
     searcher is past its last start (`last_start_s` into this run) or has made its `trials`.
     Without, a search of few trials (`--trials`, or the warm starts alone) left
@@ -317,23 +326,50 @@ class RecordingASHA(ASHAScheduler):
         self.waiting: dict[str, float] = {}  # trial id -> until when it waits for the yardstick
         self.best: dict[str, float] = {}  # trial id -> its best value on the whole text
         self.regrow: dict[str, float] = {}  # trial id -> the CPUs it resumes with (endgame)
+        self.brackets_before: dict[str, int] | None = None  # read at the first trial
+        self.written: dict[str, Any] | None = None  # what state/scheduler.json holds
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """A scheduler pickled by an earlier version (a resumed search) has no endgame."""
         defaults = {"endgame_share": 0.0, "grow_to": None, "base_cpus": 1.0, "best": {},
-                    "regrow": {}, "last_start_s": None, "trials": None}  # fmt: skip
+                    "regrow": {}, "last_start_s": None, "trials": None,
+                    "brackets_before": None, "written": None}  # fmt: skip
         self.__dict__.update({**defaults, **state})
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        if self.brackets_before is None:
+            self.read_records()
         super().on_trial_add(tune_controller, trial)
+        bracket = self.brackets_before.get(trial.trial_id)
+        if bracket is not None:  # a trial of an earlier run: the bracket it was judged in
+            asha_place(self, trial.trial_id, bracket)
         if any(is_point(trial.config, p) for p in self.long_horizon):
             self.unjudged.add(trial.trial_id)
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
         if trial.trial_id in self.unjudged:  # its end value is not a rung value to compare with
             asha_forget(self, trial.trial_id)
+        else:
+            super().on_trial_complete(tune_controller, trial, result)
+        self.write_records()
+
+    def read_records(self) -> None:
+        """What an earlier run of this search wrote down (`write_records`), back in place."""
+        saved = SearchFolder(self.folder).scheduler() or {}
+        self.brackets_before = asha_restore_records(self, saved.get("asha", {}))
+        self.best.update({str(t): float(v) for t, v in saved.get("best", {}).items()})
+
+    def write_records(self) -> None:
+        """`state/scheduler.json` again where something new was written down; a failed write
+        costs only what a resume would know (the search goes on)."""
+        records = {"asha": asha_records(self), "best": dict(self.best)}
+        if records == self.written:
             return
-        super().on_trial_complete(tune_controller, trial, result)
+        try:
+            SearchFolder(self.folder).write_scheduler(records)
+        except OSError:
+            return
+        self.written = records
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if "val_total" in result and result.get("val_chars") == result["val_total"]:
@@ -345,6 +381,7 @@ class RecordingASHA(ASHAScheduler):
                 action = self.endgame(tune_controller, trial)
             elif self.nothing_to_start(tune_controller):
                 action = self.share(tune_controller, trial)
+        self.write_records()
         return action
 
     def verdict(self, tune_controller: Any, trial: Any, result: dict) -> str:

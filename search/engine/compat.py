@@ -86,6 +86,41 @@ def asha_forget(scheduler: Any, trial_id: str) -> None:
     scheduler._trial_info.pop(trial_id, None)
 
 
+def asha_records(scheduler: Any) -> dict[str, Any]:
+    """What an `ASHAScheduler` wrote down at the rungs of each bracket (`_brackets`,
+    `_Bracket._rungs`: milestone, trial id -> reward) and the bracket of each trial it knows
+    (`_trial_info`), as JSON. Tune saves neither with its state (it never calls the
+    scheduler's `save`), so a resumed search would judge at its rungs from scratch."""
+    brackets = scheduler._brackets
+    index = {id(bracket): i for i, bracket in enumerate(brackets)}
+    rungs = [
+        [[float(m), {t: float(r) for t, r in recorded.items()}] for m, recorded in bracket._rungs]
+        for bracket in brackets
+    ]
+    return {
+        "rungs": rungs,
+        "trials": {t: index[id(b)] for t, b in scheduler._trial_info.items() if id(b) in index},
+    }
+
+
+def asha_restore_records(scheduler: Any, saved: dict[str, Any]) -> dict[str, int]:
+    """Write what `asha_records` returned back into a scheduler made with the same rungs (a
+    milestone it lacks is skipped). Returns the bracket of each trial, for `asha_place`."""
+    for bracket, rungs in zip(scheduler._brackets, saved.get("rungs", []), strict=False):
+        for milestone, recorded in bracket._rungs:
+            for saved_milestone, values in rungs:
+                if abs(saved_milestone - milestone) <= 1e-9 * max(1.0, abs(milestone)):
+                    recorded.update({str(t): float(r) for t, r in values.items()})
+    count = len(scheduler._brackets)
+    return {str(t): int(i) for t, i in saved.get("trials", {}).items() if 0 <= int(i) < count}
+
+
+def asha_place(scheduler: Any, trial_id: str, bracket: int) -> None:
+    """Put a trial in the `ASHAScheduler` bracket it was in before (`_trial_info`; `on_trial_add`
+    draws one at random where there are several)."""
+    scheduler._trial_info[trial_id] = scheduler._brackets[bracket]
+
+
 # -- Ray Tune's Tuner and trial folders (ray 2.60, ray/tune/tuner.py, ray/tune/experiment/) ----
 
 

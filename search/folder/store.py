@@ -12,6 +12,8 @@
   warm-start rule reads, measured on this machine (`search.engine.warm`); `--resume` reuses it |
 | `state/clock.json` | each run of it | when the run started and its deadline (for readers outside
   the driver, which keeps its clock in memory: `search.engine.driver`) |
+| `state/scheduler.json` | ASHA and Hyperband, as trials report | the values written down at
+  the rungs and each trial's best, which Tune does not save: `--resume` reads them back |
 | `optuna.journal` | the sampler | the Optuna study, in Optuna's journal storage |
 | `trials.parquet`, `curves.parquet` | the end of each run | the result tables |
 | `best/` | the end of each run | the best checkpoint, its row and a sample; with a test split,
@@ -59,11 +61,11 @@ SETTINGS, SCHEDULE, CLOCK, SPEEDS = "search.json", "schedule.json", "clock.json"
 STUDY, SWEEP, LOCK, LEGACY_STOPPED = "optuna.journal", "sweep.yaml", ".lock", "stopped.txt"
 TRIALS, CURVES, BEST, LOST = "trials.parquet", "curves.parquet", "best", "lost"
 TRIAL_FOLDERS = "train_trial_*"  # Tune's folder of each trial of the trainable `train_trial`
-HOLDER, STATUS = "holder.json", "status.json"
+HOLDER, STATUS, SCHEDULER = "holder.json", "status.json", "scheduler.json"
 BEST_CHECKPOINT, BEST_ROW, BEST_SAMPLE = "best.pt", "trial.json", "sample.txt"
 TEST_BITS = "test_bits.parquet"
 TEST_BITS_SCHEMA = pa.schema([("static", pa.float32()), ("dynamic", pa.float32())])
-STATE_FILES = (SETTINGS, SCHEDULE, CLOCK, STATUS, HOLDER)
+STATE_FILES = (SETTINGS, SCHEDULE, CLOCK, STATUS, HOLDER, SCHEDULER)
 
 
 def read_json(file: Path) -> Any:
@@ -152,6 +154,19 @@ class SearchFolder:
             return {str(k): float(v) for k, v in read_json(self.state_file(SPEEDS)).items()}
         except (OSError, ValueError, AttributeError, TypeError):
             return None
+
+    def write_scheduler(self, records: dict[str, Any]) -> None:
+        """What the scheduler has written down (its rungs' values, the trials' best), which
+        Tune does not save with its state: a resumed search reads it back."""
+        self._write_state(SCHEDULER, json.dumps(records) + "\n")
+
+    def scheduler(self) -> dict[str, Any] | None:
+        """What `write_scheduler` wrote; None if nothing (or nothing readable) was."""
+        try:
+            records = read_json(self.state_file(SCHEDULER))
+        except (OSError, ValueError):
+            return None
+        return records if isinstance(records, dict) else None
 
     def write_clock(self, started: float, deadline: float) -> None:
         """When this run of the search started and must end (`time.time()` values), for
