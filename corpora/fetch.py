@@ -157,8 +157,16 @@ def _download_raw(spec: CorpusSpec) -> bytes:
 
 
 def _verified_text(spec: CorpusSpec, raw: bytes) -> bytes:
-    """`spec.prepare(raw)` as UTF-8 bytes; CorpusError naming both checksums on a mismatch."""
-    data = spec.prepare(raw).encode("utf-8")
+    """`spec.prepare(raw)` as UTF-8 bytes; CorpusError naming both checksums on a mismatch, or
+    the corpus and its source where the download is not what `prepare` reads (an error page,
+    a truncated archive)."""
+    try:
+        data = spec.prepare(raw).encode("utf-8")
+    except CorpusError as error:
+        raise CorpusError(
+            f"could not prepare corpus {spec.name!r} from {spec.url}: {error}; nothing was "
+            f"installed. You can {_local_hint(spec)}."
+        ) from None
     actual = hashlib.sha256(data).hexdigest()
     if actual != spec.sha256:
         note = f" {spec.note}" if spec.note else ""

@@ -34,6 +34,11 @@ _MONTE_CRISTO_PLACEHOLDER = re.compile(r"\d+m")  # illustration names left from 
 _WAR_AND_PEACE_CREDIT = re.compile(r"(Produced by:? )?An Anonymous Volunteer,? and David Widger")
 
 
+def flat(error: BaseException) -> str:
+    """A library's error message on one line (tarfile's runs over several)."""
+    return " ".join(str(error).split())
+
+
 def decode_utf8(raw: bytes, what: str) -> str:
     """Decode UTF-8, dropping a leading byte-order mark; CorpusError (with offset) if invalid."""
     try:
@@ -113,7 +118,7 @@ def source_files_from_tar(
                     if fileobj is not None:
                         files[rel] = fileobj.read()
     except (tarfile.TarError, EOFError, OSError) as e:
-        raise CorpusError(f"not a readable tar archive: {e}") from None
+        raise CorpusError(f"not a readable tar archive: {flat(e)}") from None
     return files
 
 
@@ -241,7 +246,7 @@ def uslm_to_text(xml: bytes) -> str:
                 elem.text = None
         root = parser.root  # type: ignore[attr-defined]
     except ET.ParseError as e:
-        raise CorpusError(f"not valid USLM XML: {e}") from None
+        raise CorpusError(f"not valid USLM XML: {flat(e)}") from None
     lines = list(_join_nums(_uslm_items(root)))
     if not lines:
         raise CorpusError("USLM XML holds no text")
@@ -259,7 +264,7 @@ def xml_from_zip(raw: bytes, member: str) -> bytes:
                 raise CorpusError(f"zip archive has no single {member} (members: {names[:5]})")
             return archive.read(xml_names[0])
     except zipfile.BadZipFile as e:
-        raise CorpusError(f"not a readable zip archive: {e}") from None
+        raise CorpusError(f"not a readable zip archive: {flat(e)}") from None
 
 
 def prepare_irc(raw: bytes) -> str:

@@ -79,6 +79,7 @@ class TrainConfig:
             "warmup_chars",
             "max_train_s",
             "eval_every_chars",
+            "train_chars",
         ):
             if not getattr(self, name) >= 0:  # also refuses NaN
                 raise ConfigError(f"{name} must be non-negative, got {getattr(self, name)}")
@@ -86,10 +87,15 @@ class TrainConfig:
             raise ConfigError(f"cooldown must be in (0, 1], got {self.cooldown}")
         if self.decay not in DECAYS:
             raise ConfigError(f"decay must be one of {', '.join(DECAYS)}, got {self.decay!r}")
-        if not 0 <= self.seed < 2**63:  # torch.manual_seed's range
-            raise ConfigError(f"seed must be in [0, 2**63), got {self.seed}")
+        check_seed(self.seed)
         if self.device not in DEVICES:
             raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+
+
+def check_seed(seed: int) -> None:
+    """A seed every generator here takes (torch.manual_seed's range, which numpy's covers)."""
+    if not 0 <= seed < 2**63:
+        raise ConfigError(f"seed must be in [0, 2**63), got {seed}")
 
 
 @dataclass(frozen=True)

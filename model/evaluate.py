@@ -75,7 +75,7 @@ from corpora.errors import run_cli
 from corpora.flags import OneLineParser, add_flags
 from corpora.vocab import codepoints
 from model.batching import PAD, Streams, batch, next_position, stream_views, window
-from model.config import RunConfig, run_config_from_flat
+from model.config import RunConfig, check_seed, run_config_from_flat
 from model.errors import ConfigError
 from model.loop import LN2, VAL_STREAMS, load_checkpoint, load_weights, resolve_device
 from model.lstm import CharLSTM, detach_state
@@ -134,6 +134,7 @@ class EvalConfig:
             raise ConfigError(f"dyn_lr must be positive, got {self.dyn_lr}")
         if self.decay is not None and not 0 <= self.decay < 1:
             raise ConfigError(f"decay must be in [0, 1), got {self.decay}")
+        check_seed(self.seed)
 
     @property
     def bootstrap(self) -> dict[str, Any]:

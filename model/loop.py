@@ -313,7 +313,10 @@ class Trainer:
     def report_metrics(self, *, val_chars: int | None = None, evaluate: bool = True) -> Metrics:
         """Metrics since the last report, with validation bpc over the first `val_chars`
         validation characters (default: all; NaN when told not to evaluate)."""
-        train_nats = (self._window_loss / max(1, self._window_chars)).item()
+        train_nats, speed = math.nan, math.nan  # no step since the last report: no figure, not 0
+        if self._window_chars:
+            train_nats = (self._window_loss / self._window_chars).item()
+            speed = self._window_chars / max(self._window_train_s, 1e-9)
         chars = self.val_chars if val_chars is None else min(val_chars, self.val_chars)
         val_bpc = self.evaluate(chars) if evaluate else float("nan")
         if evaluate and chars == self.val_chars and math.isfinite(val_bpc):
@@ -327,7 +330,7 @@ class Trainer:
             "val_chars": chars if evaluate else 0,
             "best_val_bpc": best,  # best so far on the whole validation text (NaN: none yet)
             "chars_seen": self.chars_seen,
-            "chars_per_s": self._window_chars / max(self._window_train_s, 1e-9),
+            "chars_per_s": speed,
             "elapsed_s": self.elapsed_s,
             "train_s": self.train_s,
             "eval_s": self.eval_s,

@@ -25,7 +25,7 @@ import torch
 from corpora import Vocab
 from corpora.errors import run_cli
 from corpora.flags import OneLineParser, add_flags
-from model.config import run_config_from_flat
+from model.config import check_seed, run_config_from_flat
 from model.errors import ConfigError
 from model.lstm import CharLSTM, State
 
@@ -116,6 +116,7 @@ def generate(
         raise ConfigError(f"top_k must be non-negative, got {top_k}")
     if not prime:
         raise ConfigError("prime must contain at least one character")
+    check_seed(seed)
     device = model.head.weight.device
     threads = torch.get_num_threads()
     if device.type == "cpu":

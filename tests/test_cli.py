@@ -45,6 +45,8 @@ def test_train_resume_and_sample(corpus_dir, tmp_path, capsys):
     text = capsys.readouterr().out
     assert text.startswith("The ") and len(text.rstrip("\n")) >= 60
     assert sample_main(sample) == 0 and capsys.readouterr().out == text  # same seed, same text
+    assert sample_main([*sample[:4], "--seed", str(2**70)]) == 2
+    assert "seed must be in [0, 2**63)" in one_error_line(capsys)
     # A search folder's best model is in best/: the folder itself is enough.
     (tmp_path / "search" / "best").mkdir(parents=True)
     shutil.copy(out / "best.pt", tmp_path / "search" / "best" / "best.pt")
@@ -85,6 +87,7 @@ def test_a_time_budget_ends_training_with_a_last_report(corpus_dir, tmp_path, ca
         (None, ["--corpus", "monte-cristo", "--cell", "transformer"], "cell"),
         (None, ["--corpus", "monte-cristo", "--val-fraction", "0.9"], "val_fraction"),
         (None, ["--corpus", "monte-cristo", "--seed", "1180591620717411303424"], "seed"),
+        (None, ["--corpus", "monte-cristo", "--train-chars", "-5"], "train_chars must be non-"),
         (None, ["--corpus", "monte-cristo", "--device", "tpu"], "device"),
     ],
 )

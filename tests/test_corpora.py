@@ -258,6 +258,18 @@ def test_fetch_download_error_is_one_line(server: Server, tmp_path: Path) -> Non
     assert not (tmp_path / "tiny.txt").exists()
 
 
+def test_a_download_prepare_cannot_read_is_one_line_naming_the_corpus(
+    server: Server, tmp_path: Path
+) -> None:
+    spec = dataclasses.replace(tiny_spec(server), prepare=prepare_nginx)  # text, not a tarball
+    with pytest.raises(CorpusError) as info:
+        fetch(spec, tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"could not prepare corpus 'tiny' from {spec.url}: not a readable ")
+    assert "--data-dir" in message and "\n" not in message
+    assert not (tmp_path / "tiny.txt").exists()
+
+
 def test_concurrent_fetch_in_threads_downloads_once(server: Server, tmp_path: Path) -> None:
     spec = tiny_spec(server)
     server.delay_s = 0.3  # keep the first download in flight while the second thread arrives

@@ -1,6 +1,7 @@
 """Real searches on a local Ray: budget, schedule, warm starts, tables, best model, W&B, resume."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -57,6 +58,27 @@ def test_the_time_budget_is_respected(searches):
     curves = pq.read_table(config.path / "curves.parquet").to_pylist()
     assert max(c["time"] for c in curves) <= clock["deadline"]  # every last report in time
     assert outcome.wall_s <= config.time_budget_s + outcome.startup_s + 15  # + tables, sample
+
+
+def test_what_the_rungs_wrote_down_is_kept_for_a_resume(searches):
+    """What ASHA wrote down, as a resumed run reads it back (state/scheduler.json): at the first
+    rung each trial's first report there (its reward the negated bits per character), and
+    each trial's best on the whole validation text."""
+    config, outcome = searches["monte-cristo"]
+    saved = SearchFolder(config.path).scheduler()
+    (bracket,) = saved["asha"]["rungs"]  # ASHA: one bracket, its rungs from the last down
+    milestone, recorded = bracket[-1]
+    assert milestone == pytest.approx(outcome.schedule.grace_s)
+    curves = pq.read_table(config.path / "curves.parquet").to_pylist()
+    first, best = {}, {}
+    whole = max(row["val_chars"] for row in curves)
+    for row in curves:
+        if row["train_s"] >= milestone and row["trial_id"] not in first:
+            first[row["trial_id"]] = -row["val_bpc"]
+        if row["val_chars"] == whole:
+            best[row["trial_id"]] = min(row["val_bpc"], best.get(row["trial_id"], math.inf))
+    assert recorded == pytest.approx(first)  # none where a loaded machine let no trial get there
+    assert saved["best"] == pytest.approx(best) and best
 
 
 def test_validation_runs_only_where_the_schedule_needs_it(searches):

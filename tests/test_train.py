@@ -74,6 +74,17 @@ def test_untrained_model_scores_about_log2_vocab(corpus):
     assert abs(trainer.evaluate() - math.log2(len(corpus.vocab))) < 0.5
 
 
+def test_a_report_with_no_step_since_the_last_has_no_training_figures(corpus):
+    """A deadline right after a report: the last report's training loss and speed are NaN
+    (unknown), not a perfect 0 bits per character at 0 characters a second."""
+    trainer = Trainer(small_run(corpus), corpus)
+    trainer.train_step()
+    first = trainer.report_metrics(val_chars=100)
+    assert first["train_bpc"] > 1 and first["chars_per_s"] > 0
+    again = trainer.report_metrics(val_chars=100)
+    assert math.isnan(again["train_bpc"]) and math.isnan(again["chars_per_s"])
+
+
 def stream_bits(model, ids: np.ndarray, streams: int) -> float:
     """Bits of every target of `ids`, read in `streams` equal consecutive pieces from a zero
     state each: written here without the batching module, to check it."""
