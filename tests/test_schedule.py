@@ -131,9 +131,16 @@ def test_tune_saves_its_state_before_a_trial_restarts_from_a_checkpoint():
     controller, sched = Controller([restarted, new]), LogSavingFIFO()
     assert sched.choose_trial_to_run(controller) is restarted
     assert controller.saves == [{"t0": Trial.PENDING, "t1": Trial.PENDING}]
+    # Waiting for its CPUs it is chosen again at every step: saved once is enough.
+    assert sched.choose_trial_to_run(controller) is restarted
+    assert len(controller.saves) == 1
     restarted.status = Trial.RUNNING
     assert sched.choose_trial_to_run(controller) is new
     assert len(controller.saves) == 1
+    # Failed again later, from a newer checkpoint: its newer reports are saved first.
+    restarted.status, restarted.checkpoint = Trial.PENDING, "t0 at 60 s"
+    assert sched.choose_trial_to_run(controller) is restarted
+    assert len(controller.saves) == 2
 
 
 def scheduler(tmp_path, elapsed: float, budget: float = 300.0) -> PromotionScheduler:

@@ -229,13 +229,21 @@ def saving_logs(choose: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     starts, where that trial has a checkpoint to go on from (resumed after a pause, restarted
     after a failure): Tune then copies the trial's log back from the storage
     (`search.engine.compat.save_tune_state`), and without the save that copy lacks the reports
-    made since Tune's last periodic save, so curves.parquet would too."""
+    made since Tune's last periodic save, so curves.parquet would too.
+
+    Once per checkpoint: a chosen trial waiting for its CPUs is PENDING, and Tune's schedulers
+    choose a PENDING trial again at every step of the controller until it starts; it makes no
+    report meanwhile, so saving again would only cost the controller a blocking write."""
 
     @functools.wraps(choose)
     def choose_trial_to_run(self: Any, tune_controller: Any) -> Any:
         trial = choose(self, tune_controller)
         if trial is not None and trial.checkpoint is not None:
-            save_tune_state(tune_controller)
+            saved = self.__dict__.setdefault("logs_saved_at", {})  # trial id -> its checkpoint
+            where = getattr(trial.checkpoint, "path", trial.checkpoint)
+            if saved.get(trial.trial_id) != where:
+                save_tune_state(tune_controller)
+                saved[trial.trial_id] = where
         return trial
 
     return choose_trial_to_run
