@@ -155,7 +155,7 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
 def command(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
-    from search.engine.tuning import run_search  # imports Ray: only once the arguments are valid
+    from search.engine.tuning import interrupted_hint, run_search  # imports Ray: once valid
     from search.reports.render import format_ranking
 
     try:
@@ -185,13 +185,6 @@ def command(argv: Sequence[str] | None = None) -> int:
         print(interrupted_hint(config), file=sys.stderr)
         return 130
     return 0
-
-
-def interrupted_hint(config: SearchConfig) -> str:
-    """What to run after an interrupted search: nothing is saved before its settings are."""
-    if not SearchFolder(config.path).exists():
-        return "interrupted before the search started; the same command starts it again"
-    return f"interrupted; continue with the same command plus --resume --name {config.name}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

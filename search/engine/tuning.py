@@ -436,6 +436,13 @@ def run_search(config: SearchConfig, resume: bool = False) -> SearchOutcome:
         return _prepare_and_run(config, resume)
 
 
+def interrupted_hint(config: SearchConfig) -> str:
+    """What to run after an interrupted search: nothing is saved before its settings are."""
+    if not SearchFolder(config.path).exists():
+        return "interrupted before the search started; the same command starts it again"
+    return f"interrupted; continue with the same command plus --resume --name {config.name}"
+
+
 def _prepare_and_run(config: SearchConfig, resume: bool) -> SearchOutcome:
     started, started_wall = time.perf_counter(), time.time()
     folder = SearchFolder(config.path)
