@@ -3,8 +3,12 @@ bad file a user can hand over becoming one line. Ray-free, so they run in the fa
 
 import json
 import multiprocessing
+import os
 import re
 import shutil
+import signal
+import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -224,3 +228,39 @@ def test_trial_folders_the_saved_state_does_not_know_are_set_aside_not_deleted(t
     assert sorted(p.name for p in folder.path.iterdir()) == [
         "lost", "state", "train_trial_aaaa0001_1_x=1"]  # fmt: skip
     assert folder.set_aside({"train_trial_aaaa0001_1_x=1"}) == []  # nothing more to move
+
+
+# -- signals: SIGTERM is Ctrl-C wherever the driver is -----------------------------------------
+
+
+def test_sigterm_before_and_after_tune_interrupts_and_during_tune_tells_tune():
+    """Outside Tune's `fit`, SIGTERM raises KeyboardInterrupt (the folder's lock and Ray are let
+    go, and the command line says so); inside, it is Tune's SIGUSR1 (save, then stop), and
+    before Tune listens for that it is KeyboardInterrupt again, not SIGUSR1's default end.
+    `ray.init` puts `sys.exit(15)` in place: a SIGTERM while Ray starts is the same interrupt."""
+    from search.engine.tuning import (
+        keeps_sigterm_handler,
+        sigterm_interrupts,
+        sigterm_stops_gracefully,
+    )
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGUSR1)
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"), sigterm_interrupts():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)  # delivered at the next bytecode; never reached
+    with sigterm_interrupts():
+        with pytest.raises(KeyboardInterrupt), keeps_sigterm_handler():
+            signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(signum))  # as ray.init
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        with pytest.raises(KeyboardInterrupt), sigterm_stops_gracefully() as received:
+            os.kill(os.getpid(), signal.SIGTERM)  # Tune is not listening yet
+            time.sleep(1)
+        assert received == [signal.SIGTERM]
+        told = []
+        with sigterm_stops_gracefully() as received:
+            signal.signal(signal.SIGUSR1, lambda signum, _: told.append(signum))  # as Tune does
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)
+        assert received == [signal.SIGTERM] and told == [signal.SIGUSR1]
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGUSR1)) == before

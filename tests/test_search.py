@@ -77,7 +77,9 @@ def test_what_the_rungs_wrote_down_is_kept_for_a_resume(searches):
             first[row["trial_id"]] = -row["val_bpc"]
         if row["val_chars"] == whole:
             best[row["trial_id"]] = min(row["val_bpc"], best.get(row["trial_id"], math.inf))
-    assert recorded == pytest.approx(first)  # none where a loaded machine let no trial get there
+    # The long-horizon start's end value is no rung value, and a trial the deadline stops may
+    # end without one: every value written down is a trial's first report past the rung.
+    assert all(value == pytest.approx(first[trial]) for trial, value in recorded.items())
     assert saved["best"] == pytest.approx(best) and best
 
 

@@ -241,10 +241,15 @@ def sigterm_interrupts() -> Iterator[None]:
 @contextmanager
 def keeps_sigterm_handler() -> Iterator[None]:
     """The SIGTERM handler in place before, again after: `ray.init` installs one of its own
-    (`sys.exit`), which would end a search without a word and without its `finally` blocks."""
+    (`sys.exit(15)`), which would end a search without a word. A SIGTERM while Ray starts
+    meets that one: its exit becomes the KeyboardInterrupt `sigterm_interrupts` raises."""
     ours = signal.getsignal(signal.SIGTERM)
     try:
         yield
+    except SystemExit as stop:
+        if stop.code == signal.SIGTERM:
+            raise KeyboardInterrupt(signal.SIGTERM.name) from None
+        raise
     finally:
         if threading.current_thread() is threading.main_thread() and ours is not None:
             signal.signal(signal.SIGTERM, ours)
@@ -267,13 +272,19 @@ def sigterm_stops_gracefully() -> Iterator[list[int]]:
     def stop_gracefully(signum: int, *_: object) -> None:
         received.append(signum)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the driver at once
+        if signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL:  # Tune is not listening yet
+            raise KeyboardInterrupt(signal.Signals(signum).name)
         signal.raise_signal(signal.SIGUSR1)
 
     previous = signal.signal(signal.SIGTERM, stop_gracefully)
+    # Tune installs its SIGUSR1 handler once `fit` is under way and never removes it: an earlier
+    # search's in this process would take this one's signal (or, unset, SIGUSR1 ends the driver).
+    previous_usr1 = signal.signal(signal.SIGUSR1, signal.SIG_DFL)
     try:
         yield received
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGUSR1, previous_usr1)
 
 
 def collect_trials(grid: tune.ResultGrid, stopped: set[str], val_chars: int) -> list[TrialRecord]:
