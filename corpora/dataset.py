@@ -31,6 +31,18 @@ from corpora.text import decode_text, read_bytes
 from corpora.vocab import Vocab
 
 
+def lasting(name: str | None, folder: bool = False) -> str | None:
+    """A corpus file (or, `folder`, a data folder) given by a relative path, made absolute: a
+    checkpoint or a search's settings keep it, and are read from other working folders. A
+    registered name, or a path to nothing, is returned as it is."""
+    if not name:
+        return name
+    path = Path(name).expanduser()
+    if path.is_absolute() or not (path.is_dir() if folder else path.is_file()):
+        return name
+    return str(path.absolute())
+
+
 @dataclass(frozen=True)
 class CorpusConfig:
     """Which text to train on and how much of it."""
@@ -44,6 +56,8 @@ class CorpusConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise CorpusError("corpus name must be a non-empty string")
+        object.__setattr__(self, "name", lasting(self.name))
+        object.__setattr__(self, "data_dir", lasting(self.data_dir, folder=True))
         if self.max_chars is not None and (
             isinstance(self.max_chars, bool)
             or not isinstance(self.max_chars, Integral)

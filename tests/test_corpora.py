@@ -712,3 +712,21 @@ def test_a_registered_name_with_another_file_is_flagged_everywhere(
     own = tmp_path / "notes.txt"
     own.write_text("my own text\n" * 100, encoding="utf-8")
     assert load_corpus(CorpusConfig(name=str(own))).verified is None  # a path: nothing to check
+
+
+def test_relative_paths_are_kept_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint or a search's settings keep the corpus and data folder they were given: made
+    absolute, they name the same files when read from another working folder."""
+    from search.folder.config import SearchConfig
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "notes.txt").write_text("some notes\n")
+    monkeypatch.chdir(tmp_path)
+    config = CorpusConfig(name="notes.txt", data_dir="data")
+    assert (config.name, config.data_dir) == (str(tmp_path / "notes.txt"), str(tmp_path / "data"))
+    search = SearchConfig(corpus="notes.txt", data_dir="data")
+    assert (search.corpus, search.data_dir) == (config.name, config.data_dir)
+    assert search.corpus_config().data_dir == config.data_dir
+    # A registered name, and a folder that does not exist (its error names it as given), stay.
+    assert CorpusConfig(name="irc", data_dir="missing").data_dir == "missing"
+    assert CorpusConfig(name="irc").name == "irc"

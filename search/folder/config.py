@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from corpora import CorpusConfig
+from corpora.dataset import lasting
 from model.errors import ConfigError
 from search.folder.schedule import GRACE_SHARE, MIN_BUDGET_S
 from search.folder.space import GPU_SPACE, SearchSpace, space_from_mapping, space_to_mapping
@@ -69,7 +70,10 @@ class SearchConfig:
     space: SearchSpace = field(default_factory=SearchSpace)
 
     def __post_init__(self) -> None:
-        for name in ("sample_chars", "first_rung_val_chars", "warm_start_top", "reduction_factor"):
+        if isinstance(self.corpus, str):  # kept in state/search.json: valid from any folder
+            object.__setattr__(self, "corpus", lasting(self.corpus))
+        object.__setattr__(self, "data_dir", lasting(self.data_dir, folder=True))
+        for name in ("sample_chars", "first_rung_val_chars", "warm_start_top"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.reduction_factor < 2:
