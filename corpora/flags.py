@@ -100,6 +100,7 @@ def add_flags(
     metavars: dict[str, str] | None = None,
     choices: dict[str, Sequence[str]] | None = None,
     required: tuple[str, ...] = (),
+    shown: dict[str, str] | None = None,
 ) -> list[str]:
     """Add one flag per field of `cls` (but `skip`); returns the namespace keys it adds.
 
@@ -107,9 +108,11 @@ def add_flags(
     that converts a flag's text, `metavars` its placeholder in the help, `choices` the values
     it accepts. The help of a field in `required` says so instead of showing its default; the
     caller checks that it was given (a command that can do without it, `search.run --resume`,
-    must not be refused by argparse).
+    must not be refused by argparse). `shown` says what the default of a field is where the
+    command, not the field, sets it.
     """
     rename, types_, metavars, choices = rename or {}, types_ or {}, metavars or {}, choices or {}
+    shown = shown or {}
     comments = field_comments(cls)
     hints = get_type_hints(cls)
     added = []
@@ -130,9 +133,9 @@ def add_flags(
                 help=f"turn off: {text}" if default else text,
             )
         elif kind in (int, float, str) or f.name in types_:
-            shown = f"default: {shown_default(default)}"
+            said = f"default: {shown.get(f.name) or shown_default(default)}"
             if f.name in required:
-                shown = "required"
+                said = "required"
             parser.add_argument(
                 "--" + key.replace("_", "-"),
                 dest=key,
@@ -140,7 +143,7 @@ def add_flags(
                 default=argparse.SUPPRESS,
                 choices=choices.get(f.name),
                 metavar=metavars.get(f.name),
-                help=f"{text} ({shown})" if text else f"({shown})",
+                help=f"{text} ({said})" if text else f"({said})",
             )
         else:
             continue  # nested configs and tuples have flags of their own

@@ -71,8 +71,8 @@ class TrainConfig:
         for name in ("batch_size", "seq_len", "max_train_chars"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be positive, got {self.lr}")
+        if not 0 < self.lr < math.inf:
+            raise ConfigError(f"lr must be positive and finite, got {self.lr}")
         for name in (
             "weight_decay",
             "grad_clip",

@@ -135,6 +135,10 @@ class EvalConfig:
         if self.decay is not None and not 0 <= self.decay < 1:
             raise ConfigError(f"decay must be in [0, 1), got {self.decay}")
         check_seed(self.seed)
+        if self.threads < 0:
+            raise ConfigError(
+                f"threads must be non-negative (0: torch's default), got {self.threads}"
+            )
 
     @property
     def bootstrap(self) -> dict[str, Any]:
@@ -554,7 +558,8 @@ def load_text(
     if config.split == "test" and not test:
         raise ConfigError(
             f"{corpus.name} has no test split as the checkpoint's run cut it: train (or search) "
-            "with --test-fraction, or give one here with --other-text"
+            "with --test-fraction, or give one here with --test-fraction (and --val-fraction, "
+            "--max-chars) that leaves the training text out"
         )
     # The text before the scored split: for test, training and validation text.
     before = train if config.split == "val" else train + val

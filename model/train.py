@@ -206,6 +206,8 @@ def command(argv: Sequence[str] | None = None) -> int:
     started = time.time()
     args = build_parser().parse_args(argv)
     flat = {k: v for k, v in vars(args).items() if k not in OWN_FLAGS}
+    if args.threads < 0:
+        raise ConfigError(f"threads must be non-negative (0: torch's default), got {args.threads}")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     if args.resume and flat:

@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", nargs="?", const="runs", default=None, metavar="STORAGE",
                    help="compare every finished search in STORAGE (default runs)")  # fmt: skip
     add_flags(p, CompareConfig, skip=("searches", "thresholds"),
-              metavars={"out": "FOLDER", "data_dir": "FOLDER"})  # fmt: skip
+              metavars={"out": "FOLDER", "data_dir": "FOLDER"},
+              shown={"out": "reports/compare-DATE-TIME"})  # fmt: skip
     p.add_argument("--thresholds", type=parse_thresholds, default=argparse.SUPPRESS,
                    metavar="BPC,...", help="bpc levels the best trial is timed to "
                    f"(default: {','.join(f'{t:g}' for t in DEFAULT_THRESHOLDS)})")  # fmt: skip

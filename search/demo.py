@@ -20,9 +20,10 @@ from pathlib import Path
 from corpora.errors import run_cli
 from corpora.flags import OneLineParser, checked
 from model.config import parse_duration
+from model.errors import ConfigError
 from search.folder.config import SearchConfig
 from search.folder.presets import PRESETS, from_preset, preset
-from search.reports.report import CompareConfig, build_report
+from search.reports.report import CompareConfig, build_report, check_out
 
 DEMOS = [name for name, p in PRESETS.items() if p.corpora]
 
@@ -97,15 +98,19 @@ def command(argv: Sequence[str] | None = None) -> int:
         )  # fmt: skip
         if v is not None
     }
-    corpora = [c.strip() for c in args.corpora.split(",") if c.strip()] if args.corpora else None
+    corpora = None
+    if args.corpora is not None:
+        corpora = [c.strip() for c in args.corpora.split(",") if c.strip()]
+        if not corpora:
+            raise ConfigError(f"--corpora names no corpus: {args.corpora!r}")
+    out = check_out(args.out or f"reports/demo-{stamp}")  # before the searches' minutes
     configs = demo_configs(args.preset, args.storage, stamp, corpora, **overrides)
     try:
         searches = [str(p) for p in run_demo(configs)]
     except KeyboardInterrupt:
         print("interrupted; the demo searches that finished are in --storage", file=sys.stderr)
         return 130
-    report = build_report(CompareConfig(searches=tuple(searches),
-                                        out=args.out or f"reports/demo-{stamp}",
+    report = build_report(CompareConfig(searches=tuple(searches), out=str(out),
                                         data_dir=args.data_dir))  # fmt: skip
     print(report.terminal)
     print(f"\nreport: {report.out}")

@@ -181,3 +181,9 @@ def test_demo_refuses_a_bad_corpus_anywhere_in_its_list_before_searching(
     assert demo_main(argv) == 2
     assert "unknown corpus 'no-such-corpus'" in one_error_line(capsys)
     assert not runs.exists()  # irc's search never ran
+    (tmp_path / "a-file").write_text("")
+    for bad, message in ((["--out", str(tmp_path / "a-file")], "is a file, not a folder"),
+                         (["--corpora", ","], "--corpora names no corpus")):  # fmt: skip
+        assert demo_main([*argv[2:], *bad]) == 2
+        assert message in one_error_line(capsys)
+        assert not runs.exists()

@@ -31,7 +31,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 class SearchConfig:
     corpus: str = "monte-cristo"  # registered corpus name or path to a UTF-8 file
     time_budget_s: float = 3600.0  # wall time for trials, e.g. 300, 10m or 2h (at least 20 s);
-    # the schedule is derived from it. With --resume: the time for this run
+    # the schedule is derived from it. With --resume: the time for this run (the saved one if
+    # not given)
     trials: int = 0  # at most this many trials, over all resumes; 0: as many as the budget holds
     scheduler: str = "asha"  # asha | promote | hyperband | pbt | fifo (search.engine.builders)
     sampler: str = "tpe"  # tpe (Optuna's TPE) | random
@@ -86,10 +87,14 @@ class SearchConfig:
         for name in ("plateau_share", "endgame_share"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name):g}")
-        if not self.cpus_per_trial > 0:
-            raise ConfigError(f"cpus_per_trial must be positive, got {self.cpus_per_trial:g}")
-        if not self.gpus_per_trial >= 0:
-            raise ConfigError(f"gpus_per_trial must be non-negative, got {self.gpus_per_trial:g}")
+        if not 0 < self.cpus_per_trial < math.inf:
+            raise ConfigError(
+                f"cpus_per_trial must be positive and finite, got {self.cpus_per_trial:g}"
+            )
+        if not 0 <= self.gpus_per_trial < math.inf:
+            raise ConfigError(
+                f"gpus_per_trial must be non-negative and finite, got {self.gpus_per_trial:g}"
+            )
         if not (self.time_budget_s >= MIN_BUDGET_S and math.isfinite(self.time_budget_s)):
             raise ConfigError(
                 f"time budget must be at least {MIN_BUDGET_S:g} s, got {self.time_budget_s:g}"

@@ -159,6 +159,14 @@ def test_part(
     return test_columns(static, dynamic, baselines, ppmd, boot), dynamic
 
 
+def check_out(out: str | Path) -> Path:
+    """The report folder `out`; ConfigError if a file is in its place."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder for the report")
+    return out
+
+
 def build_report(config: CompareConfig) -> Report:
     """Read the searches, compute every view, and write OUT/; see the module docstring."""
     paths = [Path(p).resolve() for p in config.searches]
@@ -198,9 +206,7 @@ def build_report(config: CompareConfig) -> Report:
         )
     table = predictability_table(rows, config.thresholds)
     differences = ranking_differences(table, test_bits, boot)
-    out = Path(config.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file, not a folder for the report")
+    out = check_out(config.out)
     out.mkdir(parents=True, exist_ok=True)
     plots = write_plots(searches, table, out)
     markdown = render_markdown(

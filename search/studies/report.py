@@ -128,7 +128,9 @@ def write_report(config: Any, folder: SearchFolder, records: Sequence[TrialRecor
     png = plot_curves(records, rows, config.factor, folder.path / "curves.png")
     budget = (f"{config.time_budget_s:g} s of training" if config.time_budget_s
               else f"{config.budget_chars:,} training characters")  # fmt: skip
-    fixed = f"the best configuration of {config.base}" if config.base else "search.study.BASE"
+    fixed = (
+        f"the best configuration of {config.base}" if config.base else "search.studies.study.BASE"
+    )
     if config.sets:
         fixed += ", " + ", ".join(f"{k}={v}" for k, v in config.sets)
     parts = [
