@@ -134,6 +134,11 @@ class EvalConfig:
             raise ConfigError(f"dyn_lr must be positive, got {self.dyn_lr}")
         if self.decay is not None and not 0 <= self.decay < 1:
             raise ConfigError(f"decay must be in [0, 1), got {self.decay}")
+        dynamic_only = {"dyn_lr": self.dyn_lr, "decay": self.decay,
+                        "method": None if self.method == "rms" else self.method}  # fmt: skip
+        given = [name for name, value in dynamic_only.items() if value is not None]
+        if given and not self.dynamic:
+            raise ConfigError(f"{', '.join(given)} set(s) dynamic evaluation: pass --dynamic too")
         check_seed(self.seed)
         if self.threads < 0:
             raise ConfigError(
@@ -580,11 +585,13 @@ def halves(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ids[: middle + 1], ids[middle:]
 
 
-def check_fits(ids: np.ndarray, config: EvalConfig, what: str, blocks: bool = True) -> None:
-    """Enough characters for the settings: a segment per stream and (where a figure is
-    reported, `blocks`) two bootstrap blocks."""
+def check_fits(
+    ids: np.ndarray, config: EvalConfig, what: str, blocks: bool = True, dynamic: bool = True
+) -> None:
+    """Enough characters for the settings: a segment per stream (where dynamic evaluation runs
+    on `ids`) and (where a figure is reported, `blocks`) two bootstrap blocks."""
     n = len(ids) - 1
-    if config.dynamic and n < config.streams * config.segment:
+    if dynamic and config.dynamic and n < config.streams * config.segment:
         raise ConfigError(
             f"{what} has {n:,} characters, fewer than one {config.segment}-character segment "
             f"for each of {config.streams} streams: use fewer --streams or a shorter --segment"
@@ -695,7 +702,7 @@ def evaluate_checkpoint(config: EvalConfig) -> EvalReport:
     device = str(resolve_device(config.device))
     model, vocab, run, trained = load_scored_model(config.checkpoint, device)
     text = load_text(config, run, trained, vocab)
-    check_fits(text.scored, replace(config, dynamic=False), f"the {config.split} split")
+    check_fits(text.scored, config, f"the {config.split} split", dynamic=False)
     started = time.perf_counter()
     bits = char_losses(model, text.scored, run.train.seq_len, VAL_STREAMS)
     static_seconds = time.perf_counter() - started

@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import re
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -39,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from corpora import Corpus
+from corpora.errors import one_line
 from corpora.files import atomic_path
 from model.batching import PAD, Streams, batch, next_position, stream_views, window
 from model.config import RunConfig, run_config_from_flat, run_config_to_flat
@@ -569,10 +572,19 @@ def load_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict
     ConfigError for a missing, corrupt or foreign file, or one that is not a checkpoint of this
     project (a bare tensor, a dict without its keys).
     """
+    if os.path.isfile(path) and not zipfile.is_zipfile(path):  # torch saves zip archives
+        raise ConfigError(
+            f"cannot read checkpoint {path}: not a torch checkpoint (cut short, or another kind "
+            "of file)"
+        )
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several types for a missing, corrupt or foreign file
-        raise ConfigError(f"cannot read checkpoint {path}: {type(error).__name__}") from error
+        # torch's messages run to paragraphs; an unpickling one advises weights_only=False
+        detail = one_line(error).split(". ")[0]
+        if isinstance(error, pickle.UnpicklingError):
+            detail = "not a checkpoint torch can read with weights_only=True"
+        raise ConfigError(f"cannot read checkpoint {path}: {detail}") from error
     missing = [
         k for k in CHECKPOINT_KEYS if not isinstance(checkpoint, dict) or k not in checkpoint
     ]

@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from corpora.errors import run_cli
+from corpora import load_corpus
+from corpora.errors import one_line, run_cli
 from corpora.flags import OneLineParser
-from model.config import FLAT_KEYS
+from model.config import FLAT_KEYS, run_config_from_flat
 from model.errors import ConfigError
 from model.train import train_to_folder
 
@@ -52,12 +53,17 @@ def command(argv: Sequence[str] | None = None) -> int:
         **({"data_dir": args.data_dir} if args.data_dir else {}),
         **parse_sweep_args(extra),
     }
+    load_corpus(run_config_from_flat(flat).corpus)  # what a user can get wrong, before W&B
     import wandb  # only here: the sweep agent's run
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     # W&B's own files beside the runs (OUT/wandb/), in the mode WANDB_MODE asks for.
-    with wandb.init(config=flat, dir=str(out), mode=os.environ.get("WANDB_MODE")) as run:
+    try:
+        run = wandb.init(config=flat, dir=str(out), mode=os.environ.get("WANDB_MODE"))
+    except wandb.errors.UsageError as error:  # not logged in, a bad mode
+        raise ConfigError(f"W&B: {one_line(error)}") from None
+    with run:
         train_to_folder(flat, out / run.id, progress=False, on_report=run.log)
     return 0
 

@@ -187,3 +187,17 @@ def test_demo_refuses_a_bad_corpus_anywhere_in_its_list_before_searching(
         assert demo_main([*argv[2:], *bad]) == 2
         assert message in one_error_line(capsys)
         assert not runs.exists()
+
+
+def test_a_sweep_run_checks_its_corpus_and_settings_before_w_and_b_starts(
+    corpus_dir, tmp_path, capsys
+):
+    from search.sweep_train import main as sweep_main
+
+    out = tmp_path / "sweeps"
+    bad = [(["--corpus", "nosuch"], "unknown corpus 'nosuch'"),
+           (["--corpus", "irc", "--hidden_size=-1"], "hidden_size must be at least 1")]  # fmt: skip
+    for args, message in bad:
+        assert sweep_main([*args, "--data-dir", str(corpus_dir), "--out", str(out)]) == 2
+        assert message in one_error_line(capsys)
+        assert not out.exists()  # no W&B run was made

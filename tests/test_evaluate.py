@@ -294,6 +294,8 @@ def test_command_accepts_only_the_splits_that_exist(run_folder, capsys):
     assert "has no test split" in one_error_line(capsys)  # trained without --test-fraction
     assert main(["--checkpoint", str(run_folder / "missing.pt")]) == 2
     assert "not found" in one_error_line(capsys)
+    assert main(["--checkpoint", str(run_folder), "--dyn-lr", "0.001", "--method", "sgd"]) == 2
+    assert "dyn_lr, method set(s) dynamic evaluation: pass --dynamic" in one_error_line(capsys)
     assert main(["--checkpoint", str(run_folder), "--seed", "-1"]) == 2  # the bootstrap's
     assert "seed must be in [0, 2**63), got -1" in one_error_line(capsys)
 

@@ -148,6 +148,16 @@ def test_a_foreign_checkpoint_is_one_line(trained, capsys, content, message):
     assert message in one_line(capsys)
 
 
+def test_an_unreadable_checkpoint_says_why_in_one_line(trained, capsys):
+    whole = (trained / "best.pt").read_bytes()
+    bad = [(whole[: len(whole) // 2], "not a torch checkpoint (cut short, or another kind"),
+           (b"some text, not a checkpoint\n", "not a torch checkpoint")]  # fmt: skip
+    for content, message in bad:
+        (trained / "best.pt").write_bytes(content)
+        assert sample_main(["--checkpoint", str(trained / "best.pt")]) == 2
+        assert message in one_line(capsys)
+
+
 def test_a_corrupt_metrics_table_is_one_line(trained, capsys):
     (trained / "metrics.parquet").write_bytes(b"PAR1 not really")
     assert train_main(["--out", str(trained), "--resume"]) == 2
