@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="fix one hyperparameter (repeatable)")  # fmt: skip
     p.add_argument("--seeds", type=int, default=3, help="seeds per value (default 3)")
-    p.add_argument("--budget-chars", type=int, default=2_000_000,
+    p.add_argument("--budget-chars", type=int, default=None,
                    help="training characters of every arm (default 2,000,000)")  # fmt: skip
     p.add_argument("--time-budget", type=checked(parse_duration), default=None, metavar="DURATION",
                    help="instead: training time of every arm, e.g. 60 or 2m")  # fmt: skip
@@ -61,11 +61,14 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         sets.append((key.strip(), value.strip()))
     if args.corpus is None:
         raise ConfigError("--corpus is required: a registered corpus name or a text file")
+    if args.budget_chars is not None and args.time_budget is not None:
+        raise ConfigError("give --budget-chars or --time-budget (one of the two), not both")
     stem = Path(args.corpus).stem if args.corpus.endswith(".txt") else args.corpus
     name = args.name or f"study-{args.factor}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     return StudyConfig(
         factor=args.factor, corpus=args.corpus, values=values, base=args.base, sets=tuple(sets),
-        seeds=args.seeds, budget_chars=args.budget_chars, time_budget_s=args.time_budget or 0.0,
+        seeds=args.seeds, budget_chars=args.budget_chars or 2_000_000,
+        time_budget_s=args.time_budget or 0.0,
         max_chars=args.max_chars, val_fraction=args.val_fraction, name=name,
         storage=args.storage, address=args.address, data_dir=args.data_dir,
     )  # fmt: skip

@@ -34,6 +34,9 @@ def test_arms_differ_only_in_the_factor_and_the_seed():
         (["lr", "--corpus", "irc", "--base", "{tmp}"], "holds no search"),
         (["lr", "--corpus", "irc", "--seeds", "0"], "seeds must be at least 1, got 0"),
         (["cell"], "--corpus is required"),
+        (["cell", "--corpus", "irc", "--set", "cell=gru"], "--set cell: the factor this study"),
+        (["cell", "--corpus", "irc", "--budget-chars", "9", "--time-budget", "9"], "not both"),
+        (["max_chars", "--corpus", "monte-cristo", "--values", "100,200"], "too short for"),
     ],
 )
 def test_bad_studies_are_one_line(argv, message, tmp_path, capsys):

@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from corpora import load_corpus
 from model.errors import ConfigError
+from model.loop import check_corpus_fits
 from search.folder.config import SearchConfig
 from search.folder.results import (
     CURVES_SCHEMA,
@@ -116,6 +117,8 @@ def base_settings(config: StudyConfig) -> dict[str, Any]:
     for key, value in config.sets:
         if key not in HYPERPARAMETERS:
             raise ConfigError(f"--set {key}: not a hyperparameter ({', '.join(HYPERPARAMETERS)})")
+        if key == config.factor:
+            raise ConfigError(f"--set {key}: the factor this study varies; give --values instead")
         settings[key] = parse_value(key, str(value))
     return settings
 
@@ -204,6 +207,10 @@ def run_study(config: StudyConfig) -> Path:
     if largest > len(corpus.train_ids):
         raise ConfigError(f"max_chars {largest:,} exceeds the {len(corpus.train_ids):,} "
                           "training characters of this corpus")  # fmt: skip
+    for arm in grid:  # what a trial would fail on, before Ray starts
+        check_corpus_fits(arm.get("train_chars") or len(corpus.train_ids), len(corpus.val_ids),
+                          arm["batch_size"], arm["seq_len"],
+                          shorter="a smaller batch_size * seq_len (--set, --values)")  # fmt: skip
     budget_s = config.time_budget_s
     base = {**sc.base_run(budget_s), "max_train_chars": config.budget_chars if not budget_s
             else 10**15, "decay": "none", "eval_every_chars": 0 if budget_s else
