@@ -183,7 +183,7 @@ def build_report(config: CompareConfig) -> Report:
         sc = search.config
         key = cache_key(text.sha256, sc.max_chars, sc.val_fraction, sc.test_fraction)
         baselines = cached_baselines(search.path / BASELINES_FILE, key, train_text, val_text)
-        importance = study_importances(search.folder.study_file, search.name)
+        importance = study_importances(search.folder.study_file, search.config.name or search.name)
         sample = Sample(
             best_sample(search.path, config.sample_chars, config.temperature, config.seed),
             config.seed,
