@@ -162,11 +162,7 @@ class SearchFolder:
 
     def scheduler(self) -> dict[str, Any] | None:
         """What `write_scheduler` wrote; None if nothing (or nothing readable) was."""
-        try:
-            records = read_json(self.state_file(SCHEDULER))
-        except (OSError, ValueError):
-            return None
-        return records if isinstance(records, dict) else None
+        return self._mapping_or_none(SCHEDULER)
 
     def write_clock(self, started: float, deadline: float) -> None:
         """When this run of the search started and must end (`time.time()` values), for
@@ -196,8 +192,12 @@ class SearchFolder:
 
     def holder(self) -> dict[str, Any] | None:
         """Who holds the lock (host, pid, since), as it wrote down; None when nobody said."""
+        return self._mapping_or_none(HOLDER)
+
+    def _mapping_or_none(self, name: str) -> dict[str, Any] | None:
+        """state/NAME as a mapping; None if missing, unreadable or not a mapping."""
         try:
-            data = read_json(self.state_file(HOLDER))
+            data = read_json(self.state_file(name))
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
