@@ -34,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="fix one hyperparameter (repeatable)")  # fmt: skip
     p.add_argument("--seeds", type=int, default=3, help="seeds per value (default 3)")
-    p.add_argument("--budget-chars", type=int, default=None,
-                   help="training characters of every arm (default 2,000,000)")  # fmt: skip
+    p.add_argument("--budget-chars", type=int, default=None, help="training characters of "
+                   f"every arm (default {StudyConfig.budget_chars:,})")  # fmt: skip
     p.add_argument("--time-budget", type=checked(parse_duration), default=None, metavar="DURATION",
                    help="instead: training time of every arm, e.g. 60 or 2m")  # fmt: skip
     p.add_argument("--max-chars", type=int, default=None, help="corpus prefix length")
@@ -67,7 +67,8 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
     name = args.name or f"study-{args.factor}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     return StudyConfig(
         factor=args.factor, corpus=args.corpus, values=values, base=args.base, sets=tuple(sets),
-        seeds=args.seeds, budget_chars=args.budget_chars or 2_000_000,
+        seeds=args.seeds,
+        budget_chars=StudyConfig.budget_chars if args.budget_chars is None else args.budget_chars,
         time_budget_s=args.time_budget or 0.0,
         max_chars=args.max_chars, val_fraction=args.val_fraction, name=name,
         storage=args.storage, address=args.address, data_dir=args.data_dir,
