@@ -53,22 +53,29 @@ def run_demo(configs: Sequence[SearchConfig]) -> list[Path]:
     import ray  # only the demo starts searches
 
     from search.engine.cluster import start_ray
-    from search.engine.tuning import check_search, run_search
+    from search.engine.tuning import (
+        check_search,
+        keeps_sigterm_handler,
+        run_search,
+        sigterm_interrupts,
+    )
 
     for config in configs:  # a bad corpus or setting fails before the first search, not after
         check_search(config)
-    started = start_ray(None)
-    paths = []
-    try:
-        for config in configs:
-            print(f"demo: searching {config.corpus} -> {config.path}", file=sys.stderr)
-            outcome = run_search(config)
-            if outcome.interrupted:
-                raise KeyboardInterrupt(config.name)
-            paths.append(outcome.path)
-    finally:
-        if started:
-            ray.shutdown()
+    with sigterm_interrupts():  # between the searches too, not ray.init's silent exit
+        with keeps_sigterm_handler():
+            started = start_ray(None)
+        paths = []
+        try:
+            for config in configs:
+                print(f"demo: searching {config.corpus} -> {config.path}", file=sys.stderr)
+                outcome = run_search(config)
+                if outcome.interrupted:
+                    raise KeyboardInterrupt(config.name)
+                paths.append(outcome.path)
+        finally:
+            if started:
+                ray.shutdown()
     return paths
 
 

@@ -20,6 +20,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+from corpora.dataset import lasting
 from corpora.errors import run_cli
 from corpora.flags import OneLineParser, add_flags, checked
 from model.config import parse_duration
@@ -112,7 +113,7 @@ def latest_search(storage: str, corpus: str) -> str:
             saved = folder.read_settings()
         except ConfigError:  # not a search, or its settings are unreadable
             continue
-        if saved.get("corpus") == corpus:
+        if lasting(saved.get("corpus")) == lasting(corpus):  # a relative file made absolute
             found.append((folder.state_file(SETTINGS).stat().st_mtime, folder.path.name))
     if not found:
         raise ConfigError(f"no search of corpus {corpus!r} in {storage} to resume")

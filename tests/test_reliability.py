@@ -254,7 +254,8 @@ def test_sigterm_before_and_after_tune_interrupts_and_during_tune_tells_tune():
         sigterm_stops_gracefully,
     )
 
-    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGUSR1)
+    handled = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+    before = [signal.getsignal(s) for s in handled]
     with pytest.raises(KeyboardInterrupt, match="SIGTERM"), sigterm_interrupts():
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(1)  # delivered at the next bytecode; never reached
@@ -270,7 +271,8 @@ def test_sigterm_before_and_after_tune_interrupts_and_during_tune_tells_tune():
         told = []
         with sigterm_stops_gracefully() as received:
             signal.signal(signal.SIGUSR1, lambda signum, _: told.append(signum))  # as Tune does
+            signal.signal(signal.SIGINT, lambda signum, _: told.append(signum))  # and keeps
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.1)
         assert received == [signal.SIGTERM] and told == [signal.SIGUSR1]
-    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGUSR1)) == before
+    assert [signal.getsignal(s) for s in handled] == before  # Ctrl-C is Ctrl-C after Tune

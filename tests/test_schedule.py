@@ -459,8 +459,9 @@ def test_without_the_yardstick_a_lone_trial_beside_the_long_horizon_start_is_nev
     assert trials == {False: TrialScheduler.CONTINUE, True: TrialScheduler.STOP}
 
 
-def race(tmp_path, yardstick=True):
-    """A long-horizon start and another trial, each RUNNING, under RecordingASHA."""
+def race(tmp_path, yardstick=True, restored=None):
+    """A long-horizon start and another trial, each RUNNING, under RecordingASHA; `restored`:
+    the training seconds of each trial's last result as Tune saved it (a resumed search)."""
     wide = {"num_layers": 1, "hidden_size": 512}
     sched = RecordingASHA(time_attr="train_s", metric="val_bpc", mode="min", max_t=90.0,
                           grace_period=10.0, reduction_factor=3, folder=str(tmp_path),
@@ -469,6 +470,8 @@ def race(tmp_path, yardstick=True):
     slow.config, other.config = dict(wide), {**wide, "hidden_size": 128}
     controller = Controller([slow, other])
     for trial in (slow, other):
+        if restored:
+            trial.last_result = {"train_s": restored[trial.trial_id]}
         sched.on_trial_add(controller, trial)
     return sched, controller, slow, other
 
@@ -524,7 +527,7 @@ def test_a_resumed_search_judges_by_what_its_rungs_wrote_down_before(tmp_path, d
     whole = {"train_s": 10.0, "val_bpc": 2.3, "val_chars": 9, "val_total": 9}
     assert sched.on_trial_result(controller, other, whole) == TrialScheduler.CONTINUE
     # The driver stops; the resumed run gets a scheduler as it was made, and the same trials.
-    again, controller, slow, other = race(tmp_path)
+    again, controller, slow, other = race(tmp_path, restored={"slow": 30.0, "other": 10.0})
     assert again.best == {"other": 2.3}
     late = Stub("late")
     late.config = {**other.config, "hidden_size": 64}
@@ -533,6 +536,31 @@ def test_a_resumed_search_judges_by_what_its_rungs_wrote_down_before(tmp_path, d
     assert report(again, controller, late, 10.0, 2.9) == TrialScheduler.STOP  # behind 2.8
     assert report(again, controller, other, 30.0, 2.3) == TrialScheduler.STOP  # behind 2.2
     assert this_run(tmp_path).stopped == {"late", "other"}
+
+
+def test_a_trial_restored_from_before_its_stop_is_judged_again(tmp_path, driver_run):
+    """Stopped at a rung after Tune's last save, then SIGKILL: Tune restores the trial as of
+    that save and runs it again; at the rung it is judged again, not waved through (ASHA
+    skips a rung that holds the trial's value)."""
+
+    def made():
+        return RecordingASHA(time_attr="train_s", metric="val_bpc", mode="min", max_t=90.0,
+                             grace_period=10.0, reduction_factor=3,
+                             folder=str(tmp_path))  # fmt: skip
+
+    sched, ahead, behind = made(), Stub("ahead"), Stub("behind")
+    ahead.config, behind.config = {"hidden_size": 64}, {"hidden_size": 32}
+    controller = Controller([ahead, behind])
+    for trial in (ahead, behind):
+        sched.on_trial_add(controller, trial)
+    assert report(sched, controller, ahead, 10.0, 2.0) == TrialScheduler.CONTINUE
+    assert report(sched, controller, behind, 10.0, 2.5) == TrialScheduler.STOP
+    again = made()
+    ahead.last_result, behind.last_result = {"train_s": 10.0}, {"train_s": 5.0}  # Tune's save
+    for trial in (ahead, behind):
+        trial.status = Trial.RUNNING
+        again.on_trial_add(controller, trial)
+    assert report(again, controller, behind, 10.0, 2.5) == TrialScheduler.STOP
 
 
 def test_no_wait_without_a_running_long_horizon_start_or_without_the_yardstick(

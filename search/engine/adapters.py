@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from search.engine.compat import (
     asha_forget,
+    asha_forget_after,
     asha_known,
     asha_max_t,
     asha_place,
@@ -351,6 +352,8 @@ class RecordingASHA(ASHAScheduler):
         bracket = self.brackets_before.get(trial.trial_id)
         if bracket is not None:  # a trial of an earlier run: the bracket it was judged in
             asha_place(self, trial.trial_id, bracket)
+            # Tune restores it as of its last save; what it wrote down since, it writes again
+            asha_forget_after(self, trial.trial_id, (trial.last_result or {}).get(TIME_ATTR, 0.0))
         if any(is_point(trial.config, p) for p in self.long_horizon):
             self.unjudged.add(trial.trial_id)
 

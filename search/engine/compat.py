@@ -121,6 +121,16 @@ def asha_place(scheduler: Any, trial_id: str, bracket: int) -> None:
     scheduler._trial_info[trial_id] = scheduler._brackets[bracket]
 
 
+def asha_forget_after(scheduler: Any, trial_id: str, time: float) -> None:
+    """Drop what an `ASHAScheduler` wrote down for a trial at rungs past `time`: a trial Tune
+    restores from an earlier checkpoint reaches them again and is judged again there (ASHA
+    skips a rung that already holds the trial's value, and would let it go on)."""
+    for bracket in scheduler._brackets:
+        for milestone, recorded in bracket._rungs:
+            if milestone > time:
+                recorded.pop(trial_id, None)
+
+
 # -- Ray Tune's Tuner and trial folders (ray 2.60, ray/tune/tuner.py, ray/tune/experiment/) ----
 
 

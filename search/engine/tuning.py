@@ -277,14 +277,19 @@ def sigterm_stops_gracefully() -> Iterator[list[int]]:
         signal.raise_signal(signal.SIGUSR1)
 
     previous = signal.signal(signal.SIGTERM, stop_gracefully)
-    # Tune installs its SIGUSR1 handler once `fit` is under way and never removes it: an earlier
-    # search's in this process would take this one's signal (or, unset, SIGUSR1 ends the driver).
+    # Tune installs SIGINT and SIGUSR1 handlers once `fit` is under way and removes neither (its
+    # SIGINT one only once a signal came): an earlier search's in this process would take this
+    # one's SIGUSR1 (unset, SIGUSR1 ends the driver), and after `fit` a Ctrl-C would only set
+    # a finished run's event.
     previous_usr1 = signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+    previous_int = signal.getsignal(signal.SIGINT)
     try:
         yield received
     finally:
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGUSR1, previous_usr1)
+        if previous_int is not None:
+            signal.signal(signal.SIGINT, previous_int)
 
 
 def collect_trials(grid: tune.ResultGrid, stopped: set[str], val_chars: int) -> list[TrialRecord]:
