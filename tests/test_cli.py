@@ -4,12 +4,14 @@ test runs them as real processes to show their exit status."""
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from corpora.cli import main as corpora_main
+from model.errors import ConfigError
 from model.sample import main as sample_main
 from model.train import main as train_main
 from search.run import main as run_main
@@ -201,3 +203,23 @@ def test_a_sweep_run_checks_its_corpus_and_settings_before_w_and_b_starts(
         assert sweep_main([*args, "--data-dir", str(corpus_dir), "--out", str(out)]) == 2
         assert message in one_error_line(capsys)
         assert not out.exists()  # no W&B run was made
+
+
+def test_resume_without_a_name_finds_the_latest_search_of_its_corpus(tmp_path, monkeypatch):
+    """--resume without --name takes the newest search of the corpus, also of a text file given
+    by a relative path (its settings keep it absolute)."""
+    from search.folder.config import SearchConfig
+    from search.folder.store import SearchFolder
+    from search.run import latest_search
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("some notes\n")
+    runs = tmp_path / "runs"
+    for name, corpus in (("older", "notes.txt"), ("other", "irc"), ("newer", "notes.txt")):
+        config = SearchConfig(corpus=corpus, name=name, storage=str(runs))
+        SearchFolder(runs / name).write_settings(config)
+        time.sleep(0.01)  # distinct modification times
+    assert latest_search(str(runs), "notes.txt") == "newer"
+    assert latest_search(str(runs), "irc") == "other"
+    with pytest.raises(ConfigError, match="no search of corpus 'war-and-peace'"):
+        latest_search(str(runs), "war-and-peace")
