@@ -21,7 +21,14 @@ from corpora.errors import run_cli
 from corpora.flags import OneLineParser, checked
 from model.config import parse_duration
 from model.errors import ConfigError
-from search.studies.study import FACTORS, StudyConfig, base_settings, parse_value, run_study
+from search.studies.study import (
+    FACTORS,
+    StudyConfig,
+    StudyInterrupted,
+    base_settings,
+    parse_value,
+    run_study,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,7 +85,12 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
 def command(argv: Sequence[str] | None = None) -> int:
     config = config_from_args(build_parser().parse_args(argv))
     base_settings(config)  # a bad --base or --set fails before Ray starts
-    path = run_study(config)
+    try:
+        path = run_study(config)
+    except StudyInterrupted as stop:
+        print(f"interrupted; what ran is in {stop.path}, without a report (a study does not "
+              "resume: run it again under another --name)", file=sys.stderr)  # fmt: skip
+        return 130
     print((path / "study.md").read_text(encoding="utf-8").split("\n## ")[1].split("\n", 1)[1])
     print(f"study: {path / 'study.parquet'}, {path / 'study.md'}")
     return 0

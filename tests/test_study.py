@@ -1,6 +1,12 @@
 """Controlled studies: arms differ only in the factor; a tiny study on a real local Ray."""
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -69,3 +75,37 @@ def test_a_tiny_cell_study_writes_every_arm_and_its_report(ray_local, corpus_dir
     for cell in ("lstm", "gru", "rnn"):
         assert re.search(rf"^\|\s*{cell}\s*\|", report, re.M) and f"cell = {cell}" in report
     assert (path / "curves.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+def test_sigterm_mid_study_keeps_what_ran_and_gives_no_verdict(ray_local, corpus_dir, tmp_path):
+    """Arms cut short would be compared at different lengths: an interrupted study says so in
+    one line, exits 130, and keeps its tables (the arms unfinished) but writes no report."""
+    args = [
+        sys.executable, "-m", "search.study", "hidden_size", "--corpus", "monte-cristo",
+        "--values", "32,48", "--seeds", "1", "--time-budget", "120", "--max-chars", "200000",
+        "--name", "cut", "--storage", str(tmp_path), "--data-dir", str(corpus_dir),
+        "--address", ray_local,
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    study = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)  # fmt: skip
+    path = tmp_path / "cut"
+    try:
+        deadline = time.monotonic() + 120
+        while not list(path.glob("study_trial_*/checkpoint_*")):  # an arm has reported
+            assert study.poll() is None, study.communicate()
+            assert time.monotonic() < deadline, "no arm reported within 120 s"
+            time.sleep(0.2)
+        study.send_signal(signal.SIGTERM)
+        _, stderr = study.communicate(timeout=120)
+    finally:
+        study.kill()
+    assert study.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == (
+        f"interrupted; what ran is in {path}, without a report (a study does not resume: run "
+        "it again under another --name)"
+    ), stderr
+    assert not (path / "study.md").exists() and not (path / "study.parquet").exists()
+    trials = pq.read_table(path / "trials.parquet").to_pylist()
+    assert "unfinished" in {t["status"] for t in trials}, trials

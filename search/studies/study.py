@@ -187,14 +187,22 @@ STUDY_SCHEMA = pa.schema(
 )  # fmt: skip
 
 
-def run_study(config: StudyConfig) -> Path:
-    """Run every arm and seed to its budget; write the tables and the report; the folder."""
-    import ray
-    from ray import tune
+class StudyInterrupted(KeyboardInterrupt):
+    """The study was stopped (Ctrl-C, SIGTERM) before every arm trained its budget: `path` holds
+    what ran (the search tables, each arm's Tune folder) and no verdict."""
 
-    from search.engine.cluster import start_ray
-    from search.engine.trainable import TrialPlan
-    from search.engine.tuning import collect_trials, corpus_facts
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self.path = path
+
+
+def run_study(config: StudyConfig) -> Path:
+    """Run every arm and seed to its budget; write the tables and the report; the folder.
+
+    StudyInterrupted if it was stopped first: a report over arms cut short would compare them
+    at different lengths, so only the tables of what ran are written. A study does not resume.
+    """
+    from search.engine.tuning import corpus_facts, sigterm_interrupts
     from search.studies.report import write_report
 
     grid = arms(config)
@@ -202,15 +210,49 @@ def run_study(config: StudyConfig) -> Path:
     folder = SearchFolder(sc.path)
     if folder.path.exists():
         raise ConfigError(f"study {config.name!r} already exists in {folder.path.parent}")
-    corpus = load_corpus(sc.corpus_config())
-    largest = max((a.get("train_chars", 0) for a in grid), default=0)
-    if largest > len(corpus.train_ids):
-        raise ConfigError(f"max_chars {largest:,} exceeds the {len(corpus.train_ids):,} "
-                          "training characters of this corpus")  # fmt: skip
-    for arm in grid:  # what a trial would fail on, before Ray starts
-        check_corpus_fits(arm.get("train_chars") or len(corpus.train_ids), len(corpus.val_ids),
-                          arm["batch_size"], arm["seq_len"],
-                          shorter="a smaller batch_size * seq_len (--set, --values)")  # fmt: skip
+    with sigterm_interrupts():  # SIGTERM outside Tune's fit: the interrupt, not a silent exit
+        corpus = load_corpus(sc.corpus_config())
+        largest = max((a.get("train_chars", 0) for a in grid), default=0)
+        if largest > len(corpus.train_ids):
+            raise ConfigError(f"max_chars {largest:,} exceeds the {len(corpus.train_ids):,} "
+                              "training characters of this corpus")  # fmt: skip
+        for arm in grid:  # what a trial would fail on, before Ray starts
+            shorter = "a smaller batch_size * seq_len (--set, --values)"
+            check_corpus_fits(arm.get("train_chars") or len(corpus.train_ids),
+                              len(corpus.val_ids), arm["batch_size"], arm["seq_len"],
+                              shorter=shorter)  # fmt: skip
+        folder.path.mkdir(parents=True)
+        lock = folder.lock()
+        try:
+            records, complete = run_arms(config, sc, folder, corpus, grid)
+        except KeyboardInterrupt:
+            raise StudyInterrupted(folder.path) from None
+        finally:
+            folder.release(lock)
+        records = [replace(r, config={**grid[r.config["arm"]], **r.config}) for r in records]
+        folder.write_tables([trial_row(r, sc.name, corpus_facts(corpus), trial_status(r))
+                             for r in records],
+                            [c for r in records for c in curve_rows(r, sc.name)],
+                            TRIALS_SCHEMA, CURVES_SCHEMA)  # fmt: skip
+        if not complete:
+            raise StudyInterrupted(folder.path)
+    rows = [study_row(r, config.factor, len(corpus.val_ids)) for r in records]
+    write_parquet(pa.Table.from_pylist(rows, schema=STUDY_SCHEMA), folder.path / "study.parquet")
+    write_report(config, folder, records, rows)
+    return folder.path
+
+
+def run_arms(config: StudyConfig, sc: SearchConfig, folder: SearchFolder, corpus: Any,
+             grid: list[dict[str, Any]]) -> tuple[list[TrialRecord], bool]:  # fmt: skip
+    """Every arm as one trial of a Tune grid on Ray (started here unless `config.address` names
+    one); the trials, and whether each ran its budget (False: the study was interrupted)."""
+    import ray
+    from ray import tune
+
+    from search.engine.cluster import start_ray
+    from search.engine.trainable import TrialPlan
+    from search.engine.tuning import collect_trials, keeps_sigterm_handler, sigterm_stops_gracefully
+
     budget_s = config.time_budget_s
     base = {**sc.base_run(budget_s), "max_train_chars": config.budget_chars if not budget_s
             else 10**15, "decay": "none", "eval_every_chars": 0 if budget_s else
@@ -218,9 +260,8 @@ def run_study(config: StudyConfig) -> Path:
     plan = TrialPlan(report_s=tuple(budget_s * k / REPORTS for k in range(1, REPORTS)))
     # One grid axis over whole arm configs: every arm (value and seed) is exactly one trial.
     space = {"arm": tune.grid_search(list(range(len(grid))))}
-    folder.path.mkdir(parents=True)
-    lock = folder.lock()
-    started = start_ray(config.address)
+    with keeps_sigterm_handler():  # ray.init's own handler exits without a word
+        started = start_ray(config.address)
     try:
         trainable = tune.with_parameters(study_trial, corpus=corpus, base=base, plan=plan,
                                          arms=grid)  # fmt: skip
@@ -233,20 +274,13 @@ def run_study(config: StudyConfig) -> Path:
             ),  # fmt: skip
         )
         # No scheduler stops an arm early: every arm trains its whole budget.
-        records = collect_trials(tuner.fit(), set(), len(corpus.val_ids))
+        with sigterm_stops_gracefully() as signalled:  # Tune takes Ctrl-C itself
+            records = collect_trials(tuner.fit(), set(), len(corpus.val_ids))
     finally:
         if started:
             ray.shutdown()
-        folder.release(lock)
-    records = [replace(r, config={**grid[r.config["arm"]], **r.config}) for r in records]
-    facts = corpus_facts(corpus)
-    folder.write_tables([trial_row(r, sc.name, facts, trial_status(r)) for r in records],
-                        [c for r in records for c in curve_rows(r, sc.name)],
-                        TRIALS_SCHEMA, CURVES_SCHEMA)  # fmt: skip
-    rows = [study_row(r, config.factor, len(corpus.val_ids)) for r in records]
-    write_parquet(pa.Table.from_pylist(rows, schema=STUDY_SCHEMA), folder.path / "study.parquet")
-    write_report(config, folder, records, rows)
-    return folder.path
+    unfinished = any(trial_status(r) == "unfinished" for r in records)
+    return records, not (signalled or unfinished or len(records) < len(grid))
 
 
 def study_trial(config: dict[str, Any], corpus: Any, base: dict[str, Any], plan: Any,
