@@ -141,6 +141,13 @@ def test_tune_saves_its_state_before_a_trial_restarts_from_a_checkpoint():
     restarted.status, restarted.checkpoint = Trial.PENDING, "t0 at 60 s"
     assert sched.choose_trial_to_run(controller) is restarted
     assert len(controller.saves) == 2
+    # Given the same checkpoint again after reports of its own (PBT cloning one member twice
+    # from another's unchanged checkpoint): those reports are saved too.
+    restarted.last_result = {"training_iteration": 7}
+    assert sched.choose_trial_to_run(controller) is restarted
+    assert len(controller.saves) == 3
+    assert sched.choose_trial_to_run(controller) is restarted
+    assert len(controller.saves) == 3
 
 
 def scheduler(tmp_path, elapsed: float, budget: float = 300.0) -> PromotionScheduler:

@@ -232,16 +232,19 @@ def saving_logs(choose: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     (`search.engine.compat.save_tune_state`), and without the save that copy lacks the reports
     made since Tune's last periodic save, so curves.parquet would too.
 
-    Once per checkpoint: a chosen trial waiting for its CPUs is PENDING, and Tune's schedulers
-    choose a PENDING trial again at every step of the controller until it starts; it makes no
-    report meanwhile, so saving again would only cost the controller a blocking write."""
+    Once per checkpoint and report: a chosen trial waiting for its CPUs is PENDING, and Tune's
+    schedulers choose a PENDING trial again at every step of the controller until it starts; it
+    makes no report meanwhile, so saving again would only cost the controller a blocking write.
+    (The report counts too: PBT can give a member the same checkpoint of another twice, with the
+    member's own reports in between.)"""
 
     @functools.wraps(choose)
     def choose_trial_to_run(self: Any, tune_controller: Any) -> Any:
         trial = choose(self, tune_controller)
         if trial is not None and trial.checkpoint is not None:
-            saved = self.__dict__.setdefault("logs_saved_at", {})  # trial id -> its checkpoint
-            where = getattr(trial.checkpoint, "path", trial.checkpoint)
+            saved = self.__dict__.setdefault("logs_saved_at", {})  # trial id -> where it was
+            where = (getattr(trial.checkpoint, "path", trial.checkpoint),
+                     (trial.last_result or {}).get("training_iteration"))  # fmt: skip
             if saved.get(trial.trial_id) != where:
                 save_tune_state(tune_controller)
                 saved[trial.trial_id] = where
