@@ -32,17 +32,17 @@ CONFIG = {"num_layers": 1, "hidden_size": 256, "dropout": 0.0, "seq_len": 64, "b
 
 
 def train(corpus: str, data_dir: str | None, budget_s: float, decay: str, cooldown: float,
-          stops: tuple[float, ...], config: dict[str, Any] = CONFIG,
+          stops: tuple[float, ...], config: dict[str, Any] = CONFIG, threads: int = 1,
           ) -> list[tuple[float, float]]:  # fmt: skip
-    """(training seconds, whole-text val bpc) of `config` at every one of `stops` and at the
-    end."""
+    """(training seconds, whole-text val bpc) of `config` on `threads` threads at every one of
+    `stops` and at the end."""
     import torch
 
     from corpora import CorpusConfig, load_corpus
     from model.config import run_config_from_flat, with_vocab_size
     from model.loop import Trainer, fit
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     data = load_corpus(CorpusConfig(name=corpus, data_dir=data_dir, max_chars=2_600_000,
                                     val_fraction=0.1))  # fmt: skip
     flat = {**config, "corpus": corpus, "max_train_s": budget_s, "max_train_chars": 10**15,

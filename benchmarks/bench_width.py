@@ -4,13 +4,13 @@
 
 Configurations (`--configs`, JSON objects; by default the 1 x 256 warm start with the dropout
 its passes get, the 2 x 256 warm start and a 1 x 512, both with more dropout) train side by side,
-all at once, each on one thread, for the training time a trial that runs to the end of a search
-of `--budget` gets, with that search's reports and the search's learning-rate schedule (wsd).
-More runs than cores share the cores evenly: the comparison is at equal compute, not at the
-search's.
+all at once, each on one thread (`--threads`), for the training time a trial that runs to the
+end of a search of `--budget` gets, with that search's reports and the search's learning-rate
+schedule (wsd). More runs than cores share the cores evenly: the comparison is at equal
+compute, not at the search's.
 
-Printed and written to benchmarks/results/width-T{budget}.json: each run's whole-text val bpc
-at every report and its best.
+Printed and written to benchmarks/results/width-T{budget}.json (or `--out`): each run's
+whole-text val bpc at every report and its best.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ def main() -> None:
     parser.add_argument("--data-dir", default=os.environ.get("CHARNN_DATA_DIR"))
     parser.add_argument("--budget", type=float, default=1200.0, help="the search's budget, s")
     parser.add_argument("--configs", type=json.loads, nargs="+", default=CONFIGS)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of each run")
+    parser.add_argument("--out", default=None, help="results file (default width-T{budget})")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from search.engine.builders import report_grid
@@ -54,16 +56,18 @@ def main() -> None:
     stops = report_grid(plan.rungs_s, args.budget / 4)
     with ProcessPoolExecutor(max_workers=len(args.configs)) as pool:
         futures = {name(c): pool.submit(train, args.corpus, args.data_dir, plan.max_t_s, "wsd",
-                                        0.5, stops, c) for c in args.configs}  # fmt: skip
+                                        0.5, stops, c, args.threads)
+                   for c in args.configs}  # fmt: skip
         values = {n: future.result() for n, future in futures.items()}
     best = {n: min(v for _, v in points) for n, points in values.items()}
     for n, points in values.items():
         print(f"{n:>14}: best {best[n]:.3f}  " + "  ".join(f"{t:.0f}s {v:.3f}" for t, v in points))
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"width-T{args.budget:.0f}.json"
+    out = Path(args.out) if args.out else RESULTS / f"width-T{args.budget:.0f}.json"
     command = "python benchmarks/bench_width.py " + " ".join(sys.argv[1:])
-    figures = {"command": command, "cores": os.cpu_count(), "configs": args.configs,
-               "stops": stops, "values": values, "best": best}  # fmt: skip
+    figures = {"command": command, "cores": os.cpu_count(), "threads": args.threads,
+               "configs": args.configs, "stops": stops, "values": values,
+               "best": best}  # fmt: skip
     out.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"written {out}")
 
