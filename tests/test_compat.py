@@ -200,3 +200,25 @@ def test_a_tuner_keeps_its_analysis_and_names_trial_folders_by_id(ray_local, tmp
     ids = {t.trial_id for t in analysis.trials}
     assert {trial_id_from_folder(r.path) for r in results} == ids
     assert saved_trial_folders(tmp_path / "compat") == {Path(r.path).name for r in results}
+
+
+def test_a_restored_search_grows_its_trials_to_this_runs_machine(tmp_path):
+    """Tune restores the scheduler pickled as the search started (tuner.pkl): its machine's
+    CPUs. Resumed on another machine (or a cluster), trials grow to this run's instead."""
+    from search.engine.adapters import RecordingASHA
+    from search.engine.builders import restore_tuner
+    from search.engine.compat import tuner_scheduler
+    from search.folder.config import SearchConfig
+
+    def trainable(config):
+        pass
+
+    sched = RecordingASHA(time_attr="train_s", metric="val_bpc", mode="min", max_t=900.0,
+                          grace_period=300.0, folder=str(tmp_path), grow_to=2)  # fmt: skip
+    tune.Tuner(trainable, tune_config=tune.TuneConfig(scheduler=sched),
+               run_config=tune.RunConfig(name="s", storage_path=str(tmp_path)))  # fmt: skip
+    assert tuner_scheduler(tune.Tuner.restore(str(tmp_path / "s"), trainable)).grow_to == 2
+    cpu, gpu = SearchConfig(corpus="irc"), SearchConfig(corpus="irc", gpus_per_trial=1.0)
+    assert tuner_scheduler(restore_tuner(cpu, tmp_path / "s", trainable, 16.0)).grow_to == 16.0
+    assert tuner_scheduler(restore_tuner(cpu, tmp_path / "s", trainable, None)).grow_to is None
+    assert tuner_scheduler(restore_tuner(gpu, tmp_path / "s", trainable, 16.0)).grow_to is None

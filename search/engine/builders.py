@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -47,6 +48,7 @@ from search.engine.adapters import (
     RecordingASHA,
     ResumableSearch,
 )
+from search.engine.compat import tuner_scheduler
 from search.engine.promotion import PromotionScheduler
 from search.engine.trainable import SCORE, TrialPlan, train_trial
 from search.engine.wandb_sink import WandbSink
@@ -228,11 +230,17 @@ def make_scheduler(
         long_horizon=unjudged(config, long_horizon),
         yardstick=config.long_horizon_yardstick,
         endgame_share=config.endgame_share,
-        grow_to=grow_to if config.gpus_per_trial == 0 else None,
+        grow_to=growing_to(config, grow_to),
         base_cpus=config.cpus_per_trial,
         last_start_s=last_start(config, schedule),
         trials=config.trials,
     )
+
+
+def growing_to(config: SearchConfig, machine_cpus: float | None) -> float | None:
+    """Up to how many CPUs a trial grows in the endgame: the one machine's (None where the
+    cluster has several), and none for trials on GPUs."""
+    return machine_cpus if config.gpus_per_trial == 0 else None
 
 
 def pbt_mutations(config: SearchConfig) -> dict[str, Any]:
@@ -293,6 +301,20 @@ def make_trainable(
     trainable = tune.with_parameters(train_trial, corpus=corpus, base=base, plan=plan)
     resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
     return tune.with_resources(trainable, resources)
+
+
+def restore_tuner(
+    config: SearchConfig, path: Path, trainable: Any, machine_cpus: float | None
+) -> tune.Tuner:
+    """The search in `path` as Tune saved it, to go on with. Tune restores the scheduler as it
+    was made, for the machine the search started on: trials grow to this run's instead (a
+    search resumed on a larger machine, or on a cluster, with `--address`)."""
+    tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True,
+                               resume_errored=False, restart_errored=False)  # fmt: skip
+    scheduler = tuner_scheduler(tuner)
+    if isinstance(scheduler, RecordingASHA):
+        scheduler.grow_to = growing_to(config, machine_cpus)
+    return tuner
 
 
 def make_tuner(

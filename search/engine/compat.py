@@ -134,6 +134,13 @@ def asha_forget_after(scheduler: Any, trial_id: str, time: float) -> None:
 # -- Ray Tune's Tuner and trial folders (ray 2.60, ray/tune/tuner.py, ray/tune/experiment/) ----
 
 
+def tuner_scheduler(tuner: Any) -> Any | None:
+    """The scheduler a local Tuner runs with (`_local_tuner._tune_config.scheduler`); after
+    `Tuner.restore`, the one pickled as the search started."""
+    internal = getattr(tuner, "_local_tuner", None)
+    return getattr(getattr(internal, "_tune_config", None), "scheduler", None)
+
+
 def experiment_analysis(tuner: Any) -> Any | None:
     """The analysis a local `Tuner.fit` built before failing (`_local_tuner.
     _experiment_analysis`), or None."""

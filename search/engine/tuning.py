@@ -35,7 +35,7 @@ from model.errors import ConfigError
 from model.loop import chars_per_second, check_corpus_fits
 from model.sample import LATEST, sample_checkpoint
 from search.engine.adapters import HEARTBEAT_S, METRIC
-from search.engine.builders import make_trainable, make_tuner, trial_seconds
+from search.engine.builders import make_trainable, make_tuner, restore_tuner, trial_seconds
 from search.engine.cluster import (
     default_concurrency,
     one_machine_cpus,
@@ -533,9 +533,7 @@ def _run(
         trainable = make_trainable(config, corpus, schedule, deadline)
         if restore:
             set_aside_unsaved_trials(folder)
-            tuner = tune.Tuner.restore(str(folder.path), trainable=trainable,
-                                       resume_unfinished=True, resume_errored=False,
-                                       restart_errored=False)  # fmt: skip
+            tuner = restore_tuner(config, folder.path, trainable, one_machine_cpus())
         else:
             tuner = make_tuner(config, trainable, schedule, warm, long_horizon,
                                grow_to=one_machine_cpus())  # fmt: skip
