@@ -11,10 +11,7 @@ a `--preset` fills the flags not given.
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import fields, replace
 from pathlib import Path
@@ -31,6 +28,7 @@ from search.folder.config import (
     SCHEDULERS,
     WANDB_MODES,
     SearchConfig,
+    default_name,
     load_search_config,
 )
 from search.folder.presets import PRESETS, preset, preset_space
@@ -95,13 +93,6 @@ def build_space(args: argparse.Namespace) -> SearchSpace:
     if "cells" in args:
         overrides["cell"] = args.cells
     return space_from_mapping(overrides, space)
-
-
-def default_name(corpus: str) -> str:
-    """CORPUS-DATE-TIME-XXXXXX: unique even for searches started in the same second (50 in one
-    second collide once in about 13,000 tries; with four hex digits it was one in 50)."""
-    stem = Path(corpus).stem if os.sep in corpus or corpus.endswith(".txt") else corpus
-    return f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
 def latest_search(storage: str, corpus: str) -> str:

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from corpora.errors import run_cli
 from corpora.flags import OneLineParser, checked
 from model.config import parse_duration
 from model.errors import ConfigError
+from search.folder.config import default_name
 from search.studies.study import (
     FACTORS,
     StudyConfig,
@@ -47,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead: training time of every arm, e.g. 60 or 2m")  # fmt: skip
     p.add_argument("--max-chars", type=int, default=None, help="corpus prefix length")
     p.add_argument("--val-fraction", type=float, default=0.05, help="validation share (0.05)")
-    p.add_argument("--name", default="",
-                   help="study folder name (default study-FACTOR-CORPUS-TIME)")  # fmt: skip
+    p.add_argument("--name", default="", help="study folder name "
+                   "(default study-FACTOR-CORPUS-DATE-TIME-XXXXXX)")  # fmt: skip
     p.add_argument("--storage", default="runs", help="folder for studies (default runs)")
     p.add_argument("--address", default=None, help="a running Ray cluster, e.g. auto")
     p.add_argument("--data-dir", default=None, help="local corpus folder")
@@ -70,8 +69,7 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         raise ConfigError("--corpus is required: a registered corpus name or a text file")
     if args.budget_chars is not None and args.time_budget is not None:
         raise ConfigError("give --budget-chars or --time-budget (one of the two), not both")
-    stem = Path(args.corpus).stem if args.corpus.endswith(".txt") else args.corpus
-    name = args.name or f"study-{args.factor}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name = args.name or f"study-{args.factor}-{default_name(args.corpus)}"
     return StudyConfig(
         factor=args.factor, corpus=args.corpus, values=values, base=args.base, sets=tuple(sets),
         seeds=args.seeds,

@@ -20,8 +20,8 @@ from corpora.files import atomic_path, atomic_write
 from model.errors import ConfigError
 from model.sample import main as sample_main
 from model.train import main as train_main
+from search.folder.config import default_name
 from search.folder.store import SearchFolder
-from search.run import default_name
 
 TINY = ["--corpus", "monte-cristo", "--hidden-size", "16", "--num-layers", "1", "--batch-size",
         "8", "--seq-len", "16", "--max-chars", "50000", "--eval-every-chars", "2048",

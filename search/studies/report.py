@@ -36,11 +36,25 @@ def by_value(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 
 def mean_sd(values: Sequence[float | None]) -> str:
+    """Mean ± standard deviation of the seeds that have a value; (k/n) where only k of n do."""
     kept = [v for v in values if v is not None]
     if not kept:
         return DASH
     sd = float(np.std(kept, ddof=1)) if len(kept) > 1 else 0.0
-    return f"{np.mean(kept):.3f} ± {sd:.3f}"
+    text = f"{np.mean(kept):.3f} ± {sd:.3f}"
+    return text if len(kept) == len(values) else f"{text} ({len(kept)}/{len(values)})"
+
+
+def unfinished_arms(rows: Sequence[dict[str, Any]], factor: str) -> str:
+    """The arms that did not train their whole budget, and why; "" if none."""
+    arms = [f"{factor} = {r['value']}, seed {r['seed']}: {r['status']}"
+            for r in rows if r.get("status", "completed") != "completed"]  # fmt: skip
+    if not arms:
+        return ""
+    return (
+        "Not in final and best bpc, the gap or the curves, as they did not train their "
+        "whole budget (a failed arm's error is in `trials.parquet`): " + "; ".join(arms) + "."
+    )
 
 
 def mean_of(values: Sequence[float | None], fmt: str) -> str:
@@ -74,6 +88,7 @@ def plot_curves(records: Sequence[TrialRecord], rows: Sequence[dict[str, Any]],
     figure = Figure(figsize=(11, 4.2))
     FigureCanvasAgg(figure)
     by_id = {r.trial_id: r for r in records}
+    rows = [r for r in rows if r.get("status", "completed") == "completed"]
     whole = max((h.get("val_chars") or 0 for r in records for h in r.history), default=0)
     axes_keys = zip(figure.subplots(1, 2), ("chars_seen", "train_s"),
                     ("training characters", "training seconds"), strict=True)  # fmt: skip
@@ -87,7 +102,7 @@ def plot_curves(records: Sequence[TrialRecord], rows: Sequence[dict[str, Any]],
                 ]  # fmt: skip
                 curves.append((np.array([h[key] for h in history], float),
                                np.array([h["val_bpc"] for h in history], float)))  # fmt: skip
-            n = min(len(x) for x, _ in curves)
+            n = min((len(x) for x, _ in curves), default=0)
             if n == 0:
                 continue
             xs = np.mean([x[:n] for x, _ in curves], axis=0)
@@ -108,7 +123,7 @@ def plot_curves(records: Sequence[TrialRecord], rows: Sequence[dict[str, Any]],
 
 def value_samples(rows: Sequence[dict[str, Any]], records: Sequence[TrialRecord],
                   chars: int) -> dict[str, str]:  # fmt: skip
-    """Text from each value's best model (its best seed's last checkpoint)."""
+    """Text from each value's best model (its best seed's best checkpoint)."""
     checkpoints = {r.trial_id: r.best_checkpoint for r in records}
     samples = {}
     for value, group in by_value(rows).items():
@@ -126,6 +141,7 @@ def write_report(config: Any, folder: SearchFolder, records: Sequence[TrialRecor
                  rows: Sequence[dict[str, Any]]) -> Path:  # fmt: skip
     """study.md and curves.png in the study folder; returns the Markdown file."""
     png = plot_curves(records, rows, config.factor, folder.path / "curves.png")
+    unfinished = unfinished_arms(rows, config.factor)
     budget = (f"{config.time_budget_s:g} s of training" if config.time_budget_s
               else f"{config.budget_chars:,} training characters")  # fmt: skip
     fixed = (
@@ -145,8 +161,11 @@ def write_report(config: Any, folder: SearchFolder, records: Sequence[TrialRecor
         "",
         f"Mean ± standard deviation over seeds. `chars to` / `s to`: training characters and "
         f"seconds at the first validation at or below that bpc ({DASH}: never; (k/n): only k "
-        f"of n seeds got there). Uniform guessing is log2(V); {1 / LN2:.3f} converts nats.",
+        f"of n seeds got there). The gap's training bpc is the mean over the last tenth of the "
+        f"budget with dropout on: it reads low, the more so with more dropout. Uniform "
+        f"guessing is log2(V); {1 / LN2:.3f} converts nats.",
         "",
+        *([unfinished, ""] if unfinished else []),
         f"![curves]({png.name})",
         "",
         "## Samples from each value's best model",

@@ -38,7 +38,9 @@ from search.folder.results import (
     SPEED_LEVELS,
     TRIALS_SCHEMA,
     TrialRecord,
+    as_finite,
     curve_rows,
+    report_bpc,
     trial_row,
     trial_status,
 )
@@ -104,6 +106,8 @@ def parse_value(factor: str, text: str) -> Any:
         raise ConfigError(f"cell must be lstm, gru or rnn, got {value!r}")
     if kind != "choice" and not value >= 0:
         raise ConfigError(f"{factor} must not be negative, got {value}")
+    if factor == "max_chars" and value < 1:  # 0 would be the whole text, labelled 0
+        raise ConfigError(f"max_chars values are training characters, at least 1, got {value}")
     return value
 
 
@@ -148,8 +152,15 @@ def search_config(config: StudyConfig) -> SearchConfig:
 
 
 def study_row(record: TrialRecord, factor: str, whole_val: int) -> dict[str, Any]:
-    """One arm and seed: final/best bpc, speed, characters and seconds to each threshold."""
-    history = [h for h in record.history if h.get("val_chars") == whole_val]
+    """One arm and seed: final/best bpc, speed, characters and seconds to each threshold.
+
+    Final and best bpc and the gap are those of an arm that trained its whole budget
+    (`completed`); one that diverged or failed has none (compared at another length, or a
+    diverged run's stand-in value, they would mislead), and its status says why."""
+    status = trial_status(record)
+    history = [h for h in record.history
+               if h.get("val_chars") == whole_val and report_bpc(h) is not None]  # fmt: skip
+    whole = history if status == "completed" else []
     last = record.history[-1] if record.history else {}
     value = record.config.get("train_chars" if factor == "max_chars" else factor)
     row: dict[str, Any] = {
@@ -157,9 +168,10 @@ def study_row(record: TrialRecord, factor: str, whole_val: int) -> dict[str, Any
         "value": str(value),
         "seed": record.config.get("seed"),
         "trial_id": record.trial_id,
-        "final_val_bpc": history[-1]["val_bpc"] if history else None,
-        "best_val_bpc": min((h["val_bpc"] for h in history), default=None),
-        "final_train_bpc": last.get("train_bpc"),
+        "status": status,
+        "final_val_bpc": whole[-1]["val_bpc"] if whole else None,
+        "best_val_bpc": min((h["val_bpc"] for h in whole), default=None),
+        "final_train_bpc": as_finite(last.get("train_bpc")) if whole else None,
         "chars_trained": last.get("chars_seen"),
         "train_s": last.get("train_s"),
         "wall_s": last.get("elapsed_s"),
@@ -179,9 +191,10 @@ def study_row(record: TrialRecord, factor: str, whole_val: int) -> dict[str, Any
 
 STUDY_SCHEMA = pa.schema(
     [("factor", pa.string()), ("value", pa.string()), ("seed", pa.int64()),
-     ("trial_id", pa.string()), ("final_val_bpc", pa.float64()), ("best_val_bpc", pa.float64()),
-     ("final_train_bpc", pa.float64()), ("chars_trained", pa.int64()), ("train_s", pa.float64()),
-     ("wall_s", pa.float64()), ("chars_per_s", pa.float64()), ("gap_bpc", pa.float64()),
+     ("trial_id", pa.string()), ("status", pa.string()), ("final_val_bpc", pa.float64()),
+     ("best_val_bpc", pa.float64()), ("final_train_bpc", pa.float64()),
+     ("chars_trained", pa.int64()), ("train_s", pa.float64()), ("wall_s", pa.float64()),
+     ("chars_per_s", pa.float64()), ("gap_bpc", pa.float64()),
      *((f"chars_to_{t:g}", pa.int64()) for t in THRESHOLDS),
      *((f"seconds_to_{t:g}", pa.float64()) for t in THRESHOLDS)]
 )  # fmt: skip
@@ -212,19 +225,12 @@ def run_study(config: StudyConfig) -> Path:
         raise ConfigError(f"study {config.name!r} already exists in {folder.path.parent}")
     with sigterm_interrupts():  # SIGTERM outside Tune's fit: the interrupt, not a silent exit
         corpus = load_corpus(sc.corpus_config())
-        largest = max((a.get("train_chars", 0) for a in grid), default=0)
-        if largest > len(corpus.train_ids):
-            raise ConfigError(f"max_chars {largest:,} exceeds the {len(corpus.train_ids):,} "
-                              "training characters of this corpus")  # fmt: skip
-        for arm in grid:  # what a trial would fail on, before Ray starts
-            shorter = "a smaller batch_size * seq_len (--set, --values)"
-            check_corpus_fits(arm.get("train_chars") or len(corpus.train_ids),
-                              len(corpus.val_ids), arm["batch_size"], arm["seq_len"],
-                              shorter=shorter)  # fmt: skip
+        base = arm_base(config, sc)
+        check_arms(config, grid, base, corpus)
         folder.path.mkdir(parents=True)
         lock = folder.lock()
         try:
-            records, complete = run_arms(config, sc, folder, corpus, grid)
+            records, complete = run_arms(config, sc, folder, corpus, grid, base)
         except KeyboardInterrupt:
             raise StudyInterrupted(folder.path) from None
         finally:
@@ -242,8 +248,40 @@ def run_study(config: StudyConfig) -> Path:
     return folder.path
 
 
+def arm_base(config: StudyConfig, sc: SearchConfig) -> dict[str, Any]:
+    """The run settings every arm shares: its budget (characters, or training seconds), ten
+    reports on the whole validation text, and no learning-rate decay."""
+    budget_s = config.time_budget_s
+    return {**sc.base_run(budget_s), "max_train_chars": config.budget_chars if not budget_s
+            else 10**15, "decay": "none", "eval_every_chars": 0 if budget_s else
+            max(1, config.budget_chars // REPORTS)}  # fmt: skip
+
+
+def check_arms(config: StudyConfig, grid: list[dict[str, Any]], base: dict[str, Any],
+               corpus: Any) -> None:  # fmt: skip
+    """What a trial would fail on, before Ray starts: a ConfigError naming the arm's value."""
+    from search.engine.trainable import trial_run
+
+    train = len(corpus.train_ids)
+    for arm in grid:
+        value = arm.get("train_chars") if config.factor == "max_chars" else arm[config.factor]
+        if arm.get("train_chars", 0) > train:
+            prefix = " (of the --max-chars prefix)" if config.max_chars else ""
+            raise ConfigError(f"max_chars {value:,} exceeds the {train:,} training characters"
+                              f"{prefix} of this corpus")  # fmt: skip
+        try:
+            run = trial_run(base, arm, corpus)
+            shorter = ("a larger value (--values)" if config.factor == "max_chars"
+                       else "a smaller batch_size * seq_len (--set, --values)")  # fmt: skip
+            check_corpus_fits(run.train.train_chars or train, len(corpus.val_ids),
+                              run.train.batch_size, run.train.seq_len, shorter=shorter)  # fmt: skip
+        except ConfigError as error:
+            raise ConfigError(f"{config.factor} = {value}: {error}") from None
+
+
 def run_arms(config: StudyConfig, sc: SearchConfig, folder: SearchFolder, corpus: Any,
-             grid: list[dict[str, Any]]) -> tuple[list[TrialRecord], bool]:  # fmt: skip
+             grid: list[dict[str, Any]], base: dict[str, Any],
+             ) -> tuple[list[TrialRecord], bool]:  # fmt: skip
     """Every arm as one trial of a Tune grid on Ray (started here unless `config.address` names
     one); the trials, and whether each ran its budget (False: the study was interrupted)."""
     import ray
@@ -254,9 +292,6 @@ def run_arms(config: StudyConfig, sc: SearchConfig, folder: SearchFolder, corpus
     from search.engine.tuning import collect_trials, keeps_sigterm_handler, sigterm_stops_gracefully
 
     budget_s = config.time_budget_s
-    base = {**sc.base_run(budget_s), "max_train_chars": config.budget_chars if not budget_s
-            else 10**15, "decay": "none", "eval_every_chars": 0 if budget_s else
-            max(1, config.budget_chars // REPORTS)}  # fmt: skip
     plan = TrialPlan(report_s=tuple(budget_s * k / REPORTS for k in range(1, REPORTS)))
     # One grid axis over whole arm configs: every arm (value and seed) is exactly one trial.
     space = {"arm": tune.grid_search(list(range(len(grid))))}
