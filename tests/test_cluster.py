@@ -4,6 +4,7 @@ The corpus file is deleted once the driver has loaded it: trials on either node 
 copy in Ray's object store, never from the file.
 """
 
+import json
 import os
 import secrets
 import shutil
@@ -274,3 +275,41 @@ def test_cluster_configs_are_valid_and_every_node_authenticates(name):
         starts = [c for c in config[key] if "ray start" in c]
         assert starts and all("RAY_AUTH_MODE=token ray start" in c for c in starts), key
     assert any("RAY_AUTH_MODE=token" in c for c in config["setup_commands"])  # ray exec too
+    # rsync matches a pattern without a slash against every path's every folder, so a bare
+    # "reports" would leave the package search/reports/ off every node.
+    code = [p.relative_to(ROOT).as_posix() for package in ("corpora", "model", "search")
+            for p in (ROOT / package).rglob("*.py")]  # fmt: skip
+    dropped = [path for path in code if any(rsync_excludes(path, pattern)
+                                            for pattern in config["rsync_exclude"])]  # fmt: skip
+    assert dropped == []
+    assert rsync_excludes("runs/a/trials.parquet", "/runs")  # the results stay behind
+
+
+def rsync_excludes(path: str, pattern: str) -> bool:
+    """Whether rsync's `--exclude pattern` drops `path` (relative to the transfer's root), for
+    the patterns the launcher files use: "/x" only at the top, "x" or "**/x" in any folder."""
+    from fnmatch import fnmatch
+
+    parts = path.split("/")
+    if pattern.startswith("/"):
+        return fnmatch(parts[0], pattern[1:])
+    return any(fnmatch(part, pattern.removeprefix("**/")) for part in parts)
+
+
+@pytest.mark.slow
+def test_the_request_for_workers_is_withdrawn_once_the_search_is_over(ray_local):
+    """The autoscaler keeps a request until another replaces it: a search that asked for room
+    for its trials withdraws it, or the workers would stay up, idle, until `ray down`."""
+    from ray.autoscaler._private.constants import AUTOSCALER_RESOURCE_REQUEST_CHANNEL
+    from ray.autoscaler.v2.utils import is_autoscaler_v2
+    from ray.experimental.internal_kv import _internal_kv_get
+
+    from search.engine.cluster import release_workers, request_workers
+    from search.folder.config import SearchConfig
+
+    assert not is_autoscaler_v2()  # where a v1 autoscaler reads the request from
+    config = SearchConfig(corpus="irc", address="auto", concurrency=3, cpus_per_trial=2.0)
+    request_workers(config)
+    assert json.loads(_internal_kv_get(AUTOSCALER_RESOURCE_REQUEST_CHANNEL)) == [{"CPU": 2.0}] * 3
+    release_workers(config)
+    assert json.loads(_internal_kv_get(AUTOSCALER_RESOURCE_REQUEST_CHANNEL)) == []

@@ -3,12 +3,14 @@
 started = start_ray(config.address)       # None: a local Ray on this machine
 slots = config.concurrency or default_concurrency(config)
 request_workers(config)                   # an autoscaling cluster grows to --concurrency
+release_workers(config)                   # and may shrink again once the search is over
 """
 
 from __future__ import annotations
 
 import ray
 from ray.autoscaler.sdk import request_resources
+from ray.exceptions import AuthenticationError
 
 from model.errors import ConfigError
 from search.folder.config import SearchConfig
@@ -24,6 +26,8 @@ def start_ray(address: str | None) -> bool:
         )
     except ConnectionError as error:
         raise ConfigError(f"cannot reach a Ray cluster at {address!r}: {error}") from None
+    except AuthenticationError as error:  # a missing or wrong token (RAY_AUTH_MODE=token)
+        raise ConfigError(f"the Ray cluster at {address!r} refused this machine: {error}") from None
     return True
 
 
@@ -54,3 +58,10 @@ def request_workers(config: SearchConfig) -> None:
     if config.address and config.concurrency:
         bundle = {"CPU": config.cpus_per_trial, "GPU": config.gpus_per_trial}
         request_resources(bundles=[{k: v for k, v in bundle.items() if v}] * config.concurrency)
+
+
+def release_workers(config: SearchConfig) -> None:
+    """Withdraw `request_workers`' request once the search is over: the autoscaler keeps a
+    request until another replaces it, and would keep the workers up, idle, until `ray down`."""
+    if config.address and config.concurrency:
+        request_resources(bundles=[])

@@ -14,6 +14,7 @@ to `NAME/best/`, and text is sampled from it; the outcome carries the tables in 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -39,6 +40,7 @@ from search.engine.builders import make_trainable, make_tuner, restore_tuner, tr
 from search.engine.cluster import (
     default_concurrency,
     one_machine_cpus,
+    release_workers,
     request_workers,
     start_ray,
 )
@@ -542,6 +544,8 @@ def _run(
         records = collect_trials(grid, run.stopped, len(corpus.val_ids))
     finally:
         end_run(folder.path)
+        with contextlib.suppress(Exception):  # Ray may be gone, with what brought us here
+            release_workers(config)
         if started_ray:
             ray.shutdown()
     with heartbeat(folder):  # scoring the best model on a test split can take minutes
