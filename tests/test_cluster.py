@@ -139,6 +139,17 @@ def test_search_spreads_over_two_nodes(two_node_cluster, corpus_dir, tmp_path):
         "--wandb-mode",
         "disabled",
     ]
+    # With another token, or none: refused, in one line that says so.
+    no_token = {k: v for k, v in env.items() if k != "RAY_AUTH_TOKEN"}
+    for name, stranger_env, says in (
+        ("wrong", {**env, "RAY_AUTH_TOKEN": secrets.token_hex(32)}, "refused this machine's token"),
+        ("none", {**no_token, "HOME": str(tmp_path)}, "refused this machine"),
+    ):
+        stranger = subprocess.run([*args, "--name", name], cwd=tmp_path, timeout=180,
+                                  env=stranger_env, capture_output=True, text=True)  # fmt: skip
+        assert stranger.returncode == 2, stranger.stdout + stranger.stderr
+        last = stranger.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: ") and says in last, stranger.stderr
     driver = subprocess.Popen(
         args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

@@ -8,6 +8,8 @@ release_workers(config)                   # and may shrink again once the search
 
 from __future__ import annotations
 
+import os
+
 import ray
 from ray.autoscaler.sdk import request_resources
 from ray.exceptions import AuthenticationError
@@ -24,11 +26,17 @@ def start_ray(address: str | None) -> bool:
         ray.init(
             address=address, include_dashboard=False, configure_logging=False, log_to_driver=False
         )
-    except ConnectionError as error:
-        raise ConfigError(f"cannot reach a Ray cluster at {address!r}: {error}") from None
-    except AuthenticationError as error:  # a missing or wrong token (RAY_AUTH_MODE=token)
+    except ConnectionError as error:  # also a cluster that refused the token it was given
+        token = " (or it refused this machine's token)" if token_auth() else ""
+        raise ConfigError(f"cannot reach a Ray cluster at {address!r}{token}: {error}") from None
+    except AuthenticationError as error:  # token authentication, and no token here
         raise ConfigError(f"the Ray cluster at {address!r} refused this machine: {error}") from None
     return True
+
+
+def token_auth() -> bool:
+    """Whether this machine joins clusters with token authentication (`RAY_AUTH_MODE=token`)."""
+    return os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
 
 
 def default_concurrency(config: SearchConfig) -> int:
