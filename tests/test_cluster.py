@@ -143,7 +143,7 @@ def test_search_spreads_over_two_nodes(two_node_cluster, corpus_dir, tmp_path):
     no_token = {k: v for k, v in env.items() if k != "RAY_AUTH_TOKEN"}
     for name, stranger_env, says in (
         ("wrong", {**env, "RAY_AUTH_TOKEN": secrets.token_hex(32)}, "refused this machine's token"),
-        ("none", {**no_token, "HOME": str(tmp_path)}, "refused this machine"),
+        ("none", {**no_token, "HOME": str(tmp_path)}, "refused this machine: "),
     ):
         stranger = subprocess.run([*args, "--name", name], cwd=tmp_path, timeout=180,
                                   env=stranger_env, capture_output=True, text=True)  # fmt: skip
