@@ -58,6 +58,24 @@ def test_a_runs_summary_leaves_out_what_a_trial_does_not_have():
     assert summary == {"status": "failed", "iterations": 0}
 
 
+def test_a_report_replayed_after_a_restore_counts_once_in_the_summary(tmp_path):
+    """A trial restored from a checkpoint older than its last report reports that point again,
+    a few characters further on: Tune's report number, kept with the reports, tells them apart
+    (by characters alone both would count, and the summary would disagree with trials.parquet)."""
+    from search.folder.results import resumed_history
+
+    reports = [
+        report(3.0, 1000, training_iteration=1),
+        report(2.6, 2000, training_iteration=2),
+        report(2.61, 2010, training_iteration=2),
+        report(2.5, 3000, training_iteration=3),
+    ]
+    kept = earlier_reports(tune_log(tmp_path / "t1", reports))
+    line = resumed_history(kept)
+    assert [r["chars_seen"] for r in line] == [1000, 2010, 3000]
+    assert run_summary("t1", {}, line)["iterations"] == 3
+
+
 def trial(trial_id, local_path=None, **config):
     return SimpleNamespace(trial_id=trial_id, config=config, local_path=local_path)
 

@@ -43,9 +43,10 @@ LOGGED = (  # numeric report fields logged to W&B
     "val_bpc", "val_chars", "train_bpc", "chars_seen", "chars_per_s", "train_s", "eval_s",
     "elapsed_s", "lr", "epoch",
 )  # fmt: skip
-KEPT = (  # report fields the summary is computed from, kept per trial by the writer
+KEPT = (  # report fields the summary is computed from, kept per trial by the writer; Tune's
+    # report number tells a report replayed after a restore from its first (`resumed_history`)
     "val_bpc", "val_chars", "val_total", "train_bpc", "chars_seen", "train_s", "elapsed_s",
-    "num_params", "diverged", "end",
+    "num_params", "diverged", "end", "training_iteration",
 )  # fmt: skip
 STOP = object()
 QUIET: Any = None  # wandb.Settings for every run, made in the writer thread
