@@ -48,7 +48,7 @@ def mean_sd(values: Sequence[float | None]) -> str:
 def unfinished_arms(rows: Sequence[dict[str, Any]], factor: str) -> str:
     """The arms that did not train their whole budget, and why; "" if none."""
     arms = [f"{factor} = {r['value']}, seed {r['seed']}: {r['status']}"
-            for r in rows if r.get("status", "completed") != "completed"]  # fmt: skip
+            for r in rows if r["status"] != "completed"]  # fmt: skip
     if not arms:
         return ""
     return (
@@ -88,7 +88,7 @@ def plot_curves(records: Sequence[TrialRecord], rows: Sequence[dict[str, Any]],
     figure = Figure(figsize=(11, 4.2))
     FigureCanvasAgg(figure)
     by_id = {r.trial_id: r for r in records}
-    rows = [r for r in rows if r.get("status", "completed") == "completed"]
+    rows = [r for r in rows if r["status"] == "completed"]
     whole = max((h.get("val_chars") or 0 for r in records for h in r.history), default=0)
     axes_keys = zip(figure.subplots(1, 2), ("chars_seen", "train_s"),
                     ("training characters", "training seconds"), strict=True)  # fmt: skip

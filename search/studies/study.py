@@ -263,6 +263,8 @@ def check_arms(config: StudyConfig, grid: list[dict[str, Any]], base: dict[str, 
     from search.engine.trainable import trial_run
 
     train = len(corpus.train_ids)
+    shorter = ("a larger value (--values)" if config.factor == "max_chars"
+               else "a smaller batch_size * seq_len (--set, --values)")  # fmt: skip
     for arm in grid:
         value = arm.get("train_chars") if config.factor == "max_chars" else arm[config.factor]
         if arm.get("train_chars", 0) > train:
@@ -271,8 +273,6 @@ def check_arms(config: StudyConfig, grid: list[dict[str, Any]], base: dict[str, 
                               f"{prefix} of this corpus")  # fmt: skip
         try:
             run = trial_run(base, arm, corpus)
-            shorter = ("a larger value (--values)" if config.factor == "max_chars"
-                       else "a smaller batch_size * seq_len (--set, --values)")  # fmt: skip
             check_corpus_fits(run.train.train_chars or train, len(corpus.val_ids),
                               run.train.batch_size, run.train.seq_len, shorter=shorter)  # fmt: skip
         except ConfigError as error:
