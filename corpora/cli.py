@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from corpora.errors import run_cli
+from corpora.errors import CorpusError, run_cli
 from corpora.fetch import DATA_DIR_ENV, default_cache_dir, local_path, resolve_corpus
 from corpora.flags import OneLineParser
 from corpora.registry import REGISTRY, CorpusSpec
@@ -36,6 +36,7 @@ class CorpusStatus:
     n_distinct: int | None
     title: str
     checksum: str = "-"  # "ok": the registry's reference file; "differs"; "-": not present
+    problem: str | None = None  # why a present file cannot be read ("unreadable" above)
 
 
 def corpus_status(spec: CorpusSpec, data_dir: Path | None, cache_dir: Path | None) -> CorpusStatus:
@@ -45,7 +46,13 @@ def corpus_status(spec: CorpusSpec, data_dir: Path | None, cache_dir: Path | Non
     if path is None:
         return CorpusStatus(spec.name, f"download: {spec.url}", False, None, None, None, spec.title)
     kind = "cache" if path.parent == cache_dir else "data dir"
-    text = read_text(path)
+    try:
+        text = read_text(path)
+    except CorpusError as error:  # one bad file spoils its own row, not the table
+        return CorpusStatus(
+            spec.name, f"{kind}: {path}", True, path.stat().st_size, None, None, spec.title,
+            "unreadable", str(error),
+        )  # fmt: skip
     return CorpusStatus(
         spec.name,
         f"{kind}: {path}",
@@ -131,8 +138,11 @@ def _parser() -> argparse.ArgumentParser:
 def command(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
-        specs = REGISTRY.values()
-        print(format_table([corpus_status(s, args.data_dir, args.cache_dir) for s in specs]))
+        rows = [corpus_status(s, args.data_dir, args.cache_dir) for s in REGISTRY.values()]
+        print(format_table(rows))
+        for row in rows:
+            if row.problem:
+                print(f"warning: {row.problem}", file=sys.stderr)
     else:
         download = not args.no_download
         path = resolve_corpus(args.name, args.data_dir, args.cache_dir, download=download)

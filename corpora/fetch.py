@@ -5,8 +5,10 @@
 Resolution order: an existing file path -> <data dir>/<filename> (argument, else $CHARNN_DATA_DIR)
 -> <cache dir>/<filename> -> download into the cache. A download runs under a file lock, so many
 processes (Ray workers) sharing a cache download once; the prepared text is checked against the
-registry's sha256 and only then moved into place atomically. A cached file is therefore always
-a verified one, and is never downloaded again.
+registry's sha256 and only then moved into place atomically. A cached file is therefore a
+verified one, and is never downloaded again; its checksum is checked again whenever it is found
+(about 20 ms for 10 MB), and a copy that no longer matches (damaged on disk, left by an older
+release whose text was prepared differently) is downloaded again and replaced.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tqdm import tqdm
 from corpora.errors import CorpusError
 from corpora.files import atomic_write
 from corpora.registry import REGISTRY, CorpusSpec
+from corpora.text import file_sha256
 
 DATA_DIR_ENV = "CHARNN_DATA_DIR"
 DOWNLOAD_TIMEOUT_S = 60.0  # per socket operation, not for the whole download
@@ -57,14 +60,26 @@ def _checked_data_dir(data_dir: Path | None) -> Path | None:
     return folder
 
 
+def cached(spec: CorpusSpec, cache_dir: Path) -> Path | None:
+    """`spec`'s file in `cache_dir` if it is there and still matches the registry's checksum.
+
+    Only a verified download is ever installed there, so a mismatch means the copy changed
+    since (damaged on disk, copied in by hand, or installed by a release that prepared the text
+    differently): it is not used, and the next fetch replaces it.
+    """
+    path = Path(cache_dir) / spec.filename
+    return path if path.is_file() and file_sha256(path) == spec.sha256 else None
+
+
 def local_path(
     spec: CorpusSpec, data_dir: Path | None = None, cache_dir: Path | None = None
 ) -> Path | None:
-    """Where `spec`'s file is already on disk (data folder first, then cache), else None."""
+    """Where `spec`'s file is already on disk (data folder first, then a verified copy in the
+    cache), else None. A file in the data folder is the user's and is used as it is."""
     folder = _checked_data_dir(data_dir)
-    candidates = [folder / spec.filename] if folder else []
-    candidates.append((cache_dir or default_cache_dir()) / spec.filename)
-    return next((path for path in candidates if path.is_file()), None)
+    if folder and (folder / spec.filename).is_file():
+        return folder / spec.filename
+    return cached(spec, cache_dir or default_cache_dir())
 
 
 def resolve_corpus(
@@ -131,6 +146,8 @@ def _download(url: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> bytes:
                     raise urllib.error.URLError(f"more than the {max_bytes:,}-byte cap")
                 chunks.append(chunk)
                 bar.update(len(chunk))
+    if total is not None and received != total:  # the server closed the connection early
+        raise urllib.error.URLError(f"connection closed after {received:,} of {total:,} bytes")
     return b"".join(chunks)
 
 
@@ -180,24 +197,25 @@ def _verified_text(spec: CorpusSpec, raw: bytes) -> bytes:
 def fetch(spec: CorpusSpec, cache_dir: Path) -> Path:
     """Download, prepare, verify and install `spec` into `cache_dir`; return the file's path.
 
-    A file already in the cache is returned as is (it was verified when installed). Concurrent
-    callers serialise on `<cache_dir>/<filename>.lock`; whoever waited finds the file and returns.
+    A verified file already in the cache is returned as is; one that no longer matches its
+    checksum is downloaded again and replaced. Concurrent callers serialise on
+    `<cache_dir>/<filename>.lock`; whoever waited finds the file and returns.
     """
     cache_dir = Path(cache_dir)
     target = cache_dir / spec.filename
-    if target.is_file():
+    if cached(spec, cache_dir):
         return target
     lock_file = cache_dir / f"{spec.filename}.lock"
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(lock_file, timeout=LOCK_TIMEOUT_S):
-            if target.is_file():  # another process installed it while we waited
+            if cached(spec, cache_dir):  # another process installed it while we waited
                 return target
             _install(_verified_text(spec, _download_raw(spec)), target)
-    except Timeout:
+    except Timeout:  # the lock is the kernel's (fcntl): it is held by a live process
         raise CorpusError(
-            f"another process has held {lock_file} for {LOCK_TIMEOUT_S:.0f} s; if none is "
-            "downloading, delete that file"
+            f"another process has been downloading corpus {spec.name!r} into {cache_dir} for "
+            f"{LOCK_TIMEOUT_S:.0f} s; wait for it, or {_local_hint(spec)}"
         ) from None
     except OSError as e:  # cache folder not writable, disk full, ...
         raise CorpusError(f"cannot write corpus {spec.name!r} into {cache_dir}: {e}") from None

@@ -19,6 +19,7 @@ import re
 import tarfile
 import xml.etree.ElementTree as ET
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 
 from corpora.errors import CorpusError
@@ -263,7 +264,7 @@ def xml_from_zip(raw: bytes, member: str) -> bytes:
             if len(xml_names) != 1:
                 raise CorpusError(f"zip archive has no single {member} (members: {names[:5]})")
             return archive.read(xml_names[0])
-    except zipfile.BadZipFile as e:
+    except (zipfile.BadZipFile, zlib.error, EOFError) as e:  # zlib: a damaged member
         raise CorpusError(f"not a readable zip archive: {flat(e)}") from None
 
 

@@ -6,6 +6,7 @@ text file with a one-line CorpusError naming the path, instead of failing later 
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 from pathlib import Path
 
@@ -29,14 +30,23 @@ def read_bytes(path: Path) -> bytes:
 
 
 def decode_text(data: bytes, path: Path) -> str:
-    """Strict UTF-8 decoding; CorpusError if binary (NUL bytes) or not valid UTF-8."""
+    """Strict UTF-8 decoding; CorpusError if binary (NUL bytes) or not valid UTF-8.
+
+    A leading byte-order mark (which editors on Windows write) is not part of the text: it is
+    dropped, so that it is neither a character of the alphabet nor the first one predicted.
+    """
     nul = data.find(b"\0")
     if nul >= 0:
         raise CorpusError(f"{path} looks binary (NUL byte at offset {nul}), not UTF-8 text")
+    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    if start == len(data):
+        raise CorpusError(f"{path} is empty (a byte-order mark only)")
     try:
-        return data.decode("utf-8")
+        return data[start:].decode("utf-8")
     except UnicodeDecodeError as e:
-        raise CorpusError(f"{path} is not valid UTF-8 (bad byte at offset {e.start})") from None
+        raise CorpusError(
+            f"{path} is not valid UTF-8 (bad byte at offset {start + e.start})"
+        ) from None
 
 
 def read_text(path: Path) -> str:

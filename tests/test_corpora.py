@@ -43,6 +43,7 @@ from corpora import (
     split_ids,
 )
 from corpora.cli import main
+from corpora.fetch import local_path
 from corpora.prepare import (
     prepare_irc,
     prepare_monte_cristo,
@@ -74,6 +75,7 @@ class Server:
     payloads: dict[str, bytes]
     requests: Counter[str]
     delay_s: float = 0.0
+    missing_bytes: int = 0  # promised in Content-Length but never sent: a cut connection
 
 
 @pytest.fixture
@@ -91,7 +93,7 @@ def server() -> Iterator[Server]:
                 self.send_error(404)
                 return
             self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(body) + state.missing_bytes))
             self.end_headers()
             self.wfile.write(body)
 
@@ -237,6 +239,26 @@ def test_fetch_downloads_once_then_serves_cache(server: Server, tmp_path: Path) 
     assert not list(cache.glob(".*.tmp"))  # no temporary file left behind
 
 
+def test_a_cached_copy_that_no_longer_matches_is_downloaded_again(
+    server: Server, tmp_path: Path
+) -> None:
+    spec = tiny_spec(server)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "tiny.txt").write_text("<html>503 Service Unavailable</html>")  # damaged copy
+    assert local_path(spec, None, cache) is None  # never trained on
+    assert fetch(spec, cache) == cache / "tiny.txt"
+    assert file_sha256(cache / "tiny.txt") == spec.sha256 and server.requests["/tiny.raw"] == 1
+    assert fetch(spec, cache) == cache / "tiny.txt" and server.requests["/tiny.raw"] == 1
+
+
+def test_a_download_cut_short_says_so(server: Server, tmp_path: Path) -> None:
+    server.missing_bytes = 1000
+    with pytest.raises(CorpusError, match=r"could not download .*connection closed after \d+ of"):
+        fetch(tiny_spec(server), tmp_path / "cache")
+    assert not (tmp_path / "cache" / "tiny.txt").exists()
+
+
 def test_fetch_checksum_mismatch_installs_nothing(server: Server, tmp_path: Path) -> None:
     spec = dataclasses.replace(tiny_spec(server, sha256="0" * 64), note="Renderings differ.")
     cache = tmp_path / "cache"
@@ -326,6 +348,8 @@ def test_concurrent_fetch_in_processes_downloads_once(server: Server, tmp_path: 
         (b"", "is empty"),
         (b"abc\x00def", "binary .*offset 3"),
         (b"abc\xff", "not valid UTF-8 .*offset 3"),
+        (b"\xef\xbb\xbfabc\xff", "not valid UTF-8 .*offset 6"),  # offsets count the file's bytes
+        (b"\xef\xbb\xbf", "is empty"),
     ],
 )
 def test_read_text_errors(tmp_path: Path, content: bytes | None, pattern: str) -> None:
@@ -343,6 +367,8 @@ def test_read_text_directory_and_success(tmp_path: Path) -> None:
     path = tmp_path / "ok.txt"
     path.write_bytes("é\r\nx".encode())
     assert read_text(path) == "é\r\nx"  # strict: no newline translation
+    path.write_bytes(b"\xef\xbb\xbf" + "é\r\nx".encode())
+    assert read_text(path) == "é\r\nx"  # a byte-order mark is not a character of the text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -589,6 +615,13 @@ def test_prepare_irc_from_zip() -> None:
     assert prepare_irc(buffer.getvalue()) == USLM_TEXT
     with pytest.raises(CorpusError, match="zip"):
         prepare_irc(b"not a zip")
+    damaged = io.BytesIO()
+    with zipfile.ZipFile(damaged, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("usc26.xml", USLM * 20)
+    raw = bytearray(damaged.getvalue())
+    raw[60:120] = bytes(b ^ 0xFF for b in raw[60:120])  # inside the compressed member
+    with pytest.raises(CorpusError, match="not a readable zip archive"):
+        prepare_irc(bytes(raw))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -626,6 +659,20 @@ def test_cli_list_without_files_shows_urls(
     out = capsys.readouterr().out
     assert out.count(" no ") == len(REGISTRY)
     assert "download: " + REGISTRY["nginx"].url in out
+
+
+def test_cli_list_shows_an_unreadable_file_in_its_own_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("CHARNN_DATA_DIR", raising=False)
+    (tmp_path / "irc.txt").write_bytes("café".encode("latin-1"))
+    (tmp_path / "nginx_c_source.txt").write_text("int main(void) { return 0; }\n")
+    assert main(["list", "--data-dir", str(tmp_path), "--cache-dir", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    rows = {line.split()[0]: line for line in captured.out.splitlines()[1:]}
+    assert " unreadable " in rows["irc"] and " differs " in rows["nginx"]
+    assert captured.err.startswith("warning: ") and "not valid UTF-8" in captured.err
+    assert captured.err.count("\n") == 1
 
 
 def test_cli_fetch_resolves_from_data_dir(
@@ -682,7 +729,9 @@ def test_a_held_download_lock_times_out_naming_the_lock_file(
     cache.mkdir()
     with FileLock(cache / "tiny.txt.lock"), pytest.raises(CorpusError) as info:
         fetch(tiny_spec(server), cache)
-    assert str(cache / "tiny.txt.lock") in str(info.value) and "\n" not in str(info.value)
+    message = str(info.value)
+    assert "another process has been downloading corpus 'tiny'" in message
+    assert str(cache) in message and "\n" not in message
 
 
 @pytest.mark.parametrize(
