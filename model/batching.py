@@ -75,9 +75,13 @@ def stream_views(ids: np.ndarray, batch_size: int, *, pad: bool = False) -> Stre
 def batch(
     streams: Streams, cols: slice, device: torch.device | str = "cpu"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The (inputs, targets) window `cols` of every stream, as int64 tensors on `device`."""
-    x = torch.from_numpy(np.ascontiguousarray(streams.inputs[:, cols])).to(device).long()
-    y = torch.from_numpy(np.ascontiguousarray(streams.targets[:, cols])).to(device).long()
+    """The (inputs, targets) window `cols` of every stream, as int64 tensors on `device`.
+
+    The window is copied (`np.array`), also where it is already contiguous (one stream, or a
+    window of whole streams): torch warns about a tensor made from a read-only array, and a
+    corpus's ids are read-only."""
+    x = torch.from_numpy(np.array(streams.inputs[:, cols])).to(device).long()
+    y = torch.from_numpy(np.array(streams.targets[:, cols])).to(device).long()
     if streams.padded:
         start, stop, _ = cols.indices(streams.length)
         flat = np.arange(streams.batch_size)[:, None] * streams.length + np.arange(start, stop)

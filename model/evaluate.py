@@ -169,12 +169,6 @@ class DynamicSettings:
 # -- static evaluation ------------------------------------------------------------------------
 
 
-def _streams(ids: np.ndarray, streams: int, pad: bool) -> Streams:
-    """`stream_views` of a writable copy when `ids` is read-only (a corpus's ids are): torch
-    warns about every read-only array a batch is built from, and one stream reads them as is."""
-    return stream_views(ids if ids.flags.writeable else ids.copy(), streams, pad=pad)
-
-
 def _token_bits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Loss of each (stream, column) cell in nats, 0 where the target is padding."""
     nats = F.cross_entropy(
@@ -196,7 +190,7 @@ def char_losses(model: CharLSTM, ids: np.ndarray, seq_len: int, streams: int) ->
     """Bits of each of `ids[1:]`, in text order, each predicted from the characters before it
     in its stream: `streams` equal contiguous streams, state carried, no gradient. The mean
     is `Trainer.evaluate` on the same ids and streams."""
-    views = _streams(ids, streams, pad=True)
+    views = stream_views(ids, streams, pad=True)
     device = model.head.weight.device
     was_training = model.training
     model.eval()
@@ -250,7 +244,7 @@ def gradient_rms(
     work = _adaptable_copy(model)
     params = list(work.parameters())
     squares = [torch.zeros_like(p) for p in params]
-    views = _streams(ids, streams, pad=False)  # no padding: every segment is full
+    views = stream_views(ids, streams, pad=False)  # no padding: every segment is full
     state, steps = work.init_state(streams), 0
     for x, y in _segments(views, segment, work.head.weight.device):
         logits, state = work(x, state)
@@ -318,7 +312,7 @@ def dynamic_char_losses(
         divisors, rates = _update_terms(rms, settings)
     else:  # plain steps, and a decay the same for every weight
         divisors, rates = [1.0] * len(params), [settings.decay] * len(params)
-    views = _streams(ids, settings.streams, pad=True)
+    views = stream_views(ids, settings.streams, pad=True)
     state, chunks = work.init_state(views.batch_size), []
     for x, y in _segments(views, settings.segment, work.head.weight.device):
         logits, new_state = work(x, state)

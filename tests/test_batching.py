@@ -1,5 +1,7 @@
 """Stateful batching on arange data, where every right answer is plain to see."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -23,6 +25,18 @@ def test_streams_are_views_of_the_compact_ids_not_copies():
     x, y = batch(streams, slice(0, 5))
     assert x.dtype == y.dtype == torch.int64
     assert x.tolist()[1] == [49, 50, 51, 52, 53] and y.tolist()[1] == [50, 51, 52, 53, 54]
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_a_window_of_read_only_ids_makes_no_torch_warning(batch_size):
+    ids = np.arange(200, dtype=np.uint8)
+    ids.flags.writeable = False
+    streams = stream_views(ids, batch_size=batch_size)
+    whole = slice(0, streams.length)  # contiguous: numpy would hand back the read-only view
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch: "The given NumPy array is not writable"
+        x, y = batch(streams, whole)
+    assert x[0, :3].tolist() == [0, 1, 2] and y[0, :3].tolist() == [1, 2, 3]
 
 
 def test_training_drops_the_leftover_pairs():
