@@ -42,6 +42,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def command(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return show(args)
+    except KeyboardInterrupt:
+        if not args.watch:
+            raise
+        return 0  # Ctrl-C is how a watch ends: the search goes on
+
+
+def show(args: argparse.Namespace) -> int:
+    """Print the search's status once, or (`--watch`) until it stops running."""
     while True:
         info = read_status(args.folder)
         if args.json:

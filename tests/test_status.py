@@ -211,6 +211,104 @@ def test_a_killed_search_is_interrupted_and_names_resume(tmp_path, capsys):
     assert "interrupted; resume with:\n  python -m search.run" in capsys.readouterr().out
 
 
+def test_another_host_sees_a_search_alive_from_its_lock_on(tmp_path):
+    """A reader on another host has only the files' times: a driver that holds the folder but
+    has not written status.json yet (measuring speeds, starting Ray) is starting, then running;
+    not 'no search', nor interrupted."""
+    holder = {"host": "node-7.invalid", "pid": 4242, "since": time.time() - 5}
+    early = SearchFolder(tmp_path / "early")
+    (early.path / "state").mkdir(parents=True)
+    early.state_file(HOLDER).write_text(json.dumps(holder))
+    assert read_status(early.path)["state"] == "starting"
+    folder = fake_search(tmp_path)
+    folder.state_file("status.json").unlink()  # its budget started; no trial reported yet
+    folder.state_file(HOLDER).write_text(json.dumps({**holder, "since": time.time() - 110}))
+    assert read_status(folder.path)["state"] == "running"
+
+
+def test_a_resumed_search_is_starting_until_its_budget_starts_and_interrupted_if_killed(
+    tmp_path, capsys
+):
+    """Resumed, a finished search is starting until this run's clock; killed before its first
+    status.json, it is interrupted (holder.json outlives only a killed driver), not finished."""
+    folder = fake_search(tmp_path, state="finished")
+    holder = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+    folder.state_file(HOLDER).write_text(json.dumps(holder))
+    assert read_status(folder.path)["state"] == "starting"  # the clock is the earlier run's
+    folder.state_file(HOLDER).write_text(json.dumps({**holder, "pid": dead_pid()}))
+    info = read_status(folder.path)
+    assert info["state"] == "interrupted" and info["resume"].endswith("--name fake --resume")
+    assert 99 <= info["used_s"] <= 101  # until its holder was last heard of, not until now
+
+
+def test_a_reused_pid_does_not_keep_a_dead_search_running(tmp_path):
+    """After a reboot (or in another container) the holder's pid may be another process: a
+    holder not heard of for longer than STALE_S is gone, whatever its pid."""
+    from search.reports.status import STALE_S
+
+    folder = fake_search(tmp_path, pid=os.getpid())  # a live pid: this test's
+    later = time.time() + STALE_S + 1
+    assert read_status(folder.path, now=later - 2 * STALE_S)["state"] == "running"
+    info = read_status(folder.path, now=later)
+    assert info["state"] == "interrupted" and info["used_s"] == pytest.approx(100, abs=1)
+
+
+def test_status_of_the_current_folder_names_it(tmp_path, monkeypatch, capsys):
+    folder = fake_search(tmp_path, pid=dead_pid())
+    monkeypatch.chdir(folder.path)
+    info = read_status(".")
+    assert info["search"] == "fake" and info["resume"].endswith("--name fake --resume")
+
+
+def test_an_interrupted_search_this_version_cannot_resume_still_shows(tmp_path, capsys):
+    folder = fake_search(tmp_path, pid=dead_pid())
+    settings = json.loads((folder.state_file("search.json")).read_text())
+    settings["grace_chars"] = 1000  # a setting of an earlier version
+    folder.state_file("search.json").write_text(json.dumps(settings))
+    assert status_main([str(folder.path)]) == 0
+    out = capsys.readouterr().out
+    assert "interrupted; this version cannot resume it: " in out and "grace_chars" in out
+
+
+@pytest.mark.parametrize(
+    ("file", "content", "message"),
+    [
+        ("clock.json", {}, "not a clock"),
+        ("clock.json", [1, 2], "not a clock"),
+        ("status.json", "row without status", "a trial row is malformed"),
+    ],
+)
+def test_well_formed_json_of_the_wrong_shape_is_one_line(tmp_path, capsys, file, content, message):
+    folder = fake_search(tmp_path, pid=os.getpid())
+    if content == "row without status":
+        content = folder.status()
+        del content["trials"][0]["status"]
+    folder.state_file(file).write_text(json.dumps(content))
+    assert status_main([str(folder.path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_a_holder_with_an_odd_since_is_shown(tmp_path, capsys):
+    folder = fake_search(tmp_path, pid=os.getpid())
+    holder = json.loads(folder.state_file(HOLDER).read_text())
+    folder.state_file(HOLDER).write_text(json.dumps({**holder, "since": "yesterday"}))
+    assert status_main([str(folder.path)]) == 0
+    assert "since yesterday" in capsys.readouterr().out
+
+
+def test_ctrl_c_ends_a_watch_quietly(tmp_path, monkeypatch, capsys):
+    import search.status
+
+    def interrupted(seconds):
+        raise KeyboardInterrupt
+
+    folder = fake_search(tmp_path, pid=os.getpid())
+    monkeypatch.setattr(search.status.time, "sleep", interrupted)
+    assert status_main([str(folder.path), "--watch"]) == 0
+    assert "running" in capsys.readouterr().out
+
+
 def test_status_names_the_dashboard_and_the_extra_it_needs(tmp_path, capsys, monkeypatch):
     folder = fake_search(tmp_path, state="finished")
     assert read_status(folder.path)["dashboard"] is None  # no study yet
@@ -385,10 +483,12 @@ def test_a_resumed_search_killed_before_its_tables_shows_every_run(tmp_path):
                       "bbbb0002": [(9.0, 2.9)], "cccc0003": [(9.0, 2.6)]}  # fmt: skip
 
 
-def test_a_driver_finishing_its_search_stays_alive_for_another_host(tmp_path):
-    """After its trials the driver writes its tables, scores and samples its best model (test
-    scoring can take minutes): a reader on another machine, which has only status.json's time
-    to go by, sees it running throughout, and interrupted once the heartbeat stops."""
+def test_a_driver_holding_its_folder_stays_alive_for_another_host(tmp_path):
+    """From taking the lock to giving it back the driver may write nothing else for minutes
+    (measuring speeds and starting Ray before its first status.json, scoring the best model on
+    a test split after its trials): a reader on another machine, which has only the files'
+    times to go by, sees it alive while its heartbeat renews holder.json, and interrupted once
+    the heartbeat stops."""
     from search.engine.tuning import heartbeat
     from search.reports.status import STALE_S
 
@@ -400,9 +500,9 @@ def test_a_driver_finishing_its_search_stays_alive_for_another_host(tmp_path):
     with heartbeat(folder, every_s=0.05):
         deadline = time.monotonic() + 10
         while read_status(folder.path)["state"] != "running":
-            assert time.monotonic() < deadline, "status.json was not renewed"
+            assert time.monotonic() < deadline, "holder.json was not renewed"
             time.sleep(0.05)
-    renewed = folder.status()["updated"]
+    renewed = folder.holder()["beat"]
     time.sleep(0.2)
-    assert folder.status()["updated"] == renewed  # the heartbeat stopped with its block
+    assert folder.holder() == {**holder, "beat": renewed}  # stopped with its block
     assert read_status(folder.path, now=renewed + STALE_S + 1)["state"] == "interrupted"

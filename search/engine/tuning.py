@@ -467,8 +467,7 @@ def _prepare_and_run(config: SearchConfig, resume: bool) -> SearchOutcome:
     if resume and not folder.exists():
         raise ConfigError(f"nothing to resume at {folder.path}: no search was started there")
     corpus, probes = check_search(config)
-    lock = folder.lock()  # held to the end: one search process per folder
-    try:
+    with holding(folder):  # one search process per folder, to the end
         if not resume and folder.exists():
             raise ConfigError(
                 f"search {config.name!r} already exists in {folder.path.parent}; pass --resume"
@@ -495,8 +494,6 @@ def _prepare_and_run(config: SearchConfig, resume: bool) -> SearchOutcome:
         restore = resume and tune.Tuner.can_restore(str(folder.path))
         return _run(config, folder, corpus, warm, [wide] if wide else [], restore, started,
                     started_wall)  # fmt: skip
-    finally:
-        folder.release(lock)
 
 
 def _run(
@@ -548,9 +545,8 @@ def _run(
             release_workers(config)
         if started_ray:
             ray.shutdown()
-    with heartbeat(folder):  # scoring the best model on a test split can take minutes
-        trials = write_results(config, folder, corpus, records)
-        best, sample = keep_best(config, folder, trials)
+    trials = write_results(config, folder, corpus, records)
+    best, sample = keep_best(config, folder, trials)  # test scoring can take minutes: heartbeat
     statuses = [trial_status(r) for r in records]
     out_of_time = time.time() >= clock + min(schedule.last_start_s, schedule.explore_s)
     enough = bool(config.trials) and len(records) >= config.trials
@@ -588,22 +584,33 @@ def set_aside_unsaved_trials(folder: SearchFolder) -> list[Path]:
 
 
 @contextmanager
+def holding(folder: SearchFolder) -> Iterator[None]:
+    """The folder's lock, held for the whole block (a second search process on the folder gets
+    a one-line error), with its heartbeat; given back, holder.json removed, at the end."""
+    lock = folder.lock()
+    try:
+        with heartbeat(folder):
+            yield
+    finally:
+        folder.release(lock)
+
+
+@contextmanager
 def heartbeat(folder: SearchFolder, every_s: float = HEARTBEAT_S) -> Iterator[None]:
-    """Inside, status.json's time is renewed every `every_s` seconds, as it is while trials
-    run: a reader on another host (`search.reports.status.alive`) then takes the driver
-    finishing its search for a live one, not for an interrupted one."""
+    """Inside, holder.json's `beat` is renewed every `every_s` seconds: from taking the lock to
+    giving it back (the speed measurement, Ray's start, the trials, scoring the best model on a
+    test split) a reader on another host (`search.reports.status.alive`) sees a live driver,
+    and a driver that died stops beating. The thread ends before the block does, so it never
+    writes holder.json after `release` removed it."""
+    holder = folder.holder() or {}
     stop = threading.Event()
 
     def beat() -> None:
         while not stop.wait(every_s):
-            try:
-                snap = folder.status()
-                if snap is not None:
-                    folder.write_status({**snap, "updated": time.time()})
-            except (OSError, ConfigError):  # a full disk, a corrupt file: the search goes on
-                continue
+            with contextlib.suppress(OSError):  # a full disk: the search goes on
+                folder.beat(holder, time.time())
 
-    beating = threading.Thread(target=beat, name="status-heartbeat", daemon=True)
+    beating = threading.Thread(target=beat, name="holder-heartbeat", daemon=True)
     beating.start()
     try:
         yield

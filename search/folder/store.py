@@ -298,9 +298,16 @@ class SearchFolder:
                 f"search {self.path.name!r} is in use by another process ({self.path / LOCK})"
             ) from None
         # Beside the lock, not in it: an atomic write replaces the file, and the lock is on it.
-        holder = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
-        self._write_state(HOLDER, json.dumps(holder) + "\n")
+        now = time.time()
+        self.beat({"host": socket.gethostname(), "pid": os.getpid(), "since": now}, now)
         return lock
+
+    def beat(self, holder: dict[str, Any], now: float) -> None:
+        """Write who holds the lock, with `beat`: when it was last known alive. The driver
+        renews it while it holds the lock (`search.engine.tuning.heartbeat`), so that a reader
+        on another host, who cannot ask for its process, can tell a live search from a dead
+        one (`search.reports.status.alive`)."""
+        self._write_state(HOLDER, json.dumps({**holder, "beat": now}) + "\n")
 
     def release(self, lock: FileLock) -> None:
         """Release a lock from `lock()` and say nobody holds it."""

@@ -39,9 +39,24 @@ STALE_S = 120.0  # a holder on another host is taken as gone when status.json is
 WATCH_S = 5.0
 
 
+def last_heard(holder: dict[str, Any] | None, updated: float | None) -> float | None:
+    """When the search's driver was last known alive: the holder's heartbeat (`beat`, renewed
+    from taking the lock to giving it back), when it took the lock, or status.json's time."""
+    times = [updated, *((holder or {}).get(key) for key in ("beat", "since"))]
+    known = [t for t in times if isinstance(t, int | float) and not isinstance(t, bool)]
+    return max(known, default=None)
+
+
 def alive(holder: dict[str, Any] | None, updated: float | None, now: float) -> bool:
-    """Whether the lock's holder still runs: its pid on this host, else a fresh status file."""
+    """Whether the lock's holder still runs: it was heard of in the last `STALE_S` seconds
+    and, on this host, its pid is a live process.
+
+    The pid alone is not enough: after a reboot, or in another container, the pid may be
+    another process's; the time alone is all a reader on another host has."""
     if not holder:
+        return False
+    heard = last_heard(holder, updated)
+    if heard is None or now - heard >= STALE_S:
         return False
     if holder.get("host") == socket.gethostname():
         try:
@@ -52,8 +67,7 @@ def alive(holder: dict[str, Any] | None, updated: float | None, now: float) -> b
             return True
         except (KeyError, TypeError, ValueError):
             return False
-        return True
-    return updated is not None and now - updated < STALE_S
+    return True
 
 
 def dashboard(folder: SearchFolder) -> dict[str, Any] | None:
@@ -67,7 +81,7 @@ def dashboard(folder: SearchFolder) -> dict[str, Any] | None:
 
 
 def resume_command(folder: SearchFolder) -> str:
-    """The exact command that resumes this search."""
+    """The exact command that resumes this search; ConfigError if this version cannot."""
     from search.folder.config import load_search_config, search_argv
 
     config = load_search_config(folder.path)
@@ -80,7 +94,7 @@ def read_status(path: str | Path, now: float | None = None) -> dict[str, Any]:
     """Everything `search.status` shows, as plain data; ConfigError (one line) when `path`
     is missing, holds no search, or its files are corrupt."""
     now = time.time() if now is None else now
-    folder = SearchFolder(path)
+    folder = SearchFolder(Path(path).resolve())  # "." has a name: the resume command needs it
     if not folder.path.is_dir():
         raise ConfigError(f"no folder {folder.path}")
     if not folder.exists():
@@ -89,23 +103,24 @@ def read_status(path: str | Path, now: float | None = None) -> dict[str, Any]:
             return starting(folder, holder)
         raise ConfigError(f"{folder.path} holds no search (no search.json)")
     folder.read_settings()  # corrupt settings: one line
-    try:
-        clock = folder.clock()
-    except FileNotFoundError:
-        clock = None  # started, but killed before its budget's clock started
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"cannot read {folder.state_file(CLOCK)}: {error}") from None
+    clock = read_clock(folder)
     snap = folder.status()
     holder = folder.holder()
-    running = alive(holder, (snap or {}).get("updated"), now)
+    updated = (snap or {}).get("updated")
+    running = alive(holder, updated, now)
+    since = holder.get("since") if running else None
+    if running and (clock is None or (isinstance(since, int | float) and since > clock["started"])):
+        return starting(folder, holder)  # started again, before this run's budget: a resume
     table = folder.trials() if folder.has_trials() else None  # corrupt: one line
     if table is not None and not running and earlier_tables(folder, snap, clock):
         table = None  # its status.json knows the trials of every run, the tables only earlier
     if running:
         state = "running"
+    elif holder is not None:
+        state = "interrupted"  # a driver removes holder.json as it ends: this one was killed
     elif snap is not None and snap.get("state") in ("finished", "interrupted"):
         state = snap["state"]
-    elif snap is None and table is not None and holder is None:
+    elif snap is None and table is not None:
         state = "finished"  # a search from before status.json
     else:
         state = "interrupted"  # its driver is gone without saying how it ended
@@ -119,8 +134,14 @@ def read_status(path: str | Path, now: float | None = None) -> dict[str, Any]:
     best = next((t for t in trials if t["best_val_bpc"] is not None), None)
     kept = folder.best / BEST_CHECKPOINT
     started, deadline = (clock["started"], clock["deadline"]) if clock else (None, None)
-    updated = (snap or {}).get("updated")
-    ended = now if running or updated is None else updated  # when it was last heard of
+    ended = now if running else last_heard(holder, updated)  # None: not known
+    used = None if started is None or ended is None else max(0.0, min(ended, deadline) - started)
+    resume, why_not = None, None
+    if state == "interrupted":
+        try:
+            resume = resume_command(folder)
+        except ConfigError as error:  # settings of a version that this one cannot read
+            why_not = str(error)
     return {
         "search": folder.path.name,
         "path": str(folder.path),
@@ -129,7 +150,7 @@ def read_status(path: str | Path, now: float | None = None) -> dict[str, Any]:
         "last_holder": holder if holder and not running else None,
         "started": started,
         "deadline": deadline,
-        "used_s": None if started is None else max(0.0, min(ended, deadline) - started),
+        "used_s": used,
         "left_s": None if deadline is None or not running else max(0.0, deadline - now),
         "counts": counts(trials),
         "best": None if best is None else {
@@ -138,10 +159,27 @@ def read_status(path: str | Path, now: float | None = None) -> dict[str, Any]:
         "best_model": str(kept) if kept.is_file() and not running else None,
         "rungs": folder.rungs(),
         "trials": trials,
-        "resume": resume_command(folder) if state == "interrupted" else None,
+        "resume": resume,
+        "resume_error": why_not,
         "dashboard": dashboard(folder),
         "updated": updated,
     }  # fmt: skip
+
+
+def read_clock(folder: SearchFolder) -> dict[str, float] | None:
+    """The budget's clock (`started`, `deadline`); None before a run started it, ConfigError
+    (one line) when the file is not one."""
+    file = folder.state_file(CLOCK)
+    try:
+        clock = folder.clock()
+    except FileNotFoundError:
+        return None  # started, but stopped before its budget's clock started
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"cannot read {file}: {error}") from None
+    if not (isinstance(clock, dict) and all(
+            isinstance(clock.get(k), int | float) for k in ("started", "deadline"))):  # fmt: skip
+        raise ConfigError(f"cannot read {file}: not a clock (started, deadline)")
+    return clock
 
 
 def earlier_tables(
@@ -156,13 +194,14 @@ def earlier_tables(
 
 
 def starting(folder: SearchFolder, holder: dict[str, Any]) -> dict[str, Any]:
-    """A search whose driver holds the folder but has not written its settings yet: it is
-    measuring the warm starts' speeds, before its budget starts."""
+    """A search whose driver holds the folder but has not started its budget's clock yet: it
+    measures the warm starts' speeds, starts Ray or restores its trials."""
     return {
         "search": folder.path.name, "path": str(folder.path), "state": STARTING,
         "holder": holder, "last_holder": None, "started": None, "deadline": None,
         "used_s": None, "left_s": None, "counts": {}, "best": None, "best_model": None,
-        "rungs": [], "trials": [], "resume": None, "dashboard": None, "updated": None,
+        "rungs": [], "trials": [], "resume": None, "resume_error": None, "dashboard": None,
+        "updated": None,
     }  # fmt: skip
 
 
@@ -180,9 +219,14 @@ def _table_row(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+ROW_KEYS = ("trial_id", "status", "config", "train_s", "best_val_bpc", "last_val_bpc")
+
+
 def _ranked_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     try:
         rows = [{k: v for k, v in r.items() if k != "curve"} for r in rows]
+        if any(k not in r for r in rows for k in ROW_KEYS):
+            raise KeyError("a trial row lacks a field")
 
         def key(r: dict[str, Any]) -> tuple[int, float]:
             if r["best_val_bpc"] is not None:
@@ -199,17 +243,22 @@ def format_status(info: dict[str, Any], now: float | None = None) -> str:
     lines = [f"search {info['search']} ({info['path']}): {info['state']}"]
     if info["holder"]:
         h = info["holder"]
-        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(h.get("since", 0)))
+        since = h.get("since")
+        if isinstance(since, int | float):
+            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since))
         lines.append(f"run by pid {h.get('pid')} on {h.get('host')} since {since}")
     if info["started"] is not None:
         snap = {"started": info["started"], "deadline": info["deadline"]}
+        whole = info["deadline"] - info["started"]
         if info["state"] == "running":
             lines.append(f"budget {budget_text(snap, now)}")
+        elif info["used_s"] is None:
+            lines.append(f"budget: {whole:.0f} s; how much of it was used is not known")
         else:
-            lines.append(f"budget: {info['used_s']:.0f} s used of "
-                         f"{info['deadline'] - info['started']:.0f} s")  # fmt: skip
+            lines.append(f"budget: {info['used_s']:.0f} s used of {whole:.0f} s")
     if info["state"] == STARTING:
-        lines.append("measuring the warm starts' speeds; the budget starts after")
+        lines.append("starting (measuring the warm starts' speeds, starting Ray, restoring "
+                     "trials); the budget starts after")  # fmt: skip
     lines.append(f"trials: {counts_text(info['counts'])}")
     lines.append(best_text(info["best"]))
     if info["state"] == "running":
@@ -233,6 +282,8 @@ def format_status(info: dict[str, Any], now: float | None = None) -> str:
         board = info["dashboard"]
         missing = "" if board["installed"] else f"  (not installed: {board['install']})"
         lines.append(f"Optuna dashboard: {board['command']}{missing}")
-    if info["state"] == "interrupted":
+    if info["state"] == "interrupted" and info["resume"]:
         lines.append(f"\ninterrupted; resume with:\n  {info['resume']}")
+    elif info["state"] == "interrupted":
+        lines.append(f"\ninterrupted; this version cannot resume it: {info['resume_error']}")
     return "\n".join(lines)
