@@ -277,6 +277,44 @@ def test_all_finds_the_searches_of_a_storage_folder(searches, tmp_path):
         find_searches(tmp_path)
 
 
+def test_all_leaves_out_folders_with_tables_but_no_search(searches, tmp_path):
+    """A study's folder (`search.study`) has trials.parquet but no search settings: `--all`
+    compares the searches beside it instead of failing on it."""
+    irc = copy_search(searches["irc"][0].path, tmp_path / "irc")
+    study = tmp_path / "cell-study"
+    study.mkdir()
+    shutil.copy(irc / "trials.parquet", study / "trials.parquet")
+    assert find_searches(tmp_path) == [irc]
+
+
+def test_the_curves_figure_draws_only_whole_text_scores(searches, report, tmp_path, monkeypatch):
+    import search.reports.report as report_module
+    from search.reports.searches import trial_curves
+
+    drawn = {}
+
+    def capture(curves, path):
+        drawn.update({c.label: c for c in curves})
+        return path
+
+    monkeypatch.setattr(report_module, "plot_best_curves", capture)
+    loaded = [read_search(config.path) for config, _ in searches.values()]
+    report_module.write_plots(loaded, report.table, tmp_path)
+    for one in loaded:
+        row = next(r for r in report.table.to_pylist() if r["search"] == one.name)
+        reports = trial_curves(one.curves)[row["best_trial"]]
+        whole = [r["val_bpc"] for r in reports if r["val_chars"] == row["val_chars"]]
+        assert list(drawn[row["label"]].bpc) == whole and whole
+
+
+def test_no_samples_section_when_none_was_asked(report):
+    from search.reports.render import render_markdown
+
+    asked = render_markdown(report.table, THRESHOLDS, {}, [])
+    assert "## Samples from the best models" in asked
+    assert "Samples from" not in render_markdown(report.table, THRESHOLDS, {}, [], samples=False)
+
+
 def test_reproduce_command_repeats_the_search_settings(rows, searches):
     config, _ = searches["irc"]
     assert rows["irc"]["search_command"] == search_command(config)

@@ -118,6 +118,18 @@ def test_markdown_table_escapes_and_aligns():
     assert "a\\|b" in lines[2] and lines[2].rstrip("|").rstrip().endswith("1.5")
 
 
+def test_the_length_note_says_when_equal_lengths_hide_other_splits():
+    from search.reports.render import length_note
+
+    def note(lengths, fractions):
+        return length_note(pa.table({"corpus_chars": lengths, "val_fraction": fractions}))
+
+    same = "Every corpus is cut to the same length: 1,000 characters."
+    assert note([1000, 1000], [0.1, 0.1]) == same
+    assert "**the validation splits differ** (0.05, 0.1)" in note([1000, 1000], [0.1, 0.05])
+    assert note([1000, 2000], [0.1, 0.1]).startswith("**Unequal lengths** (1,000, 2,000")
+
+
 def test_demo_searches_are_equal_length_and_valid(tmp_path):
     args = demo_parser().parse_args(["--corpora", "irc,nginx", "--time-budget", "1m"])
     assert args.corpora == "irc,nginx" and args.time_budget == 60

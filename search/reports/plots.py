@@ -43,7 +43,7 @@ BASELINE_BARS = (  # (column of the predictability table, legend label)
     ("xz_given_train_bpc", "xz -9e | train"),
     ("zstd_given_train_bpc", "zstd -22 --long | train"),
     ("ppmd_given_train_bpc", "PPMd | train"),
-    ("best_val_bpc", "best LSTM"),
+    ("best_val_bpc", "best model"),
 )
 
 

@@ -66,7 +66,7 @@ MAIN_COLUMNS: tuple[tuple[str, Cell], ...] = (  # the ranking, also printed to t
     ("characters", col("corpus_chars", INT)),
     ("distinct", col("distinct_chars")),
     ("sha256", col("corpus_sha256", lambda v: v[:12])),
-    ("best LSTM", col("best_val_bpc", BPC)),
+    ("best model", col("best_val_bpc", BPC)),
     ("best compressor", lambda r: f"{r['best_compressor']} {r['best_compressor_bpc']:.3f}"),
     ("gain", col("gain_bpc", "{:+.3f}".format)),
     ("gain %", col("gain_pct", "{:+.1f}".format)),
@@ -243,6 +243,13 @@ def fenced(text: str) -> str:
 
 def length_note(table: pa.Table) -> str:
     lengths = sorted(set(table.column("corpus_chars").to_pylist()))
+    fractions = sorted(set(table.column("val_fraction").to_pylist()))
+    if len(lengths) == 1 and len(fractions) > 1:
+        return (
+            f"Every corpus is cut to the same length, {lengths[0]:,} characters, but **the "
+            "validation splits differ** (" + ", ".join(f"{f:g}" for f in fractions) + "), "
+            "ranked together because --allow-unequal was given."
+        )
     if len(lengths) == 1:
         return f"Every corpus is cut to the same length: {lengths[0]:,} characters."
     return (
@@ -257,9 +264,11 @@ def render_markdown(
     plots: dict[str, str],
     searches: Sequence[str],
     differences: Sequence[str] = (),
+    samples: bool = True,
 ) -> str:
     """predictability.md: every section is a view of `table`; `plots` maps title -> file;
-    `differences`: the ranking's neighbours compared on the test split (lines)."""
+    `differences`: the ranking's neighbours compared on the test split (lines); `samples`:
+    whether samples were asked for (`--sample-chars` above 0)."""
     rows = table.to_pylist()
     parts = [
         "# Corpus predictability",
@@ -330,10 +339,10 @@ def render_markdown(
         "## Plots",
         "",
         *(f"![{title}]({file})\n" for title, file in plots.items()),
-        "## Samples from the best models",
-        "",
     ]
-    for r in rows:
+    if samples:
+        parts += ["## Samples from the best models", ""]
+    for r in rows if samples else ():
         if not r["sample"]:
             parts += [f"### {r['label']}", "", "(no best model in the search folder)", ""]
             continue

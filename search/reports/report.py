@@ -107,7 +107,8 @@ def write_plots(searches: Sequence[Search], table: pa.Table, out: Path) -> dict[
     for search in sorted(searches, key=lambda s: rows[s.name]["rank"]):
         row = rows[search.name]
         reports = trial_curves(search.curves).get(row["best_trial"] or "", [])
-        kept = [r for r in reports if finite(r["val_bpc"])]
+        whole = row["val_chars"]  # points scored on a prefix (the first rung's) are not drawn
+        kept = [r for r in reports if finite(r["val_bpc"]) and r["val_chars"] == whole]
         curves.append(
             Curve(
                 label=row["label"],
@@ -138,7 +139,10 @@ def test_part(
     adaptive bits for each test character; None where it kept no test split or scored none.
 
     The compressors read the test text after all the text before it (training and
-    validation), as the model did; their figures are cached with the validation text's.
+    validation), while the model learnt from the training text only, and PPMd's order and the
+    best compressor are the lowest on the test text itself: both lean toward the compressors,
+    so a "model lower" verdict is conservative (docs/compare.md). Their figures are cached
+    with the validation text's.
     """
     bits = search.folder.test_bits() if search.config.test_fraction else None
     if bits is None:
@@ -170,6 +174,7 @@ def check_out(out: str | Path) -> Path:
 def build_report(config: CompareConfig) -> Report:
     """Read the searches, compute every view, and write OUT/; see the module docstring."""
     paths = [Path(p).resolve() for p in config.searches]
+    out = check_out(config.out)  # before minutes of work, not after
     names = [p.name for p in paths]
     if len(set(names)) != len(names):
         raise ConfigError(f"search folder names repeat ({', '.join(names)}); each must be unique")
@@ -206,11 +211,15 @@ def build_report(config: CompareConfig) -> Report:
         )
     table = predictability_table(rows, config.thresholds)
     differences = ranking_differences(table, test_bits, boot)
-    out = check_out(config.out)
     out.mkdir(parents=True, exist_ok=True)
     plots = write_plots(searches, table, out)
     markdown = render_markdown(
-        table, config.thresholds, plots, [str(s.path) for s in searches], differences
+        table,
+        config.thresholds,
+        plots,
+        [str(s.path) for s in searches],
+        differences,
+        samples=config.sample_chars > 0,
     )
     files = (
         write_parquet(table, out / TABLE_FILE),

@@ -55,11 +55,13 @@ class Search:
 
 
 def find_searches(storage: str | Path) -> list[Path]:
-    """Search folders in `storage` that hold result tables, by name."""
+    """Search folders in `storage` that hold result tables, by name; folders with tables but
+    no search settings (a `search.study`'s, whose arms are no search of their own) are left
+    out."""
     storage = Path(storage)
     if not storage.is_dir():
         raise ConfigError(f"storage folder not found: {storage}")
-    found = sorted(p.parent for p in storage.glob(f"*/{TRIALS}"))
+    found = sorted(p.parent for p in storage.glob(f"*/{TRIALS}") if SearchFolder(p.parent).exists())
     if not found:
         raise ConfigError(f"no finished searches (NAME/trials.parquet) in {storage}")
     return found
