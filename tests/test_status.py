@@ -190,6 +190,22 @@ def test_a_search_measuring_speeds_before_its_budget_is_starting(tmp_path, capsy
     assert "holds no search" in capsys.readouterr().err
 
 
+def test_a_study_folder_is_named_as_one(tmp_path, capsys):
+    """A running study (`search.study`) holds its folder without a search's settings: not
+    'starting' forever, nor 'no search'; a finished one leaves study.parquet."""
+    folder = SearchFolder(tmp_path / "cell-study")
+    lock = folder.lock(kind="study")
+    try:
+        assert status_main([str(folder.path), "--watch"]) == 2
+        err = capsys.readouterr().err
+        assert "is a study's (python -m search.study)" in err and err.count("\n") == 1
+    finally:
+        folder.release(lock)
+    (folder.path / "study.parquet").write_bytes(b"")
+    assert status_main([str(folder.path)]) == 2
+    assert "report is study.md" in capsys.readouterr().err
+
+
 def test_status_of_a_finished_search(tmp_path, capsys):
     folder = fake_search(tmp_path, state="finished")
     info = read_status(folder.path)

@@ -64,6 +64,7 @@ TRIAL_FOLDERS = "train_trial_*"  # Tune's folder of each trial of the trainable 
 HOLDER, STATUS, SCHEDULER = "holder.json", "status.json", "scheduler.json"
 BEST_CHECKPOINT, BEST_ROW, BEST_SAMPLE = "best.pt", "trial.json", "sample.txt"
 TEST_BITS = "test_bits.parquet"
+STUDY_TABLE = "study.parquet"  # a study's (`search.study`) verdicts, by arm
 TEST_BITS_SCHEMA = pa.schema([("static", pa.float32()), ("dynamic", pa.float32())])
 STATE_FILES = (SETTINGS, SCHEDULE, CLOCK, STATUS, HOLDER, SCHEDULER)
 
@@ -286,9 +287,10 @@ class SearchFolder:
     def study_file(self) -> Path:
         return self.path / STUDY
 
-    def lock(self, timeout_s: float = 0.0) -> FileLock:
+    def lock(self, timeout_s: float = 0.0, kind: str = "search") -> FileLock:
         """An exclusive lock on the folder, to hold for a whole run: a second search process on
-        the same folder gets a one-line error instead of a share of it."""
+        the same folder gets a one-line error instead of a share of it. `kind`: what holds it
+        (a search, or a study of `search.study`), for readers of holder.json."""
         self.path.mkdir(parents=True, exist_ok=True)
         lock = FileLock(self.path / LOCK, timeout=timeout_s)
         try:
@@ -299,7 +301,8 @@ class SearchFolder:
             ) from None
         # Beside the lock, not in it: an atomic write replaces the file, and the lock is on it.
         now = time.time()
-        self.beat({"host": socket.gethostname(), "pid": os.getpid(), "since": now}, now)
+        holder = {"host": socket.gethostname(), "pid": os.getpid(), "since": now, "kind": kind}
+        self.beat(holder, now)
         return lock
 
     def beat(self, holder: dict[str, Any], now: float) -> None:

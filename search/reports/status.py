@@ -22,7 +22,7 @@ from typing import Any
 
 from model.errors import ConfigError
 from search.folder.results import ranked
-from search.folder.store import BEST_CHECKPOINT, CLOCK, TRIALS, SearchFolder
+from search.folder.store import BEST_CHECKPOINT, CLOCK, STUDY_TABLE, TRIALS, SearchFolder
 from search.reports.progress import (
     RUNNING,
     best_text,
@@ -99,6 +99,11 @@ def read_status(path: str | Path, now: float | None = None) -> dict[str, Any]:
         raise ConfigError(f"no folder {folder.path}")
     if not folder.exists():
         holder = folder.holder()
+        if (holder or {}).get("kind") == "study" or (folder.path / STUDY_TABLE).is_file():
+            raise ConfigError(
+                f"{folder.path} is a study's (python -m search.study), not a search's: its "
+                "report is study.md in it, when the study ends"
+            )
         if alive(holder, None, now):  # its driver measures speeds before it writes its settings
             return starting(folder, holder)
         raise ConfigError(f"{folder.path} holds no search (no search.json)")

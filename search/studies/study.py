@@ -45,7 +45,7 @@ from search.folder.results import (
     trial_status,
 )
 from search.folder.space import BY_NAME, HYPERPARAMETERS
-from search.folder.store import SearchFolder, write_parquet
+from search.folder.store import STUDY_TABLE, SearchFolder, write_parquet
 
 # Everything a study holds fixed unless --base or --set says otherwise: char-rnn's 2 x 128 LSTM
 # at a learning rate fit for short budgets (the project's first warm start).
@@ -228,7 +228,7 @@ def run_study(config: StudyConfig) -> Path:
         base = arm_base(config, sc)
         check_arms(config, grid, base, corpus)
         folder.path.mkdir(parents=True)
-        lock = folder.lock()
+        lock = folder.lock(kind="study")
         try:
             records, complete = run_arms(config, sc, folder, corpus, grid, base)
         except KeyboardInterrupt:
@@ -243,7 +243,7 @@ def run_study(config: StudyConfig) -> Path:
         if not complete:
             raise StudyInterrupted(folder.path)
     rows = [study_row(r, config.factor, len(corpus.val_ids)) for r in records]
-    write_parquet(pa.Table.from_pylist(rows, schema=STUDY_SCHEMA), folder.path / "study.parquet")
+    write_parquet(pa.Table.from_pylist(rows, schema=STUDY_SCHEMA), folder.path / STUDY_TABLE)
     write_report(config, folder, records, rows)
     return folder.path
 
