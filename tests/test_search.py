@@ -17,10 +17,12 @@ from model.sample import generate, load_model
 from search.engine.builders import report_points
 from search.engine.tuning import run_search
 from search.engine.warm import Passes, fit_dropout, speed_key
+from search.folder.config import MAX_TRIAL_CHARS
 from search.folder.results import TRIALS_SCHEMA
 from search.folder.store import HOLDER, STATE_FILES, STUDY, SearchFolder
 from search.reports.report import CompareConfig, build_report
 from search.sweep_train import main as sweep_main
+from search.sweep_train import parse_sweep_args
 from tests.conftest import raw_reports, tiny_search
 from tests.wandb_files import offline_runs
 
@@ -363,6 +365,8 @@ def test_wandb_sweep_entry_point_trains_and_logs_offline(
     sweep = yaml.safe_load((config.path / "sweep.yaml").read_text())
     command = sweep["command"]
     assert command[:3] == ["python", "-m", "search.sweep_train"] and command[-1] == "${args}"
+    settings = parse_sweep_args([a for a in command[3:-1] if a.startswith("--") and "=" in a])
+    assert int(settings["max_train_chars"]) == MAX_TRIAL_CHARS  # not TrainConfig's 5 M default
     monkeypatch.setenv("WANDB_MODE", "offline")
     args = [*command[3:-1], "--out", str(tmp_path / "sweeps"), "--max_train_chars=4096",
             "--hidden_size=16", "--batch_size=8", "--seq_len=16", "--lr=3e-3", "--num_layers=1",

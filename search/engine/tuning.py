@@ -390,10 +390,11 @@ def keep_best(
 
 
 def sweep_command(config: SearchConfig, schedule: Schedule) -> list[str]:
-    """The command W&B's sweep agent runs for one suggestion (`search.sweep_train`)."""
+    """The command W&B's sweep agent runs for one suggestion (`search.sweep_train`): a trial's
+    settings, its time budget and its character cap (`MAX_TRIAL_CHARS`) included, so that a
+    sweep run ends where a trial would."""
     base = config.base_run(trial_seconds(config, schedule))
-    flags = [f"--{k}={v}" for k, v in base.items() if v is not None and k not in
-             ("corpus", "max_train_chars")]  # fmt: skip
+    flags = [f"--{k}={v}" for k, v in base.items() if v is not None and k != "corpus"]
     return ["python", "-m", "search.sweep_train", "--corpus", config.corpus, *flags, "${args}"]
 
 
