@@ -15,6 +15,7 @@ Spanish from its carried state.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,7 +40,8 @@ class SampleConfig:
     length: int = 500  # characters to generate
     temperature: float = 0.8  # softmax temperature: lower is safer, higher more surprising
     top_k: int = 0  # sample among the k likeliest characters; 0: all
-    prime: str = "\n"  # text the model reads before generating
+    prime: str = ""  # text the model reads before generating; "": a newline, or the first
+    # character of an alphabet without one (`default_prime`)
     seed: int = 0  # sampling seed: same checkpoint, same seed, same text
     device: str = "cpu"  # cpu or cuda
 
@@ -73,10 +75,14 @@ def load_sampler(path: str | Path, device: str = "cpu") -> tuple[CharLSTM, Vocab
     file = str(checkpoint_file(path))
     checkpoint = load_checkpoint(file, map_location=device)
     run = run_config_from_flat(checkpoint["run_config"])
+    vocab = Vocab(tuple(checkpoint["vocab"]))
+    if len(vocab) != run.model.vocab_size:  # it would decode to the wrong characters
+        raise ConfigError(f"{file}: its alphabet has {len(vocab)} characters, its model "
+                          f"{run.model.vocab_size}")  # fmt: skip
     model = CharLSTM(run.model).to(device)
     load_weights(model, checkpoint["model"], file)
     model.eval()
-    return model, Vocab(tuple(checkpoint["vocab"])), first_stream(checkpoint.get("hidden"), model)
+    return model, vocab, first_stream(checkpoint.get("hidden"), model)
 
 
 def first_stream(hidden: Sequence[torch.Tensor] | None, model: CharLSTM) -> State | None:
@@ -110,8 +116,8 @@ def generate(
     `state` (batch 1; zeros if None)."""
     if length < 0:
         raise ConfigError(f"length must be non-negative, got {length}")
-    if not temperature > 0:
-        raise ConfigError(f"temperature must be positive, got {temperature}")
+    if not 0 < temperature < math.inf:
+        raise ConfigError(f"temperature must be positive and finite, got {temperature}")
     if top_k < 0:
         raise ConfigError(f"top_k must be non-negative, got {top_k}")
     if not prime:
@@ -155,7 +161,8 @@ def _sample(
     logits, state = model(ids, model.init_state(1) if state is None else state)
     out: list[int] = []
     for _ in range(length):
-        scores = logits[0, -1] / temperature
+        last = logits[0, -1]
+        scores = (last - last.max()) / temperature  # at most 0: a tiny temperature cannot overflow
         if 0 < top_k < scores.numel():
             cutoff = torch.topk(scores, top_k).values[-1]
             scores = scores.masked_fill(scores < cutoff, float("-inf"))
@@ -177,17 +184,18 @@ def command(argv: Sequence[str] | None = None) -> int:
     if not config.checkpoint:
         raise ConfigError("--checkpoint is required: a checkpoint file or a run folder")
     model, vocab, state = load_sampler(config.checkpoint, device=config.device)
+    prime = config.prime or default_prime(vocab)
     text = generate(
         model,
         vocab,
-        prime=config.prime,
+        prime=prime,
         length=config.length,
         temperature=config.temperature,
         top_k=config.top_k,
         seed=config.seed,
         state=state,
     )
-    print(config.prime + text)
+    print(prime + text)
     return 0
 
 

@@ -368,6 +368,32 @@ def test_a_sample_starts_from_the_first_streams_carried_state(corpus, tmp_path):
     assert load_sampler(path)[2] is None  # then zeros, as generate's default
 
 
+def test_sampling_takes_any_temperature_and_a_start_every_alphabet_has(corpus, tmp_path, capsys):
+    """A tiny temperature samples the likeliest character (it overflowed to NaN before); an
+    infinite one is refused; without --prime the command starts from `default_prime`, also on
+    an alphabet without a newline (it failed there); a checkpoint whose alphabet does not fit
+    its model is refused."""
+    from model.sample import main as sample_main
+
+    trainer = Trainer(small_run(corpus), corpus)
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(trainer.checkpoint(), str(path))
+    model, vocab, state = load_sampler(path)
+    greedy = generate(model, vocab, prime="The ", length=20, temperature=1e-45, seed=1)
+    assert greedy == generate(model, vocab, prime="The ", length=20, temperature=1e-45, seed=2)
+    with pytest.raises(ConfigError, match="positive and finite"):
+        generate(model, vocab, prime="The ", length=5, temperature=math.inf)
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["vocab"] = ["\x0b" if c == "\n" else c for c in checkpoint["vocab"]]  # sorted
+    torch.save(checkpoint, path)
+    assert sample_main(["--checkpoint", str(path), "--length", "10"]) == 0
+    assert len(capsys.readouterr().out) == 1 + 10 + 1  # the start, the sample, print's newline
+    checkpoint["vocab"] = checkpoint["vocab"][:-1]
+    torch.save(checkpoint, path)
+    assert sample_main(["--checkpoint", str(path)]) == 2
+    assert "its alphabet has" in capsys.readouterr().err
+
+
 def test_config_rejects_unknown_and_invalid_settings():
     with pytest.raises(ConfigError, match="unknown setting"):
         run_config_from_flat({"hiden_size": 3})
