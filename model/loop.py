@@ -547,6 +547,11 @@ def fit(
         if plateau_share and whole and plateaued(trainer.val_history, plateau_share):
             report({**metrics, "diverged": False, "end": "plateaued"})
             return "plateaued"
+        if whole and deadline is not None and time.time() + trainer.final_report_s() >= deadline:
+            # The deadline came during this report: it is the last one, not followed by a
+            # second validation at the same point (a row without training figures).
+            report({**metrics, "diverged": False, "end": "cut"})
+            return "cut"
         report({**metrics, "diverged": False, "end": ""})
 
 

@@ -85,6 +85,22 @@ def test_a_report_with_no_step_since_the_last_has_no_training_figures(corpus):
     assert math.isnan(again["train_bpc"]) and math.isnan(again["chars_per_s"])
 
 
+def test_a_deadline_that_comes_during_a_report_makes_it_the_last(corpus, monkeypatch):
+    """Whole-text validation takes time: when the deadline leaves no room for another after a
+    report, that report ends the run ("cut"), rather than a second validation at the same
+    point, which wrote a row without training figures."""
+    run = small_run(corpus)
+    trainer = Trainer(replace(run, train=replace(run.train, max_train_chars=10**9)), corpus)
+    every = trainer.run.train.eval_every_chars
+    trainer.final_report_s()  # measures the validation speed, which train_s_at reads
+    monkeypatch.setattr(trainer, "final_report_s", lambda: 0.0 if trainer.chars_seen < every
+                        else 1e6)  # fmt: skip
+    history = []
+    assert fit(trainer, history.append, deadline=time.time() + 1e3) == "cut"
+    assert [(r["chars_seen"], r["end"]) for r in history] == [(every, "cut")]
+    assert history[0]["train_bpc"] > 1
+
+
 def stream_bits(model, ids: np.ndarray, streams: int) -> float:
     """Bits of every target of `ids`, read in `streams` equal consecutive pieces from a zero
     state each: written here without the batching module, to check it."""
