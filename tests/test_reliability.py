@@ -152,6 +152,9 @@ def test_an_unreadable_checkpoint_says_why_in_one_line(trained, capsys):
     whole = (trained / "best.pt").read_bytes()
     bad = [(whole[: len(whole) // 2], "not a torch checkpoint (cut short, or another kind"),
            (b"some text, not a checkpoint\n", "not a torch checkpoint")]  # fmt: skip
+    middle = len(whole) // 2  # inside a tensor's bytes: torch would load it, changed
+    flipped = whole[:middle] + bytes(b ^ 0xFF for b in whole[middle : middle + 200])
+    bad.append((flipped + whole[middle + 200 :], "damaged ("))
     for content, message in bad:
         (trained / "best.pt").write_bytes(content)
         assert sample_main(["--checkpoint", str(trained / "best.pt")]) == 2
