@@ -21,7 +21,7 @@ from corpora.errors import run_cli
 from corpora.flags import OneLineParser, checked
 from model.config import parse_duration
 from model.errors import ConfigError
-from search.folder.config import SearchConfig
+from search.folder.config import SearchConfig, corpus_stem
 from search.folder.presets import PRESETS, from_preset, preset
 from search.reports.report import CompareConfig, build_report, check_out
 
@@ -35,14 +35,36 @@ def demo_configs(
     corpora: Sequence[str] | None = None,
     **overrides: object,
 ) -> list[SearchConfig]:
-    """One SearchConfig per corpus of preset `name`, all cut to the same length."""
+    """One SearchConfig per corpus of preset `name`, all cut to the same length; ConfigError
+    if two corpora would share a search's name (the same corpus twice, or two files of one
+    stem)."""
     chosen = preset(name)
-    return [
+    configs = [
         from_preset(
-            name, corpus=corpus, seed=0, name=f"{corpus}-demo-{stamp}", storage=storage, **overrides
-        )  # fmt: skip
+            name,
+            corpus=corpus,
+            seed=0,
+            name=f"{corpus_stem(corpus)}-demo-{stamp}",
+            storage=storage,
+            **overrides,
+        )
         for corpus in (corpora or chosen.corpora)
     ]
+    names = [c.name for c in configs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"--corpora names one corpus twice: {', '.join(twice)}")
+    return configs
+
+
+def check_one_length(configs: Sequence[SearchConfig], lengths: Sequence[int]) -> None:
+    """The report ranks texts of one length only: ConfigError, before any search, if a corpus is
+    shorter than the others' cut (`lengths`: each corpus's characters after `--max-chars`)."""
+    if len(set(lengths)) > 1:
+        shortest = min(lengths)
+        detail = ", ".join(f"{c.corpus} {n:,}" for c, n in zip(configs, lengths, strict=True))
+        raise ConfigError(f"the corpora have unequal lengths after --max-chars ({detail}): the "
+                          f"report compares one length; pass --max-chars {shortest}")  # fmt: skip
 
 
 def run_demo(configs: Sequence[SearchConfig]) -> list[Path]:
@@ -60,8 +82,8 @@ def run_demo(configs: Sequence[SearchConfig]) -> list[Path]:
         sigterm_interrupts,
     )
 
-    for config in configs:  # a bad corpus or setting fails before the first search, not after
-        check_search(config)
+    # A bad corpus or setting fails before the first search, not after.
+    check_one_length(configs, [check_search(config)[0].n_chars for config in configs])
     with sigterm_interrupts():  # between the searches too, not ray.init's silent exit
         with keeps_sigterm_handler():
             started = start_ray(None)

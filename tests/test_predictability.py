@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from model.errors import ConfigError
 from model.evaluate import EvalConfig, block_bootstrap
 from search.demo import build_parser as demo_parser
 from search.demo import demo_configs
@@ -139,3 +140,17 @@ def test_demo_searches_are_equal_length_and_valid(tmp_path):
         assert {c.max_chars for c in configs} == {PRESETS[name].settings["max_chars"]}
         assert {c.time_budget_s for c in configs} == {60.0}
         assert len({c.name for c in configs}) == len(configs)
+    text = tmp_path / "my book.txt"
+    (config,) = demo_configs("demo", str(tmp_path), "stamp", [str(text)])
+    assert config.name == "my-book-demo-stamp" and config.corpus == str(text)  # a valid name
+    with pytest.raises(ConfigError, match="names one corpus twice: irc-demo-stamp"):
+        demo_configs("demo", str(tmp_path), "stamp", ["irc", "irc"])
+
+
+def test_the_demo_refuses_corpora_of_unequal_lengths_before_searching(tmp_path):
+    from search.demo import check_one_length
+
+    configs = demo_configs("demo", str(tmp_path), "stamp", ["irc", "nginx"])
+    check_one_length(configs, [500_000, 500_000])
+    with pytest.raises(ConfigError, match=r"irc 500,000, nginx 321,000.*--max-chars 321000"):
+        check_one_length(configs, [500_000, 321_000])

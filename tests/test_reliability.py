@@ -20,7 +20,7 @@ from corpora.files import atomic_path, atomic_write
 from model.errors import ConfigError
 from model.sample import main as sample_main
 from model.train import main as train_main
-from search.folder.config import default_name
+from search.folder.config import SearchConfig, default_name
 from search.folder.store import SearchFolder
 
 TINY = ["--corpus", "monte-cristo", "--hidden-size", "16", "--num-layers", "1", "--batch-size",
@@ -68,6 +68,10 @@ def test_a_search_folder_has_one_owner_at_a_time(tmp_path):
 
 def test_default_names_differ_within_one_second():
     names = {default_name("irc") for _ in range(50)}
+    for path, stem in [("/data/my book.txt", "my-book"), ("./.notes.txt", "notes"),
+                       ("/data/¿qué?.txt", "qu")]:  # fmt: skip
+        name = default_name(path)
+        assert name.startswith(f"{stem}-") and SearchConfig(name=name).name == name
     assert len(names) == 50 and all(re.fullmatch(r"irc-\d{8}-\d{6}-[0-9a-f]{6}", n) for n in names)
 
 

@@ -165,8 +165,14 @@ def default_name(corpus: str) -> str:
     """CORPUS-DATE-TIME-XXXXXX, CORPUS a file's stem: unique even for searches started in the
     same second (50 in one second collide once in about 13,000 tries; with four hex digits it
     was one in 50)."""
+    return f"{corpus_stem(corpus)}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def corpus_stem(corpus: str) -> str:
+    """A corpus's name in search names: a registered name as it is, a file's stem with every
+    character a name may not hold (a space, say) as "-"."""
     stem = Path(corpus).stem if os.sep in corpus or corpus.endswith(".txt") else corpus
-    return f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    return re.sub(r"[^A-Za-z0-9._-]", "-", stem).lstrip("._-") or "corpus"
 
 
 def load_search_config(path: Path, overrides: dict[str, Any] | None = None) -> SearchConfig:
