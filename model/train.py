@@ -221,8 +221,11 @@ def command(argv: Sequence[str] | None = None) -> int:
             deadline=None if args.time_budget is None else started + args.time_budget,
         )
     except KeyboardInterrupt:
-        print(f"interrupted; continue with: python -m model.train --out {args.out} --resume",
-              file=sys.stderr)  # fmt: skip
+        if (Path(args.out) / LATEST).is_file():
+            hint = f"continue with: python -m model.train --out {args.out} --resume"
+        else:  # before its first report: nothing was saved to continue from
+            hint = "nothing was saved before its first report; the same command starts it again"
+        print(f"interrupted; {hint}", file=sys.stderr)
         return 130
     return 0
 

@@ -75,6 +75,22 @@ def test_a_time_budget_ends_training_with_a_last_report(corpus_dir, tmp_path, ca
     assert [r["end"] for r in rows] == ["cut"] and rows[0]["chars_seen"] > 0
 
 
+def test_ctrl_c_says_whether_there_is_anything_to_resume(tmp_path, capsys, monkeypatch):
+    import model.train
+
+    def interrupted(flat, out, **kwargs):
+        out.mkdir(exist_ok=True)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model.train, "train_to_folder", interrupted)
+    out = tmp_path / "run"
+    assert train_main(["--corpus", "monte-cristo", "--out", str(out)]) == 130
+    assert "nothing was saved before its first report" in capsys.readouterr().err
+    (out / "checkpoint.pt").write_bytes(b"")
+    assert train_main(["--corpus", "monte-cristo", "--out", str(out)]) == 130
+    assert f"--out {out} --resume" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("setup", "args", "message"),
     [
