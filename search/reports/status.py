@@ -6,8 +6,10 @@
     python -m search.status runs/NAME --plot      # draw trials.png and best-so-far.png now
 
 A running search keeps `status.json` current (`search.reports.progress`); who runs it is in
-`holder.json` (host, pid, since). A holder whose process is gone (a SIGKILLed driver, a lost
-machine) means the search was interrupted, and the command to resume it is shown.
+`holder.json` (host, pid, since, and `beat`, renewed every 30 s while the driver holds the
+folder). A holder not heard of for two minutes, or whose process on this host is gone (a
+SIGKILLed driver, a lost machine), means the search was interrupted, and the command to resume
+it is shown.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from search.reports.progress import (
 
 DASHBOARD_MODULE, DASHBOARD_EXTRA = "optuna_dashboard", "pip install -e '.[dashboard]'"
 STARTING = "starting"  # the state of a search not yet past its start-up (`starting`)
-STALE_S = 120.0  # a holder on another host is taken as gone when status.json is this old
+STALE_S = 120.0  # a holder not heard of for this long is gone (it beats every 30 s)
 WATCH_S = 5.0
 
 
