@@ -607,6 +607,10 @@ def load_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict
         raise ConfigError(f"{path} is not a checkpoint of this project: malformed config")
     if checkpoint["format"] != CHECKPOINT_FORMAT:
         raise ConfigError(f"{path}: unsupported checkpoint format {checkpoint['format']!r}")
+    try:  # a setting of another version, or a value no run can have: named with the file
+        run_config_from_flat(checkpoint["run_config"])
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
     return checkpoint
 
 

@@ -139,8 +139,12 @@ def test_resuming_a_diverged_run_says_so_and_changes_nothing(corpus_dir, tmp_pat
             lambda c: {**c, "model": {k: v[:1] for k, v in c["model"].items()}},
             "do not fit the model of its config: size mismatch for",
         ),
+        (  # written by a version with another setting: the error names the file
+            lambda c: {**c, "run_config": {**c["run_config"], "grace_chars": 1000}},
+            ".pt: unknown setting(s): grace_chars",
+        ),
     ],
-    ids=["bare tensor", "missing keys", "wrong shapes"],
+    ids=["bare tensor", "missing keys", "wrong shapes", "another version's setting"],
 )
 def test_a_foreign_checkpoint_is_one_line(trained, capsys, content, message):
     good = torch.load(trained / "checkpoint.pt", weights_only=True)
