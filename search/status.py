@@ -63,7 +63,8 @@ def show(args: argparse.Namespace) -> int:
         elif args.plot:
             from search.reports.plots import plot_search
 
-            for path in plot_search(SearchFolder(args.folder)):
+            running = info["state"] == "running"
+            for path in plot_search(SearchFolder(args.folder), running):
                 print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
         if not args.watch or info["state"] not in ("running", STARTING):
             return 0

@@ -497,6 +497,9 @@ def test_a_resumed_search_killed_before_its_tables_shows_every_run(tmp_path):
     points = {c.trial_id: [p[:2] for p in c.points] for c in search_curves(folder)}
     assert points == {"aaaa0001": [(9.0, 2.8), (90.0, 2.0), (120.0, 1.9)],
                       "bbbb0002": [(9.0, 2.9)], "cccc0003": [(9.0, 2.6)]}  # fmt: skip
+    drawn = {c.trial_id: c.status for c in search_curves(folder, running=False)}
+    assert drawn["cccc0003"] == "unfinished"  # as the text says, not "running"
+    assert {c.status for c in search_curves(folder)} >= {"running"}  # a live driver's
 
 
 def test_a_driver_holding_its_folder_stays_alive_for_another_host(tmp_path):

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from corpora.files import atomic_path
 from search.folder.space import SearchSpace, searched
 from search.folder.store import SearchFolder
+from search.reports.progress import RUNNING
 
 TRIALS_PNG, BEST_PNG = "trials.png", "best-so-far.png"
 
@@ -176,10 +177,12 @@ def table_points(folder: SearchFolder, trials: list[dict[str, Any]]) -> dict[str
     return by_trial
 
 
-def search_curves(folder: SearchFolder) -> list[TrialCurve]:
+def search_curves(folder: SearchFolder, running: bool = True) -> list[TrialCurve]:
     """Every trial's curve: from the result tables once a run wrote them (and no run is writing
     status.json since), else from status.json, which a running search keeps current (the points
-    of a resumed search's earlier runs are in the tables only: its status.json has this run's)."""
+    of a resumed search's earlier runs are in the tables only: its status.json has this run's).
+    `running`: whether its driver still runs (`search.reports.status`); if not, what status.json
+    says is running did not finish."""
     status = folder.status()
     trials = folder.trials().to_pylist() if folder.has_trials() else None
     tables = table_points(folder, trials or [])
@@ -191,15 +194,17 @@ def search_curves(folder: SearchFolder) -> list[TrialCurve]:
         earlier = tables.get(row["trial_id"], [])
         times = {p[3] for p in earlier}
         now = [tuple(p) for p in row.get("curve", []) if p[3] not in times]
-        curves.append(TrialCurve(row["trial_id"], row["status"], tuple(earlier) + tuple(now)))
+        status = row["status"] if running or row["status"] != RUNNING else "unfinished"
+        curves.append(TrialCurve(row["trial_id"], status, tuple(earlier) + tuple(now)))
     return curves
 
 
-def plot_search(folder: SearchFolder) -> list[Path]:
+def plot_search(folder: SearchFolder, running: bool = True) -> list[Path]:
     """The search's own pictures, into its folder: every trial's validation curve against its
     training seconds, coloured by status, with the scheduler's rungs; and the best value so
-    far against the search's wall time (the anytime curve budgets are compared by)."""
-    curves = search_curves(folder)
+    far against the search's wall time (the anytime curve budgets are compared by).
+    `running`: as for `search_curves`."""
+    curves = search_curves(folder, running)
     return [
         plot_trial_curves(curves, folder.rungs(), folder.path.name, folder.path / TRIALS_PNG),
         plot_best_so_far(
