@@ -321,7 +321,7 @@ def test_optuna_is_told_how_each_trial_ended(tmp_path, driver_run):
         space={"lr": tune.loguniform(1e-3, 1e-2)}, metric="val_bpc", mode="min",
         folder=str(tmp_path), last_start_s=60, search_space=SearchSpace(),
     )  # fmt: skip
-    trials = ("done", "stopped", "stopped_first", "paused", "never", "plateau")
+    trials = ("done", "stopped", "stopped_first", "paused", "never", "plateau", "diverged")
     for trial in trials:
         searcher.suggest(trial)
     whole = {"val_chars": 100, "val_total": 100}
@@ -339,13 +339,25 @@ def test_optuna_is_told_how_each_trial_ended(tmp_path, driver_run):
         "plateau",
         {"val_bpc": 2.3, "best_val_bpc": 2.2, "training_iteration": 2, "end": "plateaued", **whole},
     )
+    searcher.on_trial_result("diverged", {"val_bpc": 2.2, "training_iteration": 1, **whole})
+    searcher.on_trial_complete("diverged", {"val_bpc": 100.0, "training_iteration": 2,
+                                            "diverged": True, **whole})  # fmt: skip
     trials = optuna_study(searcher).get_trials(deepcopy=False)
     told = {t.user_attrs["tune_trial_id"]: t for t in trials}
     state = optuna.trial.TrialState
     assert {k: t.state for k, t in told.items()} == {
         "done": state.COMPLETE, "stopped": state.PRUNED, "stopped_first": state.PRUNED,
         "paused": state.PRUNED, "never": state.FAIL, "plateau": state.COMPLETE,
+        "diverged": state.PRUNED,
     }  # fmt: skip
+    # TPE's split: the diverged trial (pruned at step 2) is bad, behind the trial stopped at
+    # step 1, not ahead of it as a pruned trial's step would rank it.
+    from optuna.samplers._tpe.sampler import _split_trials
+
+    pruned = [told[k] for k in ("stopped_first", "diverged")]
+    below, above = _split_trials(optuna_study(searcher), pruned, n_below=1)
+    assert [t.user_attrs["tune_trial_id"] for t in below] == ["stopped_first"]
+    assert told["diverged"].constraints == {"diverged": 1.0} and told["done"].constraints == {}
     assert told["done"].value == 2.0
     assert told["plateau"].value == 2.2  # its best, the model the search keeps
     assert told["stopped"].intermediate_values == {1: 2.5, 2: 2.4}

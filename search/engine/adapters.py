@@ -59,6 +59,7 @@ from search.reports.progress import (
 
 METRIC, MODE = "val_bpc", "min"
 TIME_ATTR = "train_s"  # the schedulers' time axis: seconds of training steps
+DIVERGED = "diverged"  # the Optuna constraint a diverged trial breaks
 HEARTBEAT_S = 30.0  # status.json is rewritten at least this often, changed or not
 # How long a trial that reached a rung before the long-horizon start waits for it there, at
 # most: this share of its training seconds, and at least MIN_WAIT_S (RecordingASHA).
@@ -158,6 +159,11 @@ class BudgetAwareOptunaSearch(OptunaSearch):
         return {**suggestion, ORIGIN: origin} if isinstance(suggestion, dict) else suggestion
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if result.get("diverged") and trial_id in optuna_trials(self):
+            # Infeasible to TPE, which places such trials behind every other. Told as pruned
+            # at its stand-in value, it would rank by how far it got first: one that diverged
+            # after the first rung ahead of every trial stopped at it, whatever their values.
+            optuna_trials(self)[trial_id].set_constraint(DIVERGED, 1.0)
         if METRIC in result:  # a report without a value (none yet) teaches Optuna nothing
             self._valued[trial_id] = result.get("training_iteration", 0)
             super().on_trial_result(trial_id, result)
