@@ -187,6 +187,43 @@ def test_the_first_trials_at_a_rung_wait_until_a_third_of_them_can_be_promoted(t
     assert sched.promoted[0] == {"t1", "t3"} and set(sched.waiting) == {"t0", "t2"}
 
 
+def test_a_resumed_search_keeps_its_paused_trials_waiting_at_their_rungs(tmp_path):
+    """Tune hands every restored trial over as PENDING, paused ones too: those that reported at
+    a rung wait there to be promoted, rather than all starting again as new trials; one that
+    reported before the first rung continues."""
+    sched = scheduler(tmp_path, elapsed=20)
+    restored = [Stub("t0", Trial.PENDING, {"train_s": 10.1, "val_bpc": 2.5}),
+                Stub("t1", Trial.PENDING, {"train_s": 10.2, "val_bpc": 2.4}),
+                Stub("t2", Trial.PENDING, {"train_s": 5.0, "val_bpc": 3.1})]  # fmt: skip
+    controller = Controller(restored)
+    for trial in restored:
+        sched.on_trial_add(controller, trial)
+    assert sched.waiting == {"t0": 0, "t1": 0} and sched.recorded[0] == {"t0": 2.5, "t1": 2.4}
+    assert sched.choose_trial_to_run(controller) is restored[2]  # not at a rung: it goes on
+    restored[2].status = Trial.RUNNING
+    assert sched.choose_trial_to_run(controller) is None  # two at rung 0: none promotable yet
+    this_run(tmp_path).started = time.time() - 150  # the end game: the best resumes
+    assert sched.choose_trial_to_run(controller) is restored[1]
+
+
+def test_a_promoted_trial_holds_its_slot_until_it_runs(tmp_path):
+    """Tune keeps a trial it resumes PENDING until its actor starts: the slot it was promoted
+    into is taken, not handed to the next paused trial too."""
+    sched = scheduler(tmp_path, elapsed=20)
+    trials = [Stub("run"), Stub("p1"), Stub("p2")]
+    controller = Controller(trials)
+    for trial, value in ((trials[1], 2.4), (trials[2], 2.6)):
+        assert report(sched, controller, trial, 10.0, value) == TrialScheduler.PAUSE
+        trial.last_result = {"train_s": 10.0, "val_bpc": value}
+    this_run(tmp_path).started = time.time() - 150  # the end game: any paused trial may resume
+    assert sched.choose_trial_to_run(controller) is trials[1]
+    trials[1].status = Trial.PENDING  # as Tune sets it, until it runs
+    assert sched.choose_trial_to_run(controller) is None  # both slots taken
+    assert sched.waiting == {"p2": 0}
+    trials[1].status = Trial.RUNNING
+    assert sched.choose_trial_to_run(controller) is None
+
+
 def test_a_trial_that_is_the_best_promotable_keeps_its_slot(tmp_path):
     sched = scheduler(tmp_path, elapsed=20)
     trials = [Stub(f"t{i}") for i in range(3)]

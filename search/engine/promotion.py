@@ -61,6 +61,9 @@ class PromotionScheduler(FIFOScheduler):
         self.recorded: list[dict[str, float]] = [{} for _ in self.rungs_s]
         self.promoted: list[set[str]] = [set() for _ in self.rungs_s]
         self.waiting: dict[str, int] = {}  # paused trial id -> the rung it waits at
+        # Promoted, handed to Tune, not running yet (Tune keeps a resumed trial PENDING until
+        # its actor starts): each holds the slot it was promoted into.
+        self.resuming: set[str] = set()
 
     # -- decisions ---------------------------------------------------------------------------
 
@@ -95,9 +98,12 @@ class PromotionScheduler(FIFOScheduler):
         return now - run.started, run.deadline - now
 
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
-        # A search resumed after an interruption: a trial paused at a rung waits there again.
+        # A search resumed after an interruption: a trial that reported at a rung waits there
+        # again, to be promoted by the same rules. Tune hands restored trials over as PENDING,
+        # paused ones too, so the status says nothing; nor does a promoted trial differ here
+        # from one waiting at its last rung (this scheduler keeps no state across runs).
         last = trial.last_result or {}
-        if trial.status == Trial.PAUSED and METRIC in last and not last.get("end"):
+        if trial.status in (Trial.PENDING, Trial.PAUSED) and METRIC in last and not last.get("end"):
             k = self._rung(trial.trial_id, last.get(TIME_ATTR, 0.0))
             if k is not None:
                 self.recorded[k][trial.trial_id] = last[METRIC]
@@ -147,28 +153,34 @@ class PromotionScheduler(FIFOScheduler):
         if end_game and left < self.min_run_s:
             self._stop_waiting(tune_controller, trials)
             return None
-        running = sum(t.status == Trial.RUNNING for t in trials.values())
+        # A scheduler pickled by an earlier version (a resumed search) has no such set.
+        resuming = self.__dict__.setdefault("resuming", set())
+        resuming &= {i for i, t in trials.items() if t.status in (Trial.PENDING, Trial.PAUSED)}
+        running = sum(t.status == Trial.RUNNING for t in trials.values()) + len(resuming)
         if running < self.slots:  # a slot is free: promotions first
             for k, trial_id in self._candidates(end_game):
                 trial = trials.get(trial_id)
-                if trial is not None and trial.status == Trial.PAUSED:
+                if trial is not None and trial.status in (Trial.PAUSED, Trial.PENDING):
                     self.promoted[k].add(trial_id)
                     del self.waiting[trial_id]
+                    resuming.add(trial_id)
                     return trial
         # Then a new trial, if the searcher gave one; paused trials wait for promotion.
-        return next((t for t in trials.values() if t.status == Trial.PENDING), None)
+        return next((t for i, t in trials.items() if t.status == Trial.PENDING and
+                     i not in self.waiting and i not in resuming), None)  # fmt: skip
 
     def _stop_waiting(self, tune_controller: Any, trials: dict[str, Trial]) -> None:
         """Stop the trials still paused: too little time is left to resume them."""
         for trial_id in list(self.waiting):
             trial = trials.get(trial_id)
             del self.waiting[trial_id]
-            if trial is not None and trial.status == Trial.PAUSED:
+            if trial is not None and trial.status in (Trial.PAUSED, Trial.PENDING):
                 this_run(self.folder).stopped.add(trial_id)
                 tune_controller.stop_trial(trial)
 
     def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
         self.waiting.pop(trial.trial_id, None)
+        self.__dict__.get("resuming", set()).discard(trial.trial_id)
 
     def debug_string(self) -> str:
         counts = ", ".join(f"{r:.0f} s: {len(v)}" for r, v in zip(self.rungs_s, self.recorded,
