@@ -7,6 +7,7 @@ from search.folder.results import (
     TRIALS_SCHEMA,
     TrialRecord,
     curve_rows,
+    kept_trial,
     ranked,
     resumed_history,
     trial_row,
@@ -82,3 +83,15 @@ def test_ranking_puts_whole_text_values_first_then_prefixes_then_none():
             {"trial_id": "best", "best_val_bpc": 2.4, "final_val_bpc": 2.9}]  # fmt: skip
     table = pa.Table.from_pylist(rows)
     assert [r["trial_id"] for r in ranked(table)] == ["best", "worse", "prefix", "none"]
+
+
+def test_the_kept_trial_is_the_best_with_a_checkpoint():
+    """What the search keeps in best/, and what the comparison's row describes (its sample and
+    test bits come from best/): the best trial that has a checkpoint of its best report."""
+    rows = [{"trial_id": "top", "best_val_bpc": 2.3, "final_val_bpc": 2.3, "best_checkpoint": None},
+            {"trial_id": "kept", "best_val_bpc": 2.4, "final_val_bpc": 2.4,
+             "best_checkpoint": "/runs/s/train_trial_kept/checkpoint_000001"},
+            {"trial_id": "prefix", "best_val_bpc": None, "final_val_bpc": 1.0,
+             "best_checkpoint": "/runs/s/train_trial_prefix/checkpoint_000000"}]  # fmt: skip
+    assert kept_trial(pa.Table.from_pylist(rows))["trial_id"] == "kept"
+    assert kept_trial(pa.Table.from_pylist(rows[:1])) is None

@@ -62,7 +62,7 @@ from search.folder.results import (
     TRIALS_SCHEMA,
     TrialRecord,
     curve_rows,
-    ranked,
+    kept_trial,
     resumed_history,
     trial_row,
     trial_status,
@@ -375,9 +375,7 @@ def keep_best(
 ) -> tuple[dict[str, Any] | None, str]:
     """Copy the best trial's best checkpoint to NAME/best/, score it on the test split if the
     search has one (its row in best/trial.json gets the figures), and sample text from it."""
-    best = next(
-        (r for r in ranked(trials) if r["best_checkpoint"] and r["best_val_bpc"] is not None), None
-    )
+    best = kept_trial(trials)
     if best is None:
         return None, ""
     target = folder.keep_best(Path(best["best_checkpoint"]) / LATEST, best)

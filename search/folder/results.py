@@ -211,6 +211,13 @@ def curve_rows(record: TrialRecord, search: str) -> Iterable[dict[str, Any]]:
         }
 
 
+def kept_trial(trials: pa.Table) -> dict[str, Any] | None:
+    """The trial whose model a search keeps (`best/`): the best ranked that has a checkpoint of
+    its best report on the whole validation text; None if no trial has one."""
+    return next((r for r in ranked(trials)
+                 if r.get("best_checkpoint") and r["best_val_bpc"] is not None), None)  # fmt: skip
+
+
 def ranked(trials: pa.Table) -> list[dict[str, Any]]:
     """Trials best first: by best_val_bpc (on the whole validation text), then those stopped
     before a whole-text validation by their last value (on a prefix), then those with none."""

@@ -33,7 +33,7 @@ from model.evaluate import (
     paired_difference,
 )
 from search.folder.config import SearchConfig, search_argv
-from search.folder.results import SPEED_LEVELS, STATUSES, TRIALS_SCHEMA, ranked
+from search.folder.results import SPEED_LEVELS, STATUSES, TRIALS_SCHEMA, kept_trial, ranked
 from search.folder.space import HYPERPARAMETERS
 from search.reports.baselines import Baselines
 from search.reports.importance import Importance
@@ -174,7 +174,7 @@ def search_row(
     trial timed to `thresholds` (bpc); `test`: its `test_columns`, where it kept a test split."""
     trials, sc = search.trials, search.config
     first = trials.slice(0, 1).to_pylist()[0]
-    top = ranked(trials)[0]
+    top = kept_trial(trials) or ranked(trials)[0]  # the trial behind the sample and test bits
     best = top if top["best_val_bpc"] is not None else dict.fromkeys(top)  # none reported
     best_bpc = best["best_val_bpc"]
     compressor, compressor_bpc = baselines.best
