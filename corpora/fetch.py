@@ -7,7 +7,7 @@ Resolution order: an existing file path -> <data dir>/<filename> (argument, else
 processes (Ray workers) sharing a cache download once; the prepared text is checked against the
 registry's sha256 and only then moved into place atomically. A cached file is therefore a
 verified one, and is never downloaded again; its checksum is checked again whenever it is found
-(about 20 ms for 10 MB), and a copy that no longer matches (damaged on disk, left by an older
+(about 10 ms for 10 MB), and a copy that no longer matches (damaged on disk, left by an older
 release whose text was prepared differently) is downloaded again and replaced.
 """
 
