@@ -456,12 +456,11 @@ def chars_per_second(
     of it train at once (in threads: torch leaves the interpreter lock while it computes), as
     trials sharing a machine do: one step to warm up, then, all copies together, steps for
     `seconds` (at least two). The mean over the copies."""
-    together = threading.Barrier(copies)
 
-    def one(_: int) -> float:
+    def one(together: Callable[[], object]) -> float:
         trainer = Trainer(run, corpus)
         trainer.train_step()
-        together.wait()  # a copy still building its model would leave the others the cores
+        together()  # a copy still building its model would leave the others the cores
         steps, started = 0, time.perf_counter()
         while steps < 2 or time.perf_counter() - started < seconds:
             trainer.train_step()
@@ -469,8 +468,36 @@ def chars_per_second(
         elapsed = time.perf_counter() - started
         return steps * run.train.batch_size * run.train.seq_len / elapsed
 
-    with ThreadPoolExecutor(copies) as pool:
-        return sum(pool.map(one, range(copies))) / copies
+    return sum(run_together(one, copies)) / copies
+
+
+def run_together(task: Callable[[Callable[[], object]], float], copies: int) -> list[float]:
+    """`task` run by `copies` threads at once, each given a function that waits until every
+    copy has called it (a start line); their results, in order.
+
+    Whatever ends one copy or the caller early (an error, Ctrl-C or SIGTERM in the main thread)
+    breaks the start line, so that no copy waits there for one that will never come: the
+    thread would outlive the call, and the interpreter waits for it at exit (a SIGTERM during
+    a search's speed measurement left its driver hanging after its last word). The copies
+    running finish their current step first; those not started never start.
+    """
+    line = threading.Barrier(copies)
+
+    def copy(_: int) -> float:
+        try:
+            return task(line.wait)
+        except BaseException:
+            line.abort()
+            raise
+
+    pool = ThreadPoolExecutor(copies)
+    try:
+        return list(pool.map(copy, range(copies)))
+    except BaseException:
+        line.abort()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def crossed(before: float, after: float, points: Sequence[float]) -> bool:

@@ -1,6 +1,7 @@
 """Training loop, bpc arithmetic, checkpoints and exact resume, on real corpus slices."""
 
 import math
+import threading
 import time
 from dataclasses import replace
 
@@ -22,6 +23,7 @@ from model.loop import (
     load_checkpoint,
     nats_to_bits,
     plateaued,
+    run_together,
     save_checkpoint,
     stretch_progress,
 )
@@ -429,6 +431,36 @@ def test_speed_is_measured_on_the_network_as_configured(corpus):
     assert fast > 2 * slow > 0
     # Two copies at once, as two trials share a machine: each is measured, the mean returned.
     assert 0 < chars_per_second(small, corpus, seconds=0.05, copies=2) < math.inf
+
+
+def test_a_copy_that_fails_to_start_leaves_no_other_waiting_for_it():
+    """Copies measured together wait for each other at a start line; one that fails before it
+    (a model too large to build, say) must end the measurement with its error, not leave the
+    others waiting there for good (and the caller with them)."""
+    arrived, ended = threading.Lock(), []
+
+    def task(together) -> float:
+        with arrived:
+            first = not ended
+            ended.append(first)
+        if first:
+            raise MemoryError("too large")
+        together()
+        return 1.0
+
+    outcome: list[BaseException] = []
+
+    def measure() -> None:
+        try:
+            run_together(task, 3)
+        except BaseException as error:  # noqa: BLE001 - what the caller got
+            outcome.append(error)
+
+    caller = threading.Thread(target=measure, daemon=True)
+    caller.start()
+    caller.join(timeout=30)
+    assert not caller.is_alive(), "the copies still wait for the one that failed"
+    assert [type(e) for e in outcome] == [MemoryError]
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
