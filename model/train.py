@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -193,7 +194,8 @@ def _train(
     status = fit(trainer, report, deadline=deadline, on_step=bar.update)
     bar.close()
     final = rows[-1]["val_bpc"] if rows else float("nan")
-    print(f"{status}: val_bpc {final:.4f} (best {best:.4f}) after {trainer.chars_seen:,} chars")
+    kept = f" (best {best:.4f})" if math.isfinite(best) else ""
+    print(f"{status}: val_bpc {final:.4f}{kept} after {trainer.chars_seen:,} chars")
     return rows
 
 
@@ -213,7 +215,7 @@ def command(argv: Sequence[str] | None = None) -> int:
     if args.resume and flat:
         raise ConfigError("--resume continues with the saved settings; drop the other flags")
     try:
-        train_to_folder(
+        rows = train_to_folder(
             flat,
             Path(args.out),
             resume=args.resume,
@@ -227,6 +229,11 @@ def command(argv: Sequence[str] | None = None) -> int:
             hint = "nothing was saved before its first report; the same command starts it again"
         print(f"interrupted; {hint}", file=sys.stderr)
         return 130
+    if rows and rows[-1]["diverged"]:  # the run failed: a script must not take it for done
+        kept = "its best model is in best.pt" if (Path(args.out) / BEST).is_file() else "no model"
+        print(f"error: the run diverged after {rows[-1]['chars_seen']:,} chars ({kept}); "
+              "start a new one with a lower --lr", file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 
