@@ -324,3 +324,37 @@ def test_the_request_for_workers_is_withdrawn_once_the_search_is_over(ray_local)
     assert json.loads(_internal_kv_get(AUTOSCALER_RESOURCE_REQUEST_CHANNEL)) == [{"CPU": 2.0}] * 3
     release_workers(config)
     assert json.loads(_internal_kv_get(AUTOSCALER_RESOURCE_REQUEST_CHANNEL)) == []
+
+
+def test_an_address_that_cannot_work_is_one_line_at_once(tmp_path):
+    """Ray retries an unreachable head for about 14 minutes, and a Ray Client address would
+    run the driver's trials where its records are not: both are refused before `ray.init`."""
+    from model.errors import ConfigError
+    from search.engine.cluster import check_reachable
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ConfigError, match=rf"cannot reach a Ray cluster at '127.0.0.1:{port}': "
+                       "Connection refused"):  # fmt: skip
+        check_reachable(f"127.0.0.1:{port}")
+    with pytest.raises(ConfigError, match="Ray Client addresses"):
+        check_reachable("ray://127.0.0.1:10001")
+    with pytest.raises(ConfigError, match="auto or HOST:PORT"):
+        check_reachable("127.0.0.1")
+    check_reachable(None)
+    check_reachable("auto")
+
+
+@pytest.mark.slow
+def test_a_trial_larger_than_the_local_machine_is_refused(ray_local):
+    """On the local Ray a search starts, a trial that needs more CPUs (or GPUs) than the machine
+    has would never start: Tune waits for room for the whole budget. One line instead."""
+    from model.errors import ConfigError
+    from search.engine.cluster import check_trial_fits
+
+    check_trial_fits(2.0, 0.0)  # the session's Ray has 2 CPUs
+    with pytest.raises(ConfigError, match=r"--cpus-per-trial 3: this machine has 2 CPUs"):
+        check_trial_fits(3.0, 0.0)
+    with pytest.raises(ConfigError, match=r"--gpus-per-trial 1: this machine has 0 GPUs"):
+        check_trial_fits(1.0, 1.0)

@@ -9,6 +9,7 @@ release_workers(config)                   # and may shrink again once the search
 from __future__ import annotations
 
 import os
+import socket
 
 import ray
 from ray.autoscaler.sdk import request_resources
@@ -17,11 +18,14 @@ from ray.exceptions import AuthenticationError
 from model.errors import ConfigError
 from search.folder.config import SearchConfig
 
+CONNECT_TIMEOUT_S = 5.0  # to reach the head of a cluster given by --address
+
 
 def start_ray(address: str | None) -> bool:
     """Connect to `address`, or start a local Ray; returns whether this call started it."""
     if ray.is_initialized():
         return False
+    check_reachable(address)
     try:
         ray.init(
             address=address, include_dashboard=False, configure_logging=False, log_to_driver=False
@@ -32,6 +36,41 @@ def start_ray(address: str | None) -> bool:
     except AuthenticationError as error:  # token authentication, and no token here
         raise ConfigError(f"the Ray cluster at {address!r} refused this machine: {error}") from None
     return True
+
+
+def check_reachable(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """A ConfigError unless `address` is one `ray.init` can join: a Ray Client address is
+    refused (the search's driver keeps its clock and records in its own process, so it must run
+    beside the cluster: `ray exec` or `ray job submit` with --address auto), and a host:port
+    must take a TCP connection within `timeout_s` (Ray itself retries an unreachable one for
+    about 14 minutes before it gives up)."""
+    if address is None or address == "auto":
+        return
+    if address.startswith("ray://"):
+        raise ConfigError(
+            f"--address {address}: Ray Client addresses (ray://) are not supported; run the "
+            "search on the cluster (ray exec, ray job submit) with --address auto"
+        )
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"--address must be auto or HOST:PORT (the head's GCS port), got "
+                          f"{address!r}")  # fmt: skip
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        reason = error.strerror or str(error) or type(error).__name__
+        raise ConfigError(f"cannot reach a Ray cluster at {address!r}: {reason}") from None
+
+
+def check_trial_fits(cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """On the local Ray this process started, a ConfigError if one trial needs more CPUs or
+    GPUs than the machine has: Tune would wait for room that never comes, the whole budget."""
+    have = ray.cluster_resources()
+    for name, need, flag in (("CPU", cpus_per_trial, "--cpus-per-trial"),
+                             ("GPU", gpus_per_trial, "--gpus-per-trial")):  # fmt: skip
+        if need > have.get(name, 0):
+            raise ConfigError(f"{flag} {need:g}: this machine has {have.get(name, 0):g} "
+                              f"{name}s, so no trial could start")  # fmt: skip
 
 
 def token_auth() -> bool:

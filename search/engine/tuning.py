@@ -38,6 +38,7 @@ from model.sample import LATEST, sample_checkpoint
 from search.engine.adapters import HEARTBEAT_S, METRIC
 from search.engine.builders import make_trainable, make_tuner, restore_tuner, trial_seconds
 from search.engine.cluster import (
+    check_trial_fits,
     default_concurrency,
     one_machine_cpus,
     release_workers,
@@ -515,6 +516,8 @@ def _run(
     with keeps_sigterm_handler():  # ray.init's own exits silently, skipping what follows
         started_ray = start_ray(config.address)
     try:
+        if started_ray:
+            check_trial_fits(config.cpus_per_trial, config.gpus_per_trial)
         schedule = run_schedule(config, folder, restore)
         folder.write_settings(config)
         folder.write_schedule(schedule)
