@@ -89,7 +89,9 @@ def command(argv: Sequence[str] | None = None) -> int:
         print(f"interrupted; what ran is in {stop.path}, without a report (a study does not "
               "resume: run it again under another --name)", file=sys.stderr)  # fmt: skip
         return 130
-    print((path / "study.md").read_text(encoding="utf-8").split("\n## ")[1].split("\n", 1)[1])
+    sections = (path / "study.md").read_text(encoding="utf-8").split("\n## ")
+    print(sections[1].split("\n", 1)[1])  # the table per value
+    print("\n".join(f"{s.rstrip()}\n" for s in sections[2:] if s.startswith("Against")))
     print(f"study: {path / 'study.parquet'}, {path / 'study.md'}")
     return 0
 

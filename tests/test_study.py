@@ -1,5 +1,6 @@
 """Controlled studies: arms differ only in the factor; a tiny study on a real local Ray."""
 
+import json
 import os
 import re
 import signal
@@ -13,7 +14,8 @@ import pytest
 
 from search.folder.results import TrialRecord
 from search.folder.space import HYPERPARAMETERS
-from search.studies.report import unfinished_arms, value_table
+from search.reports.render import DASH
+from search.studies.report import paired_table, unfinished_arms, value_table
 from search.studies.study import BASE, StudyConfig, arms, run_study, study_row
 from search.study import build_parser, config_from_args, main
 
@@ -21,7 +23,8 @@ from search.study import build_parser, config_from_args, main
 def test_arms_differ_only_in_the_factor_and_the_seed():
     grid = arms(StudyConfig(factor="hidden_size", values=(32, 64), seeds=2,
                             sets=(("lr", "0.01"),)))  # fmt: skip
-    assert [(a["hidden_size"], a["seed"]) for a in grid] == [(32, 0), (32, 1), (64, 0), (64, 1)]
+    # Seed by seed: arms that run at once (in Tune's order) have different values.
+    assert [(a["hidden_size"], a["seed"]) for a in grid] == [(32, 0), (64, 0), (32, 1), (64, 1)]
     for arm in grid:
         assert {k: v for k, v in arm.items() if k not in ("hidden_size", "seed")} == {
             **{k: v for k, v in BASE.items() if k != "hidden_size"},
@@ -55,13 +58,18 @@ def test_arms_differ_only_in_the_factor_and_the_seed():
             "hidden_size = 0: hidden_size must be at least 1",
         ),
         (["batch_size", "--corpus", "monte-cristo", "--values", "8,0"], "batch_size = 0: "),
+        (["lr", "--corpus", "irc", "--values", "0.001,3e-3,1e-3"], "--values repeats 0.001"),
+        (["cell", "--corpus", "irc", "--address", "ray://127.0.0.1:10001"], "Ray Client"),
     ],
 )
 def test_bad_studies_are_one_line(argv, message, tmp_path, capsys):
+    """...and leave no study folder behind: the corrected command may take the same name."""
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
-    assert main([*argv, "--storage", str(tmp_path)]) == 2
+    before = set(tmp_path.iterdir())
+    assert main([*argv, "--storage", str(tmp_path), "--name", "s1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert set(tmp_path.iterdir()) == before
 
 
 def test_a_studys_default_name_takes_a_files_stem():
@@ -95,13 +103,31 @@ def test_only_arms_that_trained_their_budget_count_in_final_and_best():
         assert row["gap_bpc"] is None
         assert row["chars_to_2.5"] == 50  # reached before it ended: a real measurement
     table = value_table(rows)
-    assert "| 2.000 ± 0.000 (1/3) |" in table.replace("  ", " ")
+    assert "| 2.000 (1/3) |" in table.replace("  ", " ")  # one value: no spread to show
     assert unfinished_arms(rows, "hidden_size") == (
         "Not in final and best bpc, the gap or the curves, as they did not train their whole "
         "budget (a failed arm's error is in `trials.parquet`): hidden_size = 64, seed 1: "
         "diverged; hidden_size = 64, seed 2: failed."
     )
     assert unfinished_arms(rows[:1], "hidden_size") == ""
+
+
+def test_values_are_compared_seed_by_seed_with_the_first():
+    """The paired differences from the first value: seeds where either arm did not complete
+    are left out, and a single difference has no spread."""
+
+    def row(value, seed, final, best):
+        return {"value": value, "seed": seed, "final_val_bpc": final, "best_val_bpc": best}
+
+    rows = [row("64", 0, 2.0, 1.9), row("128", 0, 1.9, 1.85), row("256", 0, 2.1, None),
+            row("64", 1, 2.2, 2.1), row("128", 1, 2.0, 1.95),
+            row("256", 1, None, None)]  # fmt: skip
+    lines = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[2:-1]]
+             for r in paired_table(rows).splitlines()[2:]}  # fmt: skip
+    assert lines["128"] == ["-0.150 ± 0.071", "2/2", "-0.100 ± 0.071", "2/2"]
+    assert lines["256"] == ["+0.100", "0/1", DASH, DASH]
+    assert "64" not in lines and "final bpc − 64's" in paired_table(rows)
+    assert paired_table([r for r in rows if r["value"] == "64"]) == ""  # one value: no pairs
 
 
 @pytest.mark.slow
@@ -128,6 +154,11 @@ def test_a_tiny_cell_study_writes_every_arm_and_its_report(ray_local, corpus_dir
     for cell in ("lstm", "gru", "rnn"):
         assert re.search(rf"^\|\s*{cell}\s*\|", report, re.M) and f"cell = {cell}" in report
     assert (path / "curves.png").read_bytes().startswith(b"\x89PNG")
+    assert "## Against cell = lstm, seed by seed" in report
+    plan = json.loads((path / "study.json").read_text(encoding="utf-8"))
+    assert plan["factor"] == "cell" and plan["seeds"] == 2 and len(plan["arms"]) == 6
+    # Two checkpoints kept per arm (the best and the latest), as a search keeps.
+    assert all(len(list(d.glob("checkpoint_*"))) <= 2 for d in path.glob("study_trial_*"))
 
 
 @pytest.mark.slow

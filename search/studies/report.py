@@ -5,6 +5,7 @@
 - a table per value: final and best bpc (mean ± standard deviation over seeds), chars/s,
   characters and seconds to reach 3.0 / 2.5 / 2.0 bpc, and the generalization gap (final
   validation minus training bpc);
+- each value against the first, seed by seed (the paired differences in final and best bpc);
 - a sample from each value's best model.
 """
 
@@ -40,9 +41,42 @@ def mean_sd(values: Sequence[float | None]) -> str:
     kept = [v for v in values if v is not None]
     if not kept:
         return DASH
-    sd = float(np.std(kept, ddof=1)) if len(kept) > 1 else 0.0
-    text = f"{np.mean(kept):.3f} ± {sd:.3f}"
+    text = f"{np.mean(kept):.3f}"
+    if len(kept) > 1:  # one value has no spread to show (not a spread of 0)
+        text += f" ± {float(np.std(kept, ddof=1)):.3f}"
     return text if len(kept) == len(values) else f"{text} ({len(kept)}/{len(values)})"
+
+
+def paired_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Each value against the first, seed by seed: every value runs the same seeds (the same
+    batches, and the same initial weights where the shapes allow), so the difference within a
+    seed leaves out most of what varies between seeds. Mean ± standard deviation of the
+    differences in final and best bpc, and in how many seeds the value was lower; seeds where
+    either arm did not complete are left out. "" with fewer than two values."""
+    groups = list(by_value(rows).items())
+    if len(groups) < 2:
+        return ""
+    (reference, first), body = groups[0], []
+    for value, group in groups[1:]:
+        cells = [value]
+        for key in ("final_val_bpc", "best_val_bpc"):
+            mine = {r["seed"]: r[key] for r in group if r[key] is not None}
+            theirs = {r["seed"]: r[key] for r in first if r[key] is not None}
+            diffs = [mine[seed] - theirs[seed] for seed in sorted(mine.keys() & theirs.keys())]
+            cells.append(signed_mean_sd(diffs))
+            cells.append(f"{sum(d < 0 for d in diffs)}/{len(diffs)}" if diffs else DASH)
+        body.append(cells)
+    header = ["value", f"final bpc − {reference}'s", "seeds lower",
+              f"best bpc − {reference}'s", "seeds lower"]  # fmt: skip
+    return markdown_table(header, body)
+
+
+def signed_mean_sd(values: Sequence[float]) -> str:
+    """Mean (with its sign) ± standard deviation; the mean alone for one value."""
+    if not values:
+        return DASH
+    text = f"{np.mean(values):+.3f}"
+    return text + (f" ± {float(np.std(values, ddof=1)):.3f}" if len(values) > 1 else "")
 
 
 def unfinished_arms(rows: Sequence[dict[str, Any]], factor: str) -> str:
@@ -137,6 +171,26 @@ def value_samples(rows: Sequence[dict[str, Any]], records: Sequence[TrialRecord]
     return samples
 
 
+def paired_section(rows: Sequence[dict[str, Any]], factor: str) -> list[str]:
+    """The report's lines comparing each value with the first, seed by seed (none for one
+    value)."""
+    table = paired_table(rows)
+    if not table:
+        return []
+    reference = next(iter(by_value(rows)))
+    return [
+        f"## Against {factor} = {reference}, seed by seed",
+        "",
+        table,
+        "",
+        "Each value runs the same seeds, so a difference within a seed leaves out most of what "
+        "varies between seeds; a value lower in every seed, by more than the spread of the "
+        "differences, is a finding, a mean difference alone is not. Seeds where either arm did "
+        "not complete are left out.",
+        "",
+    ]
+
+
 def write_report(config: Any, folder: SearchFolder, records: Sequence[TrialRecord],
                  rows: Sequence[dict[str, Any]]) -> Path:  # fmt: skip
     """study.md and curves.png in the study folder; returns the Markdown file."""
@@ -168,6 +222,7 @@ def write_report(config: Any, folder: SearchFolder, records: Sequence[TrialRecor
         *([unfinished, ""] if unfinished else []),
         f"![curves]({png.name})",
         "",
+        *paired_section(rows, config.factor),
         "## Samples from each value's best model",
         "",
     ]

@@ -23,6 +23,8 @@ trainable, locally or on a cluster (`--address`). The study folder holds the sea
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from typing import Any
 import pyarrow as pa
 
 from corpora import load_corpus
+from corpora.files import atomic_write
 from model.errors import ConfigError
 from model.loop import check_corpus_fits
 from search.folder.config import SearchConfig
@@ -45,7 +48,7 @@ from search.folder.results import (
     trial_status,
 )
 from search.folder.space import BY_NAME, HYPERPARAMETERS
-from search.folder.store import STUDY_TABLE, SearchFolder, write_parquet
+from search.folder.store import LOCK, STATE, STUDY_TABLE, SearchFolder, write_parquet
 
 # Everything a study holds fixed unless --base or --set says otherwise: char-rnn's 2 x 128 LSTM
 # at a learning rate fit for short budgets (the project's first warm start).
@@ -64,6 +67,7 @@ DEFAULT_VALUES: dict[str, tuple] = {
 }
 THRESHOLDS = SPEED_LEVELS
 REPORTS = 10  # validations on the whole text per arm
+PLAN = "study.json"  # the study's settings and arms, written when it starts
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,9 @@ class StudyConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.time_budget_s >= 0:
             raise ConfigError(f"time_budget_s must be non-negative, got {self.time_budget_s:g}")
+        repeated = [v for i, v in enumerate(self.values) if v in self.values[:i]]
+        if repeated:  # its arms would run twice and pass for more seeds
+            raise ConfigError(f"--values repeats {repeated[0]}; give each value once")
 
 
 def parse_value(factor: str, text: str) -> Any:
@@ -128,12 +135,17 @@ def base_settings(config: StudyConfig) -> dict[str, Any]:
 
 
 def arms(config: StudyConfig) -> list[dict[str, Any]]:
-    """One trial config per value and seed: the base with the factor set (and nothing else)."""
+    """One trial config per value and seed: the base with the factor set (and nothing else).
+
+    Seed by seed, every value in each: Tune starts a grid's trials in order, as many at once
+    as there are CPUs, and an arm trains slower beside a heavy one (about 20% on 2 cores). In
+    value order, arms would mostly share the machine with arms of their own value, a bias that
+    follows the factor; seed by seed, each value has neighbours of every value."""
     base = base_settings(config)
     values = config.values or DEFAULT_VALUES[config.factor]
     out = []
-    for value in values:
-        for seed in range(config.seeds):
+    for seed in range(config.seeds):
+        for value in values:
             arm = {**base, "seed": seed}
             if config.factor == "max_chars":
                 arm["train_chars"] = int(value)
@@ -229,12 +241,19 @@ def run_study(config: StudyConfig) -> Path:
         check_arms(config, grid, base, corpus)
         folder.path.mkdir(parents=True)
         lock = folder.lock(kind="study")
+        failed = False
         try:
+            write_plan(folder.path, config, grid)
             records, complete = run_arms(config, sc, folder, corpus, grid, base)
         except KeyboardInterrupt:
             raise StudyInterrupted(folder.path) from None
+        except Exception:
+            failed = True  # e.g. no Ray at --address: the retry may take the same name
+            raise
         finally:
             folder.release(lock)
+            if failed:
+                remove_if_unstarted(folder.path)
         records = [replace(r, config={**grid[r.config["arm"]], **r.config}) for r in records]
         folder.write_tables([trial_row(r, sc.name, corpus_facts(corpus), trial_status(r))
                              for r in records],
@@ -246,6 +265,23 @@ def run_study(config: StudyConfig) -> Path:
     write_parquet(pa.Table.from_pylist(rows, schema=STUDY_SCHEMA), folder.path / STUDY_TABLE)
     write_report(config, folder, records, rows)
     return folder.path
+
+
+def write_plan(path: Path, config: StudyConfig, grid: list[dict[str, Any]]) -> None:
+    """`study.json`: the study's settings and its arms in Tune's order (a trial's `arm` is an
+    index into `arms`), so that the tables of an interrupted study, which has no study.parquet,
+    say which value and seed each trial was."""
+    plan = {"factor": config.factor, "corpus": config.corpus, "seeds": config.seeds,
+            "budget_chars": None if config.time_budget_s else config.budget_chars,
+            "time_budget_s": config.time_budget_s or None, "arms": grid}  # fmt: skip
+    atomic_write(path / PLAN, json.dumps(plan, indent=1) + "\n")
+
+
+def remove_if_unstarted(path: Path) -> None:
+    """The study folder, removed if it holds only what the study wrote before its first trial
+    (its lock, state and plan): a start that failed leaves the name free for the retry."""
+    if all(p.name in (LOCK, STATE, PLAN) for p in path.iterdir()):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def arm_base(config: StudyConfig, sc: SearchConfig) -> dict[str, Any]:
@@ -288,7 +324,7 @@ def run_arms(config: StudyConfig, sc: SearchConfig, folder: SearchFolder, corpus
     from ray import tune
 
     from search.engine.cluster import start_ray
-    from search.engine.trainable import TrialPlan
+    from search.engine.trainable import SCORE, TrialPlan
     from search.engine.tuning import collect_trials, keeps_sigterm_handler, sigterm_stops_gracefully
 
     budget_s = config.time_budget_s
@@ -305,7 +341,15 @@ def run_arms(config: StudyConfig, sc: SearchConfig, folder: SearchFolder, corpus
             param_space=space,
             tune_config=tune.TuneConfig(reuse_actors=True),
             run_config=tune.RunConfig(
-                name=sc.name, storage_path=str(folder.path.parent), verbose=0
+                name=sc.name,
+                storage_path=str(folder.path.parent),
+                verbose=0,
+                # As a search's: the best two and the latest (each a model and its optimiser
+                # state), and a crashed arm (killed worker, lost node) goes on from the latest.
+                checkpoint_config=tune.CheckpointConfig(
+                    num_to_keep=2, checkpoint_score_attribute=SCORE, checkpoint_score_order="min"
+                ),
+                failure_config=tune.FailureConfig(max_failures=sc.max_failures),
             ),  # fmt: skip
         )
         # No scheduler stops an arm early: every arm trains its whole budget.
