@@ -26,7 +26,8 @@ between segments; the weights adapt on a copy, never on the caller's model. Two 
     rms:  theta <- theta - lr * g / (rms + eps * mean(rms)) + decay * r * (theta0 - theta)
 
 `rms` is the root mean square of each weight's gradient over segments of the text just before
-the scored split (for the checkpoint's own corpus: the end of its training text), measured once
+the scored split (scoring validation: the end of the training text; scoring test: the end of
+validation), measured once
 with fixed weights, as Krause et al. do. `r` = rms / mean(rms), capped at 1 / decay: weights
 that move fast are pulled back toward the trained ones (`theta0`) harder. `eps` is relative to
 the mean rms, so the step does not depend on the loss's scale. The loss of a step is the sum
@@ -59,6 +60,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -366,7 +368,8 @@ def choose_settings(
         return float(dynamic_char_losses(model, val_ids, settings, rms).mean())
 
     scores = [(s, score(s)) for s in grid]
-    best, best_bpc = min(scores, key=lambda item: item[1])
+    # A setting that diverged (NaN) never wins: NaN compares false with everything.
+    best, best_bpc = min(scores, key=lambda item: item[1] if math.isfinite(item[1]) else math.inf)
     lrs = sorted({s.lr for s in grid})
     if len(lrs) < 2 or best.lr not in (lrs[0], lrs[-1]):
         return best, scores
@@ -375,7 +378,7 @@ def choose_settings(
     for _ in range(beyond):
         further = replace(best, lr=best.lr * factor)
         scores.append((further, score(further)))
-        if scores[-1][1] >= best_bpc:
+        if not scores[-1][1] < best_bpc:  # worse, or diverged (NaN)
             break
         best, best_bpc = scores[-1]
     return best, scores
@@ -727,9 +730,10 @@ def format_report(report: EvalReport, level: float, block: int) -> str:
     result = report.dynamic
     if result is not None:
         s = result.settings
+        where = ("the last {:,} characters of the validation split" if report.split == "test"
+                 else "the first {:,} characters (the first half)")  # fmt: skip
         how = (
-            f"chosen on the first {result.tuning_chars:,} characters "
-            f"({result.tuning_seconds:.1f} s)"
+            f"chosen on {where.format(result.tuning_chars)} ({result.tuning_seconds:.1f} s)"
             if result.scores
             else "given"
         )

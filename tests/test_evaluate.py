@@ -1,6 +1,7 @@
 """Static and dynamic evaluation, bootstrap intervals and the evaluate command, on tiny real
 models trained for a few hundred steps with the project's own Trainer."""
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from model.config import RunConfig, TrainConfig, with_vocab_size
 from model.errors import ConfigError
 from model.evaluate import (
     DynamicSettings,
+    EvalConfig,
     Interval,
     block_bootstrap,
     char_losses,
@@ -22,6 +24,8 @@ from model.evaluate import (
     dynamic_char_losses,
     gradient_rms,
     independent_difference,
+    load_scored_model,
+    load_text,
     main,
     paired_difference,
     settings_grid,
@@ -188,6 +192,15 @@ def test_a_best_step_size_at_the_grids_edge_is_followed_past_it(repetitive):
     assert len(choose_settings(repetitive.model, ids, inside, beyond=2)[1]) == 3
 
 
+def test_a_setting_that_diverges_is_never_chosen(repetitive):
+    """A step size that blows the weights up scores NaN, which compares false with everything:
+    it must lose, whether it comes first in the grid or past its edge."""
+    ids = scored_ids(repetitive)
+    grid = settings_grid("sgd", lrs=(1e300, 1e-4), segment=10, streams=4)
+    chosen, scores = choose_settings(repetitive.model, ids, grid, beyond=2)
+    assert math.isnan(scores[0][1]) and chosen.lr == 1e-4
+
+
 # -- bootstrap --------------------------------------------------------------------------------
 
 
@@ -249,7 +262,8 @@ def test_command_prints_static_and_dynamic_figures(run_folder, capsys):
     out = capsys.readouterr().out
     assert "static  bpc" in out and "dynamic bpc" in out and "s per 100k characters" in out
     assert "dynamic is lower" in out  # the repeats are learned, distinguishably
-    assert "chosen on the first 1,500 characters (" in out and "on the last 1,500" in out
+    assert "chosen on the first 1,500 characters (the first half) (" in out
+    assert "on the last 1,500" in out
 
 
 def test_command_refuses_a_split_too_small_for_the_settings(run_folder, capsys):
@@ -326,8 +340,20 @@ def test_the_test_split_is_scored_with_settings_chosen_on_validation(with_test_s
     out = capsys.readouterr().out
     assert "test split, 1,500 characters" in out
     # Settings chosen on all of validation, figures on all of test.
-    assert "chosen on the first 1,500 characters (" in out and "on the test split 1,500" in out
+    assert "chosen on the last 1,500 characters of the validation split (" in out
+    assert "on the test split 1,500" in out
     assert "dynamic is lower" in out
     test_ids = np.concatenate([trainer.corpus.val_ids[-1:], trainer.corpus.test_ids])
     static = char_losses(trainer.model, test_ids, 16, VAL_STREAMS).mean()
     assert f"static  bpc {static:.4f}" in out
+
+
+def test_scoring_test_chooses_settings_on_the_end_of_validation(with_test_split):
+    """`--tuning-chars` cuts the validation text the settings are chosen on from its end, next
+    to the test split, with one character before it for context."""
+    folder, trainer = with_test_split
+    config = EvalConfig(checkpoint=str(folder), split="test", dynamic=True, tuning_chars=1_000)
+    model, vocab, run, trained = load_scored_model(config.checkpoint, "cpu")
+    text = load_text(config, run, trained, vocab)
+    assert np.array_equal(text.tuning, trainer.corpus.val_ids[-1_001:])
+    assert np.array_equal(text.scored[1:], trainer.corpus.test_ids)

@@ -110,7 +110,7 @@ def predictability_schema(thresholds: Sequence[float], rungs: Sequence[int]) -> 
         ("corpus", text),
         ("corpus_sha256", text),  # of the corpus file
         ("corpus_verified", pa.bool_()),  # the registry's reference file; null: a file path
-        ("text_sha256", text),  # of the UTF-8 text used (the prefix), every split
+        ("text_sha256", text),  # of the UTF-8 training and validation text (not test)
         ("max_chars", i64),  # --max-chars of the search (null: whole text)
         ("corpus_chars", i64),  # characters (code points) used: train, validation, test
         ("train_chars", i64),
