@@ -121,8 +121,13 @@ def test_resuming_a_diverged_run_says_so_and_changes_nothing(corpus_dir, tmp_pat
     out = tmp_path / "diverged"
     args = [*TINY, "--data-dir", str(corpus_dir), "--lr", "1000000", "--grad-clip", "0",
             "--max-train-chars", "4096", "--out", str(out)]  # fmt: skip
-    assert train_main(args) == 0
-    capsys.readouterr()
+    # A run whose loss exploded trained no model: status 1 and what to change, not the 0 of a
+    # finished run (a script chaining runs would go on with it).
+    assert train_main(args) == 1
+    captured = capsys.readouterr()
+    assert "diverged: val_bpc nan after" in captured.out, captured.out  # no best: none kept
+    (line,) = [ln for ln in captured.err.splitlines() if ln.startswith("error: ")]
+    assert "diverged after" in line and "lower --lr" in line, captured.err
     before = (out / "metrics.parquet").read_bytes()
     for _ in range(2):
         assert train_main(["--out", str(out), "--resume"]) == 2
