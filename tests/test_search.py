@@ -3,16 +3,20 @@
 import json
 import math
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from model.errors import ConfigError
 from model.sample import generate, load_model
 from search.engine.builders import report_points
 from search.engine.tuning import run_search
@@ -83,6 +87,20 @@ def test_what_the_rungs_wrote_down_is_kept_for_a_resume(searches):
     # end without one: every value written down is a trial's first report past the rung.
     assert all(value == pytest.approx(first[trial]) for trial, value in recorded.items())
     assert saved["best"] == pytest.approx(best) and best
+
+
+def test_a_search_moved_to_another_folder_is_not_resumed_there(searches, tmp_path):
+    """Tune's saved state holds the searcher, schedulers and callbacks as they were made, each
+    naming the folder the search started in: resumed elsewhere (copied from a cluster), Tune
+    started it afresh and then failed. One line instead, and the original untouched."""
+    config, _ = searches["irc"]
+    moved = tmp_path / "copy"
+    shutil.copytree(config.path, moved / config.name)
+    trials = (config.path / "trials.parquet").read_bytes()
+    with pytest.raises(ConfigError, match=rf"was started in {re.escape(str(config.path))}"):
+        run_search(replace(config, storage=str(moved)), resume=True)
+    assert (config.path / "trials.parquet").read_bytes() == trials
+    assert (moved / config.name / "trials.parquet").read_bytes() == trials
 
 
 def test_validation_runs_only_where_the_schedule_needs_it(searches):

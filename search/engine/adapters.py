@@ -224,6 +224,11 @@ class DeadlineStopper(tune.Stopper):
     def __init__(self, folder: str, slack_s: float) -> None:
         self._folder, self._slack_s = folder, slack_s
 
+    @property
+    def folder(self) -> str:
+        """The search folder whose run's deadline it keeps."""
+        return self._folder
+
     def __call__(self, trial_id: str, result: dict) -> bool:
         return False
 

@@ -48,7 +48,7 @@ from search.engine.adapters import (
     RecordingASHA,
     ResumableSearch,
 )
-from search.engine.compat import tuner_scheduler
+from search.engine.compat import tuner_scheduler, tuner_stopper
 from search.engine.promotion import PromotionScheduler
 from search.engine.trainable import SCORE, TrialPlan, train_trial
 from search.engine.wandb_sink import WandbSink
@@ -311,10 +311,25 @@ def restore_tuner(
     search resumed on a larger machine, or on a cluster, with `--address`)."""
     tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True,
                                resume_errored=False, restart_errored=False)  # fmt: skip
+    check_not_moved(tuner, path)
     scheduler = tuner_scheduler(tuner)
     if isinstance(scheduler, RecordingASHA):
         scheduler.grow_to = growing_to(config, machine_cpus)
     return tuner
+
+
+def check_not_moved(tuner: tune.Tuner, path: Path) -> None:
+    """A ConfigError if the search was started in another folder than `path` (copied from a
+    cluster, say): Tune's saved state holds its searcher, schedulers and callbacks as they were
+    made, each naming the folder the search started in, and they would look for that search's
+    run there (Tune would start the search afresh, then fail)."""
+    stopper = tuner_stopper(tuner)
+    started_in = getattr(stopper, "folder", None)
+    if started_in is not None and Path(started_in).resolve() != path.resolve():
+        raise ConfigError(
+            f"the search in {path} was started in {started_in}, and its saved state names that "
+            "folder: resume it there (copy it back), or start a new search"
+        )
 
 
 def make_tuner(

@@ -141,6 +141,13 @@ def tuner_scheduler(tuner: Any) -> Any | None:
     return getattr(getattr(internal, "_tune_config", None), "scheduler", None)
 
 
+def tuner_stopper(tuner: Any) -> Any | None:
+    """The stopper a local Tuner runs with (`_local_tuner._run_config.stop`); after
+    `Tuner.restore`, the one pickled as the search started."""
+    internal = getattr(tuner, "_local_tuner", None)
+    return getattr(getattr(internal, "_run_config", None), "stop", None)
+
+
 def experiment_analysis(tuner: Any) -> Any | None:
     """The analysis a local `Tuner.fit` built before failing (`_local_tuner.
     _experiment_analysis`), or None."""
