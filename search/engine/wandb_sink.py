@@ -10,8 +10,9 @@ open in one process), grouped under the search's name. Offline runs land in
 Each run is a row of a W&B sweep-style table: its config is the trial's configuration (origin
 included), and when the trial ends its summary gets the trial's status and final figures, named
 as in `trials.parquet` (`run_summary`), so W&B's runs table and parallel-coordinates view show
-the search as its own tables do. A trial resumed by `--resume` goes on in its run, and its
-summary counts the reports it made before the resume too (read from its Tune folder).
+the search as its own tables do. A trial resumed by `--resume` goes on in its run online (offline,
+W&B writes a second folder under the same run id: wandb/wandb#3841), and its summary counts
+the reports it made before the resume too (read from its Tune folder).
 """
 
 from __future__ import annotations
@@ -152,19 +153,31 @@ class WandbSink(tune.Callback):
         self._queue.put(("log", trial.trial_id, (row, kept)))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._queue.put(("finish", trial.trial_id, (dict(trial.config), None)))
+        stopped = trial.trial_id in self._stopped()
+        self._queue.put(("finish", trial.trial_id, (dict(trial.config), None, stopped)))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._queue.put(("finish", trial.trial_id, (dict(trial.config), "the trial raised")))
+        self._queue.put(("finish", trial.trial_id, (dict(trial.config), "the trial raised", False)))
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.close()
 
+    def _stopped(self) -> set[str]:
+        """The trials the search's scheduler stopped early, read in the driver's thread while its
+        run is on: the writer may still be finishing runs after it ended (`end_run`)."""
+        try:
+            return set(this_run(self.folder).stopped)
+        except RuntimeError:  # no run of this search in the process (any more)
+            return set()
+
     def close(self) -> None:
         """Finish every open run and wait (at most `timeout_s`) for the writer to end."""
         if self._thread is not None and self._thread.is_alive():
-            self._queue.put((STOP, None, None))
+            self._queue.put((STOP, None, self._stopped()))
             self._thread.join(self.timeout_s)
+            if self._thread.is_alive():  # W&B marks the runs it leaves open as crashed
+                print(f"W&B: runs still finishing after {self.timeout_s:g} s are left open",
+                      file=sys.stderr)  # fmt: skip
         if self.errors:  # logging never ends a search, but it is not silent either
             print(f"W&B: {len(self.errors)} event(s) not logged; first: {self.errors[0]}",
                   file=sys.stderr)  # fmt: skip
@@ -187,11 +200,10 @@ class WandbSink(tune.Callback):
         configs: dict[str, dict[str, Any]] = {}
         reports: dict[str, list[dict[str, Any]]] = {}
 
-        def finish(trial_id: str, config: dict[str, Any], error: str | None) -> None:
+        def finish(trial_id: str, config: dict[str, Any], error: str | None, stopped: bool) -> None:
             run, history = runs.pop(trial_id), resumed_history(reports.pop(trial_id, []))
             started = configs.pop(trial_id, {})
             try:
-                stopped = trial_id in this_run(self.folder).stopped
                 # PBT changes a trial's lr and dropout as it goes: the run keeps the last ones.
                 changed = {k: v for k, v in config.items() if started.get(k) != v}
                 if changed:
@@ -208,7 +220,7 @@ class WandbSink(tune.Callback):
                 if kind is STOP:  # the search ended or was interrupted: still open, unfinished
                     for open_id in list(runs):
                         try:
-                            finish(open_id, configs[open_id], None)
+                            finish(open_id, configs[open_id], None, open_id in data)
                         except Exception as error:  # the other runs still finish
                             self.errors.append(f"finish {open_id}: {type(error).__name__}: {error}")
                     return
@@ -220,7 +232,7 @@ class WandbSink(tune.Callback):
                         id=f"{self.settings['group']}-{trial_id}",
                         config=config,
                         reinit="create_new",
-                        resume="allow",  # a resumed trial goes on in its run
+                        resume="allow",  # online, a resumed trial goes on in its run
                         settings=QUIET,
                     )
                     configs[trial_id], reports[trial_id] = config, earlier_reports(where)
