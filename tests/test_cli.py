@@ -187,6 +187,28 @@ def test_search_refuses_bad_input_in_one_line_before_ray_starts(
     assert code == 2 and message in err and err.count("\n") == 1, err
 
 
+@pytest.mark.parametrize(("key", "message"), [
+    (None, "--wandb-mode online needs W&B credentials: run `wandb login` or set WANDB_API_KEY"),
+    ("short", "--wandb-mode online: WANDB_API_KEY invalid"),
+])  # fmt: skip
+def test_online_wandb_without_credentials_is_refused_before_the_search(
+    key, message, corpus_dir, tmp_path, monkeypatch, capsys
+):
+    """Without credentials every trial's W&B run failed in the writer thread, said only after
+    the whole search (or W&B asked for a key mid-progress). Read, never verified: no network."""
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc, no W&B settings
+    for name in ("WANDB_API_KEY", "NETRC", "WANDB_CONFIG_DIR", "WANDB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    if key:
+        monkeypatch.setenv("WANDB_API_KEY", key)
+    code = run_main(["--corpus", "irc", "--wandb-mode", "online", "--storage", str(tmp_path),
+                     "--data-dir", str(corpus_dir)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and message in err, err
+    assert err.count("\n") == 1
+    assert not [p for p in tmp_path.iterdir() if not p.name.startswith(".")]  # no search folder
+
+
 def test_demo_refuses_a_bad_corpus_anywhere_in_its_list_before_searching(
     corpus_dir, tmp_path, capsys
 ):

@@ -438,10 +438,28 @@ def check_search(config: SearchConfig) -> tuple[Corpus, list[dict[str, Any]]]:
     """What `config` can be refused for before Ray starts (one line): its corpus, settings no
     trial could train with, an unreadable warm-start folder. Returns the corpus and the
     configurations whose speed the warm-start rule reads (`rule_points`)."""
+    check_wandb_credentials(config.wandb_mode)
     corpus = load_corpus(config.corpus_config())
     check_trainable(config, corpus)
     return corpus, rule_points(config.warm_start_defaults, config.warm_start,
                                config.warm_start_top)  # fmt: skip
+
+
+def check_wandb_credentials(mode: str) -> None:
+    """Online W&B needs credentials (`wandb login`, WANDB_API_KEY): without them every trial's
+    run failed in the writer thread, said in one line only after the whole search, or W&B
+    asked for a key from that thread, mid-progress. Read here, not verified (no network)."""
+    if mode != "online":
+        return
+    import wandb
+
+    try:
+        found = wandb.login(prompt=False, verify=False)
+    except wandb.errors.AuthenticationError as error:  # e.g. a key of the wrong length
+        raise ConfigError(f"--wandb-mode online: {error}") from None
+    if not found:
+        raise ConfigError("--wandb-mode online needs W&B credentials: run `wandb login` or set "
+                          "WANDB_API_KEY (offline, the default, needs none)")  # fmt: skip
 
 
 def run_search(config: SearchConfig, resume: bool = False) -> SearchOutcome:
