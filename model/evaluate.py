@@ -640,17 +640,31 @@ class EvalReport:
     bits: np.ndarray = field(repr=False)  # static bits of each character of the split
 
 
-def evaluate_dynamic(model: CharLSTM, text: EvalText, config: EvalConfig) -> DynamicResult:
-    """Settings chosen on validation, figures on the test split; scoring validation itself,
-    chosen on its first half and reported on its second (module doc)."""
+def dynamic_texts(text: EvalText, config: EvalConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The characters dynamic settings are chosen on and those its figures are reported on,
+    checked to be enough for the settings (a ConfigError naming the flag that decides)."""
     if text.tuning is not None:
         tune_ids, report_ids = text.tuning, text.scored
-        check_fits(tune_ids, config, "the validation split (where settings are chosen)", False)
+        check_fits(tune_ids, config, "the end of the validation split where settings are "
+                   f"chosen (at most --tuning-chars {config.tuning_chars:,})", False)  # fmt: skip
         check_fits(report_ids, config, "the test split (where dynamic is reported)")
     else:
         tune_ids, report_ids = halves(text.scored)
         check_fits(tune_ids, config, "the first half of the split (where settings are chosen)")
         check_fits(report_ids, config, "the second half of the split (where dynamic is reported)")
+    if config.method == "rms" and len(text.before) - 1 < config.streams * config.segment:
+        raise ConfigError(
+            f"{len(text.before) - 1:,} characters before the split (at most --stats-chars "
+            f"{config.stats_chars:,}) are too few for gradient statistics over "
+            f"{config.streams} streams of {config.segment}-character segments"
+        )
+    return tune_ids, report_ids
+
+
+def evaluate_dynamic(model: CharLSTM, text: EvalText, config: EvalConfig) -> DynamicResult:
+    """Settings chosen on validation, figures on the test split; scoring validation itself,
+    chosen on its first half and reported on its second (module doc)."""
+    tune_ids, report_ids = dynamic_texts(text, config)
     started = time.perf_counter()
     rms = None
     if config.method == "rms":
@@ -700,6 +714,8 @@ def evaluate_checkpoint(config: EvalConfig) -> EvalReport:
     model, vocab, run, trained = load_scored_model(config.checkpoint, device)
     text = load_text(config, run, trained, vocab)
     check_fits(text.scored, config, f"the {config.split} split", dynamic=False)
+    if config.dynamic:  # refused before the static pass, not after it
+        dynamic_texts(text, config)
     started = time.perf_counter()
     bits = char_losses(model, text.scored, run.train.seq_len, VAL_STREAMS)
     static_seconds = time.perf_counter() - started

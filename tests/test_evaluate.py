@@ -357,3 +357,15 @@ def test_scoring_test_chooses_settings_on_the_end_of_validation(with_test_split)
     text = load_text(config, run, trained, vocab)
     assert np.array_equal(text.tuning, trainer.corpus.val_ids[-1_001:])
     assert np.array_equal(text.scored[1:], trainer.corpus.test_ids)
+
+
+def test_too_little_text_for_dynamic_settings_names_the_flag_that_cut_it(with_test_split, capsys):
+    """Checked before the static pass (whose figure was computed and thrown away), naming the
+    flag that cut the text short, not the split, which may be long enough."""
+    folder, _ = with_test_split
+    base = ["--checkpoint", str(folder), "--split", "test", "--block", "500", "--dynamic"]
+    assert main([*base, "--tuning-chars", "100"]) == 2
+    assert "(at most --tuning-chars 100) has 100 characters" in one_error_line(capsys)
+    assert main([*base, "--stats-chars", "100"]) == 2
+    message = one_error_line(capsys)
+    assert "(at most --stats-chars 100) are too few for gradient statistics" in message
