@@ -22,10 +22,11 @@ CONNECT_TIMEOUT_S = 5.0  # to reach the head of a cluster given by --address
 
 
 def start_ray(address: str | None) -> bool:
-    """Connect to `address`, or start a local Ray; returns whether this call started it."""
+    """Connect to `address`, or start a local Ray; returns whether this call started it (not
+    where this process has joined one already)."""
+    check_reachable(address)
     if ray.is_initialized():
         return False
-    check_reachable(address)
     try:
         ray.init(
             address=address, include_dashboard=False, configure_logging=False, log_to_driver=False
