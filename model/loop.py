@@ -34,7 +34,7 @@ import time
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import numpy as np
@@ -478,8 +478,9 @@ def run_together(task: Callable[[Callable[[], object]], float], copies: int) -> 
     Whatever ends one copy or the caller early (an error, Ctrl-C or SIGTERM in the main thread)
     breaks the start line, so that no copy waits there for one that will never come: the
     thread would outlive the call, and the interpreter waits for it at exit (a SIGTERM during
-    a search's speed measurement left its driver hanging after its last word). The copies
-    running finish their current step first; those not started never start.
+    a search's speed measurement left its driver hanging after its last word). Copies past the
+    line finish their task first; those not started never start. A copy's error is raised,
+    not the broken line the others met because of it.
     """
     line = threading.Barrier(copies)
 
@@ -492,12 +493,18 @@ def run_together(task: Callable[[Callable[[], object]], float], copies: int) -> 
 
     pool = ThreadPoolExecutor(copies)
     try:
-        return list(pool.map(copy, range(copies)))
+        futures = [pool.submit(copy, i) for i in range(copies)]
+        wait(futures)
     except BaseException:
         line.abort()
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    cause = next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), None)
+    if cause is not None or errors:
+        raise cause or errors[0]
+    return [f.result() for f in futures]
 
 
 def crossed(before: float, after: float, points: Sequence[float]) -> bool:
