@@ -86,6 +86,10 @@ def command(argv: Sequence[str] | None = None) -> int:
     try:
         path = run_study(config)
     except StudyInterrupted as stop:
+        if not stop.path.exists():  # no arm had started: nothing was kept
+            print("interrupted before any arm started; the same command starts it again",
+                  file=sys.stderr)  # fmt: skip
+            return 130
         print(f"interrupted; what ran is in {stop.path}, without a report (a study does not "
               "resume: run it again under another --name)", file=sys.stderr)  # fmt: skip
         return 130

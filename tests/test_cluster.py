@@ -326,7 +326,7 @@ def test_the_request_for_workers_is_withdrawn_once_the_search_is_over(ray_local)
     assert json.loads(_internal_kv_get(AUTOSCALER_RESOURCE_REQUEST_CHANNEL)) == []
 
 
-def test_an_address_that_cannot_work_is_one_line_at_once(tmp_path):
+def test_an_address_that_cannot_work_is_one_line_at_once(tmp_path, monkeypatch):
     """Ray retries an unreachable head for about 14 minutes, and a Ray Client address would
     run the driver's trials where its records are not: both are refused before `ray.init`."""
     from model.errors import ConfigError
@@ -344,6 +344,13 @@ def test_an_address_that_cannot_work_is_one_line_at_once(tmp_path):
         check_reachable("127.0.0.1")
     check_reachable(None)
     check_reachable("auto")
+    # RAY_ADDRESS stands in for no --address (as `ray job submit` sets it): checked the same.
+    from search.engine.cluster import start_ray, starts_local_ray
+
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    assert not starts_local_ray(None)
+    with pytest.raises(ConfigError, match=rf"cannot reach a Ray cluster at '127.0.0.1:{port}'"):
+        start_ray(None)
 
 
 @pytest.mark.slow

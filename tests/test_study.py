@@ -157,8 +157,8 @@ def test_a_tiny_cell_study_writes_every_arm_and_its_report(ray_local, corpus_dir
     assert "## Against cell = lstm, seed by seed" in report
     plan = json.loads((path / "study.json").read_text(encoding="utf-8"))
     assert plan["factor"] == "cell" and plan["seeds"] == 2 and len(plan["arms"]) == 6
-    # Two checkpoints kept per arm (the best and the latest), as a search keeps.
-    assert all(len(list(d.glob("checkpoint_*"))) <= 2 for d in path.glob("study_trial_*"))
+    # The best two checkpoints of each arm and the latest, as a search keeps (not all ten).
+    assert all(len(list(d.glob("checkpoint_*"))) <= 3 for d in path.glob("study_trial_*"))
 
 
 @pytest.mark.slow

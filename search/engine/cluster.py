@@ -16,6 +16,7 @@ from ray.autoscaler.sdk import request_resources
 from ray.exceptions import AuthenticationError
 
 from model.errors import ConfigError
+from search.engine.compat import ray_target
 from search.folder.config import SearchConfig
 
 CONNECT_TIMEOUT_S = 5.0  # to reach the head of a cluster given by --address
@@ -24,7 +25,10 @@ CONNECT_TIMEOUT_S = 5.0  # to reach the head of a cluster given by --address
 def start_ray(address: str | None) -> bool:
     """Connect to `address`, or start a local Ray; returns whether this call started it (not
     where this process has joined one already)."""
-    check_reachable(address)
+    try:
+        check_reachable(ray_target(address))
+    except ConnectionError as error:  # "auto", and no cluster on this machine
+        raise ConfigError(f"cannot reach a Ray cluster at {address!r}: {error}") from None
     if ray.is_initialized():
         return False
     try:
@@ -63,9 +67,18 @@ def check_reachable(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S) -
         raise ConfigError(f"cannot reach a Ray cluster at {address!r}: {reason}") from None
 
 
+def starts_local_ray(address: str | None) -> bool:
+    """Whether `start_ray(address)` would start a new Ray on this machine (not join one, whose
+    autoscaler may add room)."""
+    try:
+        return not ray.is_initialized() and ray_target(address) is None
+    except ConnectionError:
+        return False
+
+
 def check_trial_fits(cpus_per_trial: float, gpus_per_trial: float) -> None:
-    """On the local Ray this process started, a ConfigError if one trial needs more CPUs or
-    GPUs than the machine has: Tune would wait for room that never comes, the whole budget."""
+    """On a local Ray this process started, a ConfigError if one trial needs more CPUs or
+    GPUs than the machine has: Tune would wait for room that never comes."""
     have = ray.cluster_resources()
     for name, need, flag in (("CPU", cpus_per_trial, "--cpus-per-trial"),
                              ("GPU", gpus_per_trial, "--gpus-per-trial")):  # fmt: skip

@@ -141,6 +141,34 @@ def tuner_scheduler(tuner: Any) -> Any | None:
     return getattr(getattr(internal, "_tune_config", None), "scheduler", None)
 
 
+def ray_target(address: str | None) -> str | None:
+    """The address `ray.init(address)` joins: `address` itself, or for None and "auto" the
+    cluster RAY_ADDRESS names or one started on this machine with `ray start`; None where it
+    starts a new local Ray (Ray's `get_ray_address_from_environment`). ConnectionError for
+    "auto" with no cluster to find."""
+    if address is not None and address != "auto":
+        return address
+    from ray._private.services import get_ray_address_from_environment
+
+    return get_ray_address_from_environment(address, None)
+
+
+def wandb_credentials_found() -> bool:
+    """Whether W&B finds credentials for its server on this machine (WANDB_API_KEY, an identity
+    token file, ~/.netrc, its settings file), read as `wandb.init` would, without the network,
+    a message, or a change to the session (`wandb.login` would verify who the key belongs to,
+    print it, and answer False whenever WANDB_MODE is offline). AuthenticationError for a
+    source that is there but malformed (a key of the wrong length)."""
+    from wandb.sdk import wandb_setup
+    from wandb.sdk.lib.wbauth import authenticate
+
+    host = wandb_setup.singleton().settings.base_url
+    found = authenticate.authenticate_session(
+        host=host, source="search.run", prompt=False, update_session=False
+    )
+    return found is not None
+
+
 def tuner_stopper(tuner: Any) -> Any | None:
     """The stopper a local Tuner runs with (`_local_tuner._run_config.stop`); after
     `Tuner.restore`, the one pickled as the search started."""

@@ -241,18 +241,19 @@ def run_study(config: StudyConfig) -> Path:
         check_arms(config, grid, base, corpus)
         folder.path.mkdir(parents=True)
         lock = folder.lock(kind="study")
-        failed = False
+        failed = False  # before any arm ran: e.g. no Ray at --address, or Ctrl-C
         try:
             write_plan(folder.path, config, grid)
             records, complete = run_arms(config, sc, folder, corpus, grid, base)
         except KeyboardInterrupt:
+            failed = True
             raise StudyInterrupted(folder.path) from None
         except Exception:
-            failed = True  # e.g. no Ray at --address: the retry may take the same name
+            failed = True
             raise
         finally:
             folder.release(lock)
-            if failed:
+            if failed:  # a folder no arm ran in goes: the same command may take the name
                 remove_if_unstarted(folder.path)
         records = [replace(r, config={**grid[r.config["arm"]], **r.config}) for r in records]
         folder.write_tables([trial_row(r, sc.name, corpus_facts(corpus), trial_status(r))
@@ -323,7 +324,7 @@ def run_arms(config: StudyConfig, sc: SearchConfig, folder: SearchFolder, corpus
     import ray
     from ray import tune
 
-    from search.engine.cluster import start_ray
+    from search.engine.cluster import check_trial_fits, start_ray, starts_local_ray
     from search.engine.trainable import SCORE, TrialPlan
     from search.engine.tuning import collect_trials, keeps_sigterm_handler, sigterm_stops_gracefully
 
@@ -331,9 +332,12 @@ def run_arms(config: StudyConfig, sc: SearchConfig, folder: SearchFolder, corpus
     plan = TrialPlan(report_s=tuple(budget_s * k / REPORTS for k in range(1, REPORTS)))
     # One grid axis over whole arm configs: every arm (value and seed) is exactly one trial.
     space = {"arm": tune.grid_search(list(range(len(grid))))}
+    local = starts_local_ray(config.address)
     with keeps_sigterm_handler():  # ray.init's own handler exits without a word
         started = start_ray(config.address)
     try:
+        if local:  # arms larger than the machine would wait for room for ever
+            check_trial_fits(config.cpus_per_trial, 0.0)
         trainable = tune.with_parameters(study_trial, corpus=corpus, base=base, plan=plan,
                                          arms=grid)  # fmt: skip
         tuner = tune.Tuner(
