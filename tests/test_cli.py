@@ -190,6 +190,7 @@ def test_search_refuses_bad_input_in_one_line_before_ray_starts(
 @pytest.mark.parametrize(("key", "message"), [
     (None, "--wandb-mode online needs W&B credentials: run `wandb login` or set WANDB_API_KEY"),
     ("short", "--wandb-mode online: WANDB_API_KEY invalid"),
+    ("a" * 40, "smaller batches"),  # found (not verified): on to the next check, the corpus
 ])  # fmt: skip
 def test_online_wandb_without_credentials_is_refused_before_the_search(
     key, message, corpus_dir, tmp_path, monkeypatch, capsys
@@ -199,10 +200,11 @@ def test_online_wandb_without_credentials_is_refused_before_the_search(
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc, no W&B settings
     for name in ("WANDB_API_KEY", "NETRC", "WANDB_CONFIG_DIR", "WANDB_IDENTITY_TOKEN_FILE"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")  # as CI has it: the flag's mode is checked
     if key:
         monkeypatch.setenv("WANDB_API_KEY", key)
     code = run_main(["--corpus", "irc", "--wandb-mode", "online", "--storage", str(tmp_path),
-                     "--data-dir", str(corpus_dir)])  # fmt: skip
+                     "--data-dir", str(corpus_dir), "--max-chars", "1000"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and message in err, err
     assert err.count("\n") == 1

@@ -96,11 +96,22 @@ def test_a_search_moved_to_another_folder_is_not_resumed_there(searches, tmp_pat
     config, _ = searches["irc"]
     moved = tmp_path / "copy"
     shutil.copytree(config.path, moved / config.name)
-    trials = (config.path / "trials.parquet").read_bytes()
+
+    def files(root):
+        return {p.relative_to(root): p.read_bytes() for p in root.rglob("*")
+                if p.is_file() and p.name not in (".lock", HOLDER)}  # fmt: skip
+
+    before = files(moved / config.name)
     with pytest.raises(ConfigError, match=rf"was started in {re.escape(str(config.path))}"):
         run_search(replace(config, storage=str(moved)), resume=True)
-    assert (config.path / "trials.parquet").read_bytes() == trials
-    assert (moved / config.name / "trials.parquet").read_bytes() == trials
+    assert files(moved / config.name) == before  # refused before anything was written
+    # A folder from before the clock named it: refused once Tune's saved state is read.
+    folder = SearchFolder(moved / config.name)
+    clock = folder.clock()
+    del clock["folder"]
+    folder.state_file("clock.json").write_text(json.dumps(clock))
+    with pytest.raises(ConfigError, match=rf"was started in {re.escape(str(config.path))}"):
+        run_search(replace(config, storage=str(moved)), resume=True)
 
 
 def test_validation_runs_only_where_the_schedule_needs_it(searches):

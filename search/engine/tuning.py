@@ -44,8 +44,14 @@ from search.engine.cluster import (
     release_workers,
     request_workers,
     start_ray,
+    starts_local_ray,
 )
-from search.engine.compat import experiment_analysis, saved_trial_folders, trial_id_from_folder
+from search.engine.compat import (
+    experiment_analysis,
+    saved_trial_folders,
+    trial_id_from_folder,
+    wandb_credentials_found,
+)
 from search.engine.driver import begin_run, end_run
 from search.engine.trainable import trial_run
 from search.engine.warm import (
@@ -448,13 +454,13 @@ def check_search(config: SearchConfig) -> tuple[Corpus, list[dict[str, Any]]]:
 def check_wandb_credentials(mode: str) -> None:
     """Online W&B needs credentials (`wandb login`, WANDB_API_KEY): without them every trial's
     run failed in the writer thread, said in one line only after the whole search, or W&B
-    asked for a key from that thread, mid-progress. Read here, not verified (no network)."""
+    asked for a key from that thread, mid-progress. Read, not verified: no network."""
     if mode != "online":
         return
     import wandb
 
     try:
-        found = wandb.login(prompt=False, verify=False)
+        found = wandb_credentials_found()
     except wandb.errors.AuthenticationError as error:  # e.g. a key of the wrong length
         raise ConfigError(f"--wandb-mode online: {error}") from None
     if not found:
@@ -491,6 +497,8 @@ def _prepare_and_run(config: SearchConfig, resume: bool) -> SearchOutcome:
                 f"search {config.name!r} already exists in {folder.path.parent}; pass --resume"
             )
         folder.migrate()  # a folder of an earlier version: its JSON files into state/
+        if resume:
+            check_same_folder(folder)
         check_same_corpus(folder, corpus)
         fit = None
         if config.fit_warm_starts:
@@ -514,6 +522,24 @@ def _prepare_and_run(config: SearchConfig, resume: bool) -> SearchOutcome:
                     started_wall)  # fmt: skip
 
 
+def check_same_folder(folder: SearchFolder) -> None:
+    """A ConfigError, before anything is written, if the search's last run ran in another
+    folder (it was copied from a cluster, say): Tune's saved state holds the searcher,
+    schedulers and callbacks as they were made, each naming that folder, so it resumes there
+    only. A folder from before the clock named it is checked once Tune's state is read
+    (`search.engine.builders.check_not_moved`)."""
+    try:
+        clock = folder.clock()
+    except (OSError, ValueError):  # no run reached Tune: nothing names a folder yet
+        return
+    ran_in = clock.get("folder") if isinstance(clock, dict) else None
+    if ran_in and Path(ran_in) != folder.path.resolve():
+        raise ConfigError(
+            f"the search in {folder.path} was started in {ran_in}, and its saved state names "
+            "that folder: resume it there (copy it back), or start a new search"
+        )
+
+
 def _run(
     config: SearchConfig,
     folder: SearchFolder,
@@ -531,10 +557,11 @@ def _run(
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Suggestions stopped before they started have no metrics; Tune warns about each.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    local = starts_local_ray(config.address)  # a cluster's autoscaler may add room
     with keeps_sigterm_handler():  # ray.init's own exits silently, skipping what follows
         started_ray = start_ray(config.address)
     try:
-        if started_ray:
+        if local:
             check_trial_fits(config.cpus_per_trial, config.gpus_per_trial)
         schedule = run_schedule(config, folder, restore)
         folder.write_settings(config)

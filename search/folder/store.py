@@ -167,10 +167,12 @@ class SearchFolder:
 
     def write_clock(self, started: float, deadline: float) -> None:
         """When this run of the search started and must end (`time.time()` values), for
-        `python -m search.status` and the pictures; the driver keeps its own in memory."""
-        self._write_state(CLOCK, json.dumps({"started": started, "deadline": deadline}))
+        `python -m search.status` and the pictures (the driver keeps its own in memory), and
+        the folder it ran in (a resume elsewhere cannot go on: `search.engine.tuning`)."""
+        clock = {"started": started, "deadline": deadline, "folder": str(self.path.resolve())}
+        self._write_state(CLOCK, json.dumps(clock))
 
-    def clock(self) -> dict[str, float]:
+    def clock(self) -> dict[str, Any]:
         return read_json(self.state_file(CLOCK))
 
     # -- the live status (search.reports.progress) ------------------------------------------
