@@ -370,6 +370,11 @@ def choose_settings(
     scores = [(s, score(s)) for s in grid]
     # A setting that diverged (NaN) never wins: NaN compares false with everything.
     best, best_bpc = min(scores, key=lambda item: item[1] if math.isfinite(item[1]) else math.inf)
+    if not math.isfinite(best_bpc):
+        raise ConfigError(
+            f"every dynamic step size tried ({', '.join(f'{s.lr:g}' for s, _ in scores)}) "
+            "diverged: give a smaller one with --dyn-lr"
+        )
     lrs = sorted({s.lr for s in grid})
     if len(lrs) < 2 or best.lr not in (lrs[0], lrs[-1]):
         return best, scores

@@ -199,6 +199,8 @@ def test_a_setting_that_diverges_is_never_chosen(repetitive):
     grid = settings_grid("sgd", lrs=(1e300, 1e-4), segment=10, streams=4)
     chosen, scores = choose_settings(repetitive.model, ids, grid, beyond=2)
     assert math.isnan(scores[0][1]) and chosen.lr == 1e-4
+    with pytest.raises(ConfigError, match=r"every dynamic step size tried \(1e\+300\) diverged"):
+        choose_settings(repetitive.model, ids, grid[:1])
 
 
 # -- bootstrap --------------------------------------------------------------------------------

@@ -115,7 +115,6 @@ def test_each_trial_is_a_run_of_the_searchs_group_with_its_status_and_figures(
     # A trial that --resume continues: two reports before the resume, one after.
     before, after = [report(2.9, 1000), report(2.4, 2000)], [report(2.6, 3000, end="cut")]
     resumed = trial("t-resumed", tune_log(tmp_path / "t-resumed", before), hidden_size=8, lr=0.01)
-    sink.setup()
     sink.on_trial_start(0, [], resumed)
     sink.on_trial_result(0, [], resumed, {**after[0], "time": 2.0})
     sink.on_trial_complete(0, [], resumed)
@@ -133,8 +132,10 @@ def test_each_trial_is_a_run_of_the_searchs_group_with_its_status_and_figures(
         elif status != "unfinished":
             sink.on_trial_complete(0, [], t)
     # The writer lags (each W&B run takes a while to open): the driver's run may end before it
-    # finished the runs; what they need from it was read as the events were queued.
+    # finished the runs; what they need from it was read as the events were queued. Here it
+    # starts only after the run ended, so it has every event still to write.
     end_run(folder)
+    sink.setup()
     sink.on_experiment_end([])  # the unfinished trial's run is finished here
     assert sink.errors == []
 
