@@ -345,10 +345,11 @@ def test_an_address_that_cannot_work_is_one_line_at_once(tmp_path, monkeypatch):
     check_reachable(None)
     check_reachable("auto")
     # RAY_ADDRESS stands in for no --address (as `ray job submit` sets it): checked the same.
-    from search.engine.cluster import start_ray, starts_local_ray
+    from search.engine.cluster import start_ray
+    from search.engine.compat import ray_target
 
     monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
-    assert not starts_local_ray(None)
+    assert ray_target(None) == f"127.0.0.1:{port}"  # joined, not a new local Ray
     with pytest.raises(ConfigError, match=rf"cannot reach a Ray cluster at '127.0.0.1:{port}'"):
         start_ray(None)
 
@@ -365,3 +366,22 @@ def test_a_trial_larger_than_the_local_machine_is_refused(ray_local):
         check_trial_fits(3.0, 0.0)
     with pytest.raises(ConfigError, match=r"--gpus-per-trial 1: this machine has 0 GPUs"):
         check_trial_fits(1.0, 1.0)
+
+
+@pytest.mark.slow
+def test_a_search_whose_trial_is_larger_than_the_new_local_ray_ends_in_one_line(
+    corpus_dir, tmp_path
+):
+    """End to end, in a process of its own (a new local Ray, not the session's): the search
+    refuses once that Ray is up, in one line, before any trial is made."""
+    args = [sys.executable, "-m", "search.run", "--corpus", "monte-cristo", "--preset", "tiny",
+            "--cpus-per-trial", "64", "--storage", str(tmp_path), "--name", "big",
+            "--data-dir", str(corpus_dir), "--wandb-mode", "disabled"]  # fmt: skip
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: --cpus-per-trial 64: this machine has ")
+    ), done.stderr
+    assert not list((tmp_path / "big").glob("train_trial_*"))

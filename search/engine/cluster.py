@@ -22,13 +22,18 @@ from search.folder.config import SearchConfig
 CONNECT_TIMEOUT_S = 5.0  # to reach the head of a cluster given by --address
 
 
-def start_ray(address: str | None) -> bool:
+def start_ray(
+    address: str | None, cpus_per_trial: float = 0.0, gpus_per_trial: float = 0.0
+) -> bool:
     """Connect to `address`, or start a local Ray; returns whether this call started it (not
-    where this process has joined one already)."""
+    where this process has joined one already). A new local Ray must hold one trial of
+    `cpus_per_trial` and `gpus_per_trial` (`check_trial_fits`; a cluster is not held to the
+    nodes it has up, as its autoscaler may add room)."""
     try:
-        check_reachable(ray_target(address))
+        target = ray_target(address)
     except ConnectionError as error:  # "auto", and no cluster on this machine
         raise ConfigError(f"cannot reach a Ray cluster at {address!r}: {error}") from None
+    check_reachable(target)
     if ray.is_initialized():
         return False
     try:
@@ -40,6 +45,12 @@ def start_ray(address: str | None) -> bool:
         raise ConfigError(f"cannot reach a Ray cluster at {address!r}{token}: {error}") from None
     except AuthenticationError as error:  # token authentication, and no token here
         raise ConfigError(f"the Ray cluster at {address!r} refused this machine: {error}") from None
+    if target is None:
+        try:
+            check_trial_fits(cpus_per_trial, gpus_per_trial)
+        except ConfigError:
+            ray.shutdown()  # started here: the caller never learns it is running
+            raise
     return True
 
 
@@ -65,15 +76,6 @@ def check_reachable(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S) -
     except OSError as error:
         reason = error.strerror or str(error) or type(error).__name__
         raise ConfigError(f"cannot reach a Ray cluster at {address!r}: {reason}") from None
-
-
-def starts_local_ray(address: str | None) -> bool:
-    """Whether `start_ray(address)` would start a new Ray on this machine (not join one, whose
-    autoscaler may add room)."""
-    try:
-        return not ray.is_initialized() and ray_target(address) is None
-    except ConnectionError:
-        return False
 
 
 def check_trial_fits(cpus_per_trial: float, gpus_per_trial: float) -> None:

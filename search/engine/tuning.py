@@ -38,13 +38,11 @@ from model.sample import LATEST, sample_checkpoint
 from search.engine.adapters import HEARTBEAT_S, METRIC
 from search.engine.builders import make_trainable, make_tuner, restore_tuner, trial_seconds
 from search.engine.cluster import (
-    check_trial_fits,
     default_concurrency,
     one_machine_cpus,
     release_workers,
     request_workers,
     start_ray,
-    starts_local_ray,
 )
 from search.engine.compat import (
     experiment_analysis,
@@ -557,12 +555,9 @@ def _run(
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Suggestions stopped before they started have no metrics; Tune warns about each.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-    local = starts_local_ray(config.address)  # a cluster's autoscaler may add room
     with keeps_sigterm_handler():  # ray.init's own exits silently, skipping what follows
-        started_ray = start_ray(config.address)
+        started_ray = start_ray(config.address, config.cpus_per_trial, config.gpus_per_trial)
     try:
-        if local:
-            check_trial_fits(config.cpus_per_trial, config.gpus_per_trial)
         schedule = run_schedule(config, folder, restore)
         folder.write_settings(config)
         folder.write_schedule(schedule)

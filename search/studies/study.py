@@ -324,7 +324,7 @@ def run_arms(config: StudyConfig, sc: SearchConfig, folder: SearchFolder, corpus
     import ray
     from ray import tune
 
-    from search.engine.cluster import check_trial_fits, start_ray, starts_local_ray
+    from search.engine.cluster import start_ray
     from search.engine.trainable import SCORE, TrialPlan
     from search.engine.tuning import collect_trials, keeps_sigterm_handler, sigterm_stops_gracefully
 
@@ -332,12 +332,9 @@ def run_arms(config: StudyConfig, sc: SearchConfig, folder: SearchFolder, corpus
     plan = TrialPlan(report_s=tuple(budget_s * k / REPORTS for k in range(1, REPORTS)))
     # One grid axis over whole arm configs: every arm (value and seed) is exactly one trial.
     space = {"arm": tune.grid_search(list(range(len(grid))))}
-    local = starts_local_ray(config.address)
     with keeps_sigterm_handler():  # ray.init's own handler exits without a word
-        started = start_ray(config.address)
+        started = start_ray(config.address, config.cpus_per_trial)  # arms that fit it
     try:
-        if local:  # arms larger than the machine would wait for room for ever
-            check_trial_fits(config.cpus_per_trial, 0.0)
         trainable = tune.with_parameters(study_trial, corpus=corpus, base=base, plan=plan,
                                          arms=grid)  # fmt: skip
         tuner = tune.Tuner(
