@@ -323,9 +323,13 @@ def check_not_moved(tuner: tune.Tuner, path: Path) -> None:
     cluster, say): Tune's saved state holds its searcher, schedulers and callbacks as they were
     made, each naming the folder the search started in, and they would look for that search's
     run there (Tune would start the search afresh, then fail)."""
-    stopper = tuner_stopper(tuner)
-    started_in = getattr(stopper, "folder", None)
-    if started_in is not None and Path(started_in).resolve() != path.resolve():
+    check_started_in(path, getattr(tuner_stopper(tuner), "folder", None))
+
+
+def check_started_in(path: Path, started_in: str | None) -> None:
+    """A ConfigError if the search in `path` was started in the folder `started_in` (None:
+    not known), somewhere else."""
+    if started_in and Path(started_in).resolve() != path.resolve():
         raise ConfigError(
             f"the search in {path} was started in {started_in}, and its saved state names that "
             "folder: resume it there (copy it back), or start a new search"

@@ -36,7 +36,13 @@ from model.errors import ConfigError
 from model.loop import chars_per_second, check_corpus_fits
 from model.sample import LATEST, sample_checkpoint
 from search.engine.adapters import HEARTBEAT_S, METRIC
-from search.engine.builders import make_trainable, make_tuner, restore_tuner, trial_seconds
+from search.engine.builders import (
+    check_started_in,
+    make_trainable,
+    make_tuner,
+    restore_tuner,
+    trial_seconds,
+)
 from search.engine.cluster import (
     default_concurrency,
     one_machine_cpus,
@@ -530,12 +536,7 @@ def check_same_folder(folder: SearchFolder) -> None:
         clock = folder.clock()
     except (OSError, ValueError):  # no run reached Tune: nothing names a folder yet
         return
-    ran_in = clock.get("folder") if isinstance(clock, dict) else None
-    if ran_in and Path(ran_in) != folder.path.resolve():
-        raise ConfigError(
-            f"the search in {folder.path} was started in {ran_in}, and its saved state names "
-            "that folder: resume it there (copy it back), or start a new search"
-        )
+    check_started_in(folder.path, clock.get("folder") if isinstance(clock, dict) else None)
 
 
 def _run(
