@@ -144,6 +144,9 @@ def test_each_trial_is_a_run_of_the_searchs_group_with_its_status_and_figures(
     whole_trial = run_summary(resumed.trial_id, resumed.config, before + after)
     assert whole_trial["iterations"] == 3 and whole_trial["val_bpc"] == 2.4
     assert {k: runs["t-resumed"]["summary"][k] for k in whole_trial} == pytest.approx(whole_trial)
+    # Its rows go on from its two earlier reports (offline, a folder of their own: numbered
+    # from 0 again, `wandb sync` would drop them as steps gone back).
+    assert runs["t-resumed"]["steps"] == [2]
     for status, (reports, error, stopped) in CASES.items():
         t = trials[status]
         run = runs[t.trial_id]
@@ -156,7 +159,9 @@ def test_each_trial_is_a_run_of_the_searchs_group_with_its_status_and_figures(
         # What W&B shows: the figures above, over what the logged history left there.
         assert {k: run["summary"][k] for k in expected} == pytest.approx(expected)
         logged = [row.get("val_bpc") for row in run["history"]]
-        assert len(logged) == len(reports)
+        assert len(logged) == len(reports) and run["steps"] == list(range(len(reports)))
+        # Curves against characters trained: a replayed report lands on the point it repeats.
+        assert run["x_axes"]["val_bpc"] == run["x_axes"]["train_bpc"] == "chars_seen"
         assert DIVERGED_BPC not in logged  # the stand-in is for the searcher, not a curve
     assert runs["t-cut"]["summary"]["val_bpc"] == 2.6  # its best on the whole text, not its last
     assert runs["t-cut"]["config"]["lr"] == 0.005

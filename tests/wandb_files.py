@@ -29,12 +29,14 @@ def inspect(run_dir: Path, *args: str) -> str:
 
 
 def offline_run(run_dir: Path) -> dict[str, Any]:
-    """An offline run as W&B will show it: name, id, group, state, config, summary, and its
-    history rows (what `run.log` wrote), read back from the run's `.wandb` file."""
+    """An offline run as W&B will show it: name, id, group, state, config, summary, its
+    history rows (what `run.log` wrote) and their step numbers, and the x-axis each metric is
+    drawn against where one was defined, read back from the run's `.wandb` file."""
     run = json.loads(inspect(run_dir, "--summary", "--json"))
     records = [json.loads(line) for line in inspect(run_dir, "--json").splitlines() if line]
     (header,) = (r["run"] for r in records if r["type"] == "run")
     history = [r["history"]["item"] for r in records if r["type"] == "history"]
+    metrics = [r["metric"] for r in records if r["type"] == "metric"]
     user = {k: v for k, v in run["summary"].items() if not k.startswith("_")}
     return {
         "name": run["name"],
@@ -45,6 +47,8 @@ def offline_run(run_dir: Path) -> dict[str, Any]:
         "config": run["config"],
         "summary": user,
         "history": [{k: v for k, v in row.items() if not k.startswith("_")} for row in history],
+        "steps": [row["_step"] for row in history],
+        "x_axes": {m["name"]: m["step_metric"] for m in metrics if "step_metric" in m},
     }
 
 

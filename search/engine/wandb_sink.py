@@ -13,6 +13,12 @@ as in `trials.parquet` (`run_summary`), so W&B's runs table and parallel-coordin
 the search as its own tables do. A trial resumed by `--resume` goes on in its run online (offline,
 W&B writes a second folder under the same run id: wandb/wandb#3841), and its summary counts
 the reports it made before the resume too (read from its Tune folder).
+
+The curves are drawn against characters trained (`chars_seen`, W&B's `define_metric`), and the
+history's step numbers go on from the reports a resumed trial made before (Tune's log counts
+them): a resumed trial's second offline folder does not number its rows from 0 again (W&B
+ignores a row logged at a step below a run's current one), and a report replayed after a
+restore from a checkpoint lands on the point it repeats, not after the trial's last one.
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ KEPT = (  # report fields the summary is computed from, kept per trial by the wr
     "val_bpc", "val_chars", "val_total", "train_bpc", "chars_seen", "train_s", "elapsed_s",
     "num_params", "diverged", "end", "training_iteration",
 )  # fmt: skip
+X_AXIS = "chars_seen"  # what the curves are drawn against
+RANKED = "val_bpc"  # in the summary: the value the search ranks the trial by (`run_summary`)
 STOP = object()
 QUIET: Any = None  # wandb.Settings for every run, made in the writer thread
 
@@ -111,6 +119,17 @@ def earlier_reports(trial_dir: str | None) -> list[dict[str, Any]]:
 def _whole(report: dict[str, Any]) -> bool:
     """Whether the report's value covers the whole validation text (not the first rung's prefix)."""
     return report.get("val_total") is not None and report.get("val_chars") == report["val_total"]
+
+
+def axes(run: Any, earlier: int) -> int:
+    """Draw `run`'s curves against characters trained; its first history step: after the
+    `earlier` reports the trial made before this driver (one step each), and after what W&B
+    already holds of an online run it resumed."""
+    run.define_metric(X_AXIS)
+    for name in LOGGED:
+        if name != X_AXIS:  # val_bpc's summary is the search's ranking value, set by the writer
+            run.define_metric(name, step_metric=X_AXIS, summary="none" if name == RANKED else None)
+    return max(earlier, run.step)
 
 
 class WandbSink(tune.Callback):
@@ -199,10 +218,12 @@ class WandbSink(tune.Callback):
         runs: dict[str, Any] = {}
         configs: dict[str, dict[str, Any]] = {}
         reports: dict[str, list[dict[str, Any]]] = {}
+        steps: dict[str, int] = {}  # each run's next history step
 
         def finish(trial_id: str, config: dict[str, Any], error: str | None, stopped: bool) -> None:
             run, history = runs.pop(trial_id), resumed_history(reports.pop(trial_id, []))
             started = configs.pop(trial_id, {})
+            steps.pop(trial_id, None)
             try:
                 # PBT changes a trial's lr and dropout as it goes: the run keeps the last ones.
                 changed = {k: v for k, v in config.items() if started.get(k) != v}
@@ -236,10 +257,15 @@ class WandbSink(tune.Callback):
                         settings=QUIET,
                     )
                     configs[trial_id], reports[trial_id] = config, earlier_reports(where)
+                    steps[trial_id] = axes(runs[trial_id], len(reports[trial_id]))
                 elif kind == "log" and trial_id in runs:
                     row, kept = data
-                    runs[trial_id].log(row)
+                    runs[trial_id].log(row, step=steps[trial_id])
+                    steps[trial_id] += 1
                     reports[trial_id].append(kept)
+                    ranked = run_summary(trial_id, {}, resumed_history(reports[trial_id]))
+                    if RANKED in ranked:  # the runs table ranks running trials as the search does
+                        runs[trial_id].summary[RANKED] = ranked[RANKED]
                 elif kind == "finish" and trial_id in runs:
                     finish(trial_id, *data)
             except Exception as error:  # logging must never end a search
