@@ -203,6 +203,30 @@ def test_a_setting_that_diverges_is_never_chosen(repetitive):
         choose_settings(repetitive.model, ids, grid[:1])
 
 
+def test_the_decay_pulls_each_weight_back_toward_its_trained_value_never_past_it():
+    """The rms update's decay (Krause et al.): with no gradient, a weight moves a share `rate` of
+    the way back to its trained value, the share larger where its gradients are larger (rms
+    against the mean rms), and capped at the whole way: one step never overshoots it."""
+    from model.evaluate import _step, _update_terms
+
+    rms = [torch.tensor([1.0, 1.0, 100.0])]  # mean 34: the last weight's rms is 2.9 times it
+    settings = DynamicSettings("rms", lr=1e-3, decay=0.5)
+    divisors, rates = _update_terms(rms, settings)
+    assert rates[0].tolist() == pytest.approx([0.5 / 34, 0.5 / 34, 1.0])  # 0.5 * 2.9: capped
+    trained = [torch.zeros(3)]
+    params = [torch.tensor([1.0, -2.0, 4.0])]
+    _step(params, [torch.zeros(3)], trained, divisors, rates, settings.lr)
+    moved = params[0].tolist()
+    assert moved[0] == pytest.approx(1.0 * (1 - 0.5 / 34)) and 0 < moved[0] < 1.0
+    assert moved[1] == pytest.approx(-2.0 * (1 - 0.5 / 34)) and -2.0 < moved[1] < 0
+    assert moved[2] == 0.0  # back at its trained value, not beyond it
+    # No decay: the weights stay where the gradient steps put them.
+    divisors, rates = _update_terms(rms, replace(settings, decay=0.0))
+    params = [torch.tensor([1.0, -2.0, 4.0])]
+    _step(params, [torch.zeros(3)], trained, divisors, rates, settings.lr)
+    assert params[0].tolist() == [1.0, -2.0, 4.0]
+
+
 # -- bootstrap --------------------------------------------------------------------------------
 
 

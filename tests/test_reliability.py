@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow.parquet as pq
 import pytest
@@ -18,10 +19,12 @@ from filelock import FileLock
 
 from corpora.files import atomic_path, atomic_write
 from model.errors import ConfigError
+from model.evaluate import EvalConfig
 from model.sample import main as sample_main
 from model.train import main as train_main
 from search.folder.config import SearchConfig, default_name
 from search.folder.store import SearchFolder
+from search.reports import report
 
 TINY = ["--corpus", "monte-cristo", "--hidden-size", "16", "--num-layers", "1", "--batch-size",
         "8", "--seq-len", "16", "--max-chars", "50000", "--eval-every-chars", "2048",
@@ -210,6 +213,26 @@ def test_a_new_best_model_never_keeps_the_previous_ones_test_bits_or_sample(tmp_
     folder.keep_best(new, {"trial_id": "new"})
     assert sorted(p.name for p in folder.best.iterdir()) == ["best.pt", "trial.json"]
     assert folder.test_bits() is None and (folder.best / "best.pt").read_bytes() == b"new model"
+
+
+def test_test_bits_of_another_test_split_are_refused_not_compared(tmp_path):
+    """best/test_bits.parquet holds one static and one dynamic figure per test character of the
+    split the search scored; were the split to change (another --max-chars, another text), the
+    comparison would pair them with other characters: refused, naming both lengths."""
+    folder = SearchFolder(tmp_path / "s")
+    folder.path.mkdir()
+    folder.best.mkdir()
+    folder.write_test_bits([1.0, 2.0, 3.0], [1.0, 1.5, 2.5])
+    text = SimpleNamespace(test="abcd")  # four test characters now; three were scored
+    for test_fraction in (0.1, 0.0):  # with no test split kept, there is nothing to compare
+        search = SimpleNamespace(
+            folder=folder, name="s", config=SimpleNamespace(test_fraction=test_fraction)
+        )
+        if test_fraction:
+            with pytest.raises(ConfigError, match="scored 3 test characters, but the test split"):
+                report.test_part(search, text, EvalConfig())
+        else:
+            assert report.test_part(search, text, EvalConfig()) is None
 
 
 def test_the_speeds_a_search_measured_are_kept_for_its_resume(tmp_path):
