@@ -17,14 +17,14 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from corpora import Vocab
-from corpora.errors import run_cli
+from corpora.errors import UserError, run_cli
 from corpora.flags import OneLineParser, add_flags
 from model.config import check_seed, run_config_from_flat
 from model.errors import ConfigError
@@ -42,8 +42,8 @@ class SampleConfig:
     top_k: int = 0  # sample among the k likeliest characters; 0: all
     prime: str = ""  # text the model reads before generating; "": a newline, or the first
     # character of an alphabet without one (`default_prime`)
-    seed: int = 0  # sampling seed: same checkpoint, same seed, same text
-    device: str = "cpu"  # cpu or cuda
+    seed: int = 0  # sampling seed: same checkpoint, seed and device, same text
+    device: str = "cpu"  # cpu, cuda, cuda:N or auto
 
 
 def checkpoint_file(path: str | Path) -> Path:
@@ -100,39 +100,66 @@ def default_prime(vocab: Vocab) -> str:
     return "\n" if "\n" in vocab.chars else vocab.chars[0]
 
 
-@torch.no_grad()
-def generate(
-    model: CharLSTM,
-    vocab: Vocab,
-    *,
-    prime: str = "\n",
-    length: int = 500,
-    temperature: float = 0.8,
-    top_k: int = 0,
-    seed: int = 0,
-    state: State | None = None,
-) -> str:
-    """`length` characters sampled after `prime` (returned without the prime), read from
-    `state` (batch 1; zeros if None)."""
+def check_sampling(length: int, temperature: float, top_k: int, seed: int) -> None:
+    """The sampling settings, checked before a checkpoint is loaded (a ConfigError each)."""
     if length < 0:
         raise ConfigError(f"length must be non-negative, got {length}")
     if not 0 < temperature < math.inf:
         raise ConfigError(f"temperature must be positive and finite, got {temperature}")
     if top_k < 0:
         raise ConfigError(f"top_k must be non-negative, got {top_k}")
+    check_seed(seed)
+
+
+def generate(
+    model: CharLSTM,
+    vocab: Vocab,
+    *,
+    prime: str | None = None,
+    length: int = 500,
+    temperature: float = 0.8,
+    top_k: int = 0,
+    seed: int = 0,
+    state: State | None = None,
+) -> str:
+    """`length` characters sampled after `prime` (None: `default_prime`; returned without the
+    prime), read from `state` (batch 1; zeros if None)."""
+    return "".join(stream(model, vocab, prime=prime, length=length, temperature=temperature,
+                          top_k=top_k, seed=seed, state=state))  # fmt: skip
+
+
+def stream(
+    model: CharLSTM,
+    vocab: Vocab,
+    *,
+    prime: str | None = None,
+    length: int = 500,
+    temperature: float = 0.8,
+    top_k: int = 0,
+    seed: int = 0,
+    state: State | None = None,
+) -> Iterator[str]:
+    """`generate`, one character at a time as each is sampled."""
+    check_sampling(length, temperature, top_k, seed)
+    prime = default_prime(vocab) if prime is None else prime
     if not prime:
         raise ConfigError("prime must contain at least one character")
-    check_seed(seed)
+    try:
+        ids = vocab.encode(prime)
+    except UserError as error:
+        raise ConfigError(f"prime: {error} (the alphabet of the model's training text)") from None
     device = model.head.weight.device
-    threads = torch.get_num_threads()
+    threads, training = torch.get_num_threads(), model.training
     if device.type == "cpu":
         # One character at a time is a chain of tiny matrix products: extra threads only add
         # synchronisation (measured: 600 characters in 0.2 s on 1 thread, 8 s on 2 busy ones).
         torch.set_num_threads(1)
+    model.eval()  # no dropout in what it writes, whatever mode the caller left it in
     try:
-        return _sample(model, vocab, prime, length, temperature, top_k, seed, state)
+        yield from _sample(model, vocab, ids, length, temperature, top_k, seed, state)
     finally:
         torch.set_num_threads(threads)
+        model.train(training)
 
 
 def sample_checkpoint(
@@ -145,31 +172,33 @@ def sample_checkpoint(
                     temperature=temperature, seed=seed, state=state)  # fmt: skip
 
 
+@torch.no_grad()
 def _sample(
     model: CharLSTM,
     vocab: Vocab,
-    prime: str,
+    prime: Sequence[int],
     length: int,
     temperature: float,
     top_k: int,
     seed: int,
     state: State | None,
-) -> str:
+) -> Iterator[str]:
+    if length == 0:
+        return
     device = model.head.weight.device
     generator = torch.Generator(device=device).manual_seed(seed)
-    ids = torch.as_tensor(vocab.encode(prime), dtype=torch.long, device=device)[None, :]
+    ids = torch.as_tensor(prime, dtype=torch.long, device=device)[None, :]
     logits, state = model(ids, model.init_state(1) if state is None else state)
-    out: list[int] = []
-    for _ in range(length):
+    for i in range(length):
         last = logits[0, -1]
         scores = (last - last.max()) / temperature  # at most 0: a tiny temperature cannot overflow
-        if 0 < top_k < scores.numel():
-            cutoff = torch.topk(scores, top_k).values[-1]
-            scores = scores.masked_fill(scores < cutoff, float("-inf"))
+        if 0 < top_k < scores.numel():  # exactly k candidates, also where scores tie
+            kept = torch.topk(scores, top_k)
+            scores = torch.full_like(scores, -math.inf).scatter(0, kept.indices, kept.values)
         next_id = torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=generator)
-        out.append(int(next_id))
-        logits, state = model(next_id[None, :], state)
-    return vocab.decode(out)
+        yield vocab.decode([int(next_id)])
+        if i + 1 < length:  # the last character's prediction would go unused
+            logits, state = model(next_id[None, :], state)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -183,20 +212,34 @@ def command(argv: Sequence[str] | None = None) -> int:
     config = SampleConfig(**args)
     if not config.checkpoint:
         raise ConfigError("--checkpoint is required: a checkpoint file or a run folder")
+    check_sampling(config.length, config.temperature, config.top_k, config.seed)
     model, vocab, state = load_sampler(config.checkpoint, device=config.device)
     prime = config.prime or default_prime(vocab)
-    text = generate(
-        model,
-        vocab,
-        prime=prime,
-        length=config.length,
-        temperature=config.temperature,
-        top_k=config.top_k,
-        seed=config.seed,
-        state=state,
-    )
-    print(prime + text)
+    chars = stream(model, vocab, prime=prime, length=config.length,
+                   temperature=config.temperature, top_k=config.top_k, seed=config.seed,
+                   state=state)  # fmt: skip
+    try:  # written as it is sampled: a long sample shows as it grows, and Ctrl-C keeps it
+        for text in (prime, *_lines(chars), "\n"):
+            sys.stdout.write(text)
+            sys.stdout.flush()
+    except UnicodeEncodeError as error:
+        raise ConfigError(
+            f"the output cannot take {error.object[error.start]!r} ({error.encoding}); "
+            "set PYTHONIOENCODING=utf-8"
+        ) from None
     return 0
+
+
+def _lines(chars: Iterator[str], most: int = 80) -> Iterator[str]:
+    """`chars` in pieces that end at a newline or after `most` characters."""
+    piece: list[str] = []
+    for char in chars:
+        piece.append(char)
+        if char == "\n" or len(piece) == most:
+            yield "".join(piece)
+            piece = []
+    if piece:
+        yield "".join(piece)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
