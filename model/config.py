@@ -131,10 +131,13 @@ def _coerce(value: Any, kind: type, key: str) -> Any:
     if value is None or kind not in (int, float):
         return value
     if isinstance(value, str):
-        try:
-            value = float(value)  # exact for every integer a setting can hold (< 2**53)
+        try:  # an integer as written (a float is exact only below 2**53; seeds go to 2**63)
+            value = int(value) if kind is int else float(value)
         except ValueError:
-            raise ConfigError(f"{key} must be a number, got {value!r}") from None
+            try:  # "128.0" or "1e3": W&B's quantised distributions write integers as floats
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{key} must be a number, got {value!r}") from None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{key} must be a number, got {value!r}")
     if kind is int:

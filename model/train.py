@@ -100,7 +100,8 @@ def train_to_folder(
 ) -> list[Metrics]:
     """Train (or resume) a run into `out`; returns every report, earlier ones included.
 
-    `on_report` also receives every report (e.g. a W&B logger of the sweep entry point).
+    `on_report` also receives every report but a diverged one (e.g. a W&B logger of the sweep
+    entry point; a diverged report's loss is no measurement).
     `deadline` (a `time.time()`) ends training early enough for a last report before it.
     """
     if out.exists() and not out.is_dir():
@@ -229,12 +230,20 @@ def command(argv: Sequence[str] | None = None) -> int:
             hint = "nothing was saved before its first report; the same command starts it again"
         print(f"interrupted; {hint}", file=sys.stderr)
         return 130
-    if rows and rows[-1]["diverged"]:  # the run failed: a script must not take it for done
-        kept = "its best model is in best.pt" if (Path(args.out) / BEST).is_file() else "no model"
-        print(f"error: the run diverged after {rows[-1]['chars_seen']:,} chars ({kept}); "
-              "start a new one with a lower --lr", file=sys.stderr)  # fmt: skip
+    failure = diverged_error(rows, Path(args.out))
+    if failure:  # the run failed: a script must not take it for done
+        print(failure, file=sys.stderr)
         return 1
     return 0
+
+
+def diverged_error(rows: list[Metrics], out: Path) -> str | None:
+    """The error line of a run whose last report diverged (None for any other run)."""
+    if not rows or not rows[-1]["diverged"]:
+        return None
+    kept = f"its best model is in {out / BEST}" if (out / BEST).is_file() else "no model"
+    return (f"error: the run diverged after {rows[-1]['chars_seen']:,} chars ({kept}); "
+            "start a new one with a lower --lr")  # fmt: skip
 
 
 if __name__ == "__main__":
