@@ -12,6 +12,7 @@ another on one local Ray, and `search.reports.report` compares them (see
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -101,14 +102,26 @@ def run_demo(configs: Sequence[SearchConfig]) -> list[Path]:
     return paths
 
 
+def interrupted_text(storage: str, name: str | None = None) -> str:
+    """What an interrupted demo says: where the finished searches are, and how to go on with
+    the search it interrupted (`name`; None: it was between searches)."""
+    text = f"interrupted; the demo searches that finished are in {storage}"
+    if name:
+        resume = shlex.join(["python", "-m", "search.run", "--resume", "--name", name,
+                             "--storage", storage])  # fmt: skip
+        text += f"; {name} was interrupted, continue it with: {resume}"
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m search.demo", description=__doc__.split("\n")[0])
     sizes = "; ".join(f"{n}: {PRESETS[n].help}" for n in DEMOS).replace("%", "%%")
     p.add_argument("--preset", choices=DEMOS, default="demo", help=sizes)
     p.add_argument("--corpora", default=None, help="comma-separated corpora (default: preset's)")
-    p.add_argument("--max-chars", type=int, default=None, help="prefix length of every corpus")
+    p.add_argument("--max-chars", type=int, default=None,
+                   help="prefix length of every corpus (default: the preset's)")  # fmt: skip
     p.add_argument("--time-budget", type=checked(parse_duration), default=None, metavar="DURATION",
-                   help="search time per corpus, e.g. 60 or 5m")  # fmt: skip
+                   help="time per corpus, e.g. 60 or 5m (default: the preset's)")  # fmt: skip
     p.add_argument("--data-dir", default=None, help="local corpus folder")
     p.add_argument("--storage", default="runs", help="folder for the searches (default runs)")
     p.add_argument("--out", default=None, help="report folder (default reports/demo-DATE-TIME)")
@@ -136,8 +149,8 @@ def command(argv: Sequence[str] | None = None) -> int:
     configs = demo_configs(args.preset, args.storage, stamp, corpora, **overrides)
     try:
         searches = [str(p) for p in run_demo(configs)]
-    except KeyboardInterrupt:
-        print("interrupted; the demo searches that finished are in --storage", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        print(interrupted_text(args.storage, *interrupt.args[:1]), file=sys.stderr)
         return 130
     report = build_report(CompareConfig(searches=tuple(searches), out=str(out),
                                         data_dir=args.data_dir))  # fmt: skip

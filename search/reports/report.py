@@ -165,10 +165,14 @@ def test_part(
 
 
 def check_out(out: str | Path) -> Path:
-    """The report folder `out`; ConfigError if a file is in its place."""
+    """The report folder `out`; ConfigError if a file is in its place or in the place of a
+    folder above it (the report could not be written there, after minutes of work)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder for the report")
+    above = next(p for p in out.absolute().parents if p.exists())
+    if not above.is_dir():
+        raise ConfigError(f"--out {out}: {above} is a file, not a folder for the report")
     return out
 
 
