@@ -1,6 +1,7 @@
 """The training, sampling and search command lines, called in-process as `main(argv)`; one
 test runs them as real processes to show their exit status."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -225,10 +226,29 @@ def test_demo_refuses_a_bad_corpus_anywhere_in_its_list_before_searching(
     assert not runs.exists()  # irc's search never ran
     (tmp_path / "a-file").write_text("")
     for bad, message in ((["--out", str(tmp_path / "a-file")], "is a file, not a folder"),
+                         (["--out", str(tmp_path / "a-file" / "report")], "a-file is a file"),
                          (["--corpora", ","], "--corpora names no corpus")):  # fmt: skip
         assert demo_main([*argv[2:], *bad]) == 2
         assert message in one_error_line(capsys)
         assert not runs.exists()
+
+
+def test_an_interrupted_demo_says_how_to_go_on_with_the_search_it_interrupted():
+    from search.demo import interrupted_text
+
+    text = interrupted_text("my runs", "demo-irc-1")
+    assert text.endswith("python -m search.run --resume --name demo-irc-1 --storage 'my runs'")
+    assert run_main_parses(text.split("continue it with: python -m search.run ")[1])
+    assert "--resume" not in interrupted_text("runs")  # between searches: nothing to go on with
+
+
+def run_main_parses(args: str) -> bool:
+    import shlex
+
+    from search.run import build_parser
+
+    parsed = build_parser().parse_args(shlex.split(args))
+    return parsed.resume and parsed.name == "demo-irc-1" and parsed.storage == "my runs"
 
 
 def test_a_sweep_run_checks_its_corpus_and_settings_before_w_and_b_starts(
@@ -243,6 +263,49 @@ def test_a_sweep_run_checks_its_corpus_and_settings_before_w_and_b_starts(
         assert sweep_main([*args, "--data-dir", str(corpus_dir), "--out", str(out)]) == 2
         assert message in one_error_line(capsys)
         assert not out.exists()  # no W&B run was made
+
+
+def test_a_sweep_run_that_w_and_b_cannot_start_is_one_line_and_leaves_no_folder(
+    corpus_dir, tmp_path
+):
+    """In a process of its own, as the agent runs it (W&B keeps its settings per process)."""
+    out = tmp_path / "sweeps" / "runs"
+    done = subprocess.run(
+        [sys.executable, "-m", "search.sweep_train", "--corpus", "irc", "--data-dir",
+         str(corpus_dir), "--out", str(out), "--max_chars=50000"],
+        env={**os.environ, "WANDB_MODE": "bogus"},  # W&B refuses its own setting (pydantic)
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("error: W&B:") and "mode" in line and "bogus" in line, line
+    assert not (tmp_path / "sweeps").exists()
+
+
+@pytest.mark.slow  # wandb's service process
+def test_a_sweep_run_that_diverged_is_a_failed_w_and_b_run_and_exit_status_1(
+    corpus_dir, tmp_path, capsys, monkeypatch
+):
+    """As `python -m model.train`: a diverged run is no finished run. Its W&B run is marked
+    failed, with `diverged` in its summary (the diverged report's loss is not logged: it is no
+    measurement), and its config is the whole run configuration, typed."""
+    from search.sweep_train import main as sweep_main
+    from tests.wandb_files import OFFLINE, offline_run
+
+    for key, value in OFFLINE.items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "sweeps"
+    args = ["--corpus", "monte-cristo", "--data-dir", str(corpus_dir), "--out", str(out),
+            "--max_chars=50000", "--max_train_chars=4096", "--hidden_size=16", "--num_layers=1",
+            "--batch_size=8", "--seq_len=16", "--lr=1000000", "--grad_clip=0"]  # fmt: skip
+    assert sweep_main(args) == 1
+    (line,) = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error: ")]
+    assert "diverged after" in line and "lower --lr" in line
+    (folder,) = (out / "wandb").glob("offline-run-*")
+    run = offline_run(folder)
+    assert run["state"] == "failed" and run["summary"]["diverged"] is True
+    assert run["config"]["lr"] == 1e6 and run["config"]["hidden_size"] == 16  # numbers, not text
+    assert run["config"]["seq_len"] == 16 and "embed_dim" in run["config"]  # defaults too
 
 
 def test_resume_without_a_name_finds_the_latest_search_of_its_corpus(tmp_path, monkeypatch):

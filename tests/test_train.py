@@ -415,6 +415,53 @@ def test_sampling_takes_any_temperature_and_a_start_every_alphabet_has(corpus, t
     assert "its alphabet has" in capsys.readouterr().err
 
 
+def test_top_k_samples_among_exactly_the_k_likeliest_and_the_seed_decides_the_rest(corpus):
+    """top_k 1 is the likeliest character at every step; k at least the alphabet is no limit;
+    k candidates are exactly k, also where scores tie; and another seed is another text (a
+    sampler seeded with a constant would pass the same-seed checks). A model left in training
+    mode samples as in evaluation mode (no dropout), and is left in its mode."""
+    model, vocab = Trainer(small_run(corpus), corpus).model, corpus.vocab
+    assert model.training and model.drop.p > 0
+    sample = {"prime": "The ", "length": 40}
+    greedy = generate(model, vocab, **sample, temperature=1e-45)
+    assert generate(model, vocab, **sample, temperature=5.0, top_k=1, seed=9) == greedy
+    free = generate(model, vocab, **sample, temperature=5.0, seed=9)
+    assert generate(model, vocab, **sample, temperature=5.0, top_k=len(vocab), seed=9) == free
+    assert free != generate(model, vocab, **sample, temperature=5.0, seed=10)
+    assert model.training
+    with torch.no_grad():  # every character's score equal: two candidates are two characters
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+    tied = generate(model, vocab, **{**sample, "length": 400}, top_k=2)
+    assert len(set(tied)) == 2
+
+
+def test_a_sample_is_written_as_it_grows_and_says_what_it_cannot_write(corpus, tmp_path, capsys):
+    """A prime with a character outside the model's alphabet is named as the prime's; an output
+    that cannot encode a sampled character is one line, not a traceback; settings are checked
+    before the checkpoint is read."""
+    import io
+    import sys
+
+    from model.sample import main as sample_main
+
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(Trainer(small_run(corpus), corpus).checkpoint(), str(path))
+    assert sample_main(["--checkpoint", str(path), "--prime", "The \u4e2d"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: prime: character") and "alphabet" in err, err
+    assert sample_main(["--checkpoint", str(tmp_path / "nothing.pt"), "--top-k", "-1"]) == 2
+    assert "top_k must be non-negative" in capsys.readouterr().err  # not "checkpoint not found"
+    ascii_out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    wide = "".join(c for c in corpus.vocab.chars if ord(c) > 127)
+    assert wide, "the test needs a text with a character beyond ASCII"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "stdout", ascii_out)
+        assert sample_main(["--checkpoint", str(path), "--prime", wide[0]]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: the output cannot take") and "PYTHONIOENCODING" in line
+
+
 def test_config_rejects_unknown_and_invalid_settings():
     with pytest.raises(ConfigError, match="unknown setting"):
         run_config_from_flat({"hiden_size": 3})
@@ -425,6 +472,10 @@ def test_config_rejects_unknown_and_invalid_settings():
     with pytest.raises(ConfigError, match="cell"):
         run_config_from_flat({"cell": "transformer"})
     assert run_config_from_flat({"hidden_size": 64.0}).model.hidden_size == 64
+    # A sweep agent passes strings: integers as written (a float would round a seed of 2**53
+    # and more), integral floats too.
+    assert run_config_from_flat({"seed": str(2**53 + 1)}).train.seed == 2**53 + 1
+    assert run_config_from_flat({"hidden_size": "128.0"}).model.hidden_size == 128
 
 
 def test_speed_is_measured_on_the_network_as_configured(corpus):
