@@ -15,6 +15,7 @@ Spanish from its carried state.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import sys
 from collections.abc import Iterator, Sequence
@@ -139,7 +140,8 @@ def stream(
     seed: int = 0,
     state: State | None = None,
 ) -> Iterator[str]:
-    """`generate`, one character at a time as each is sampled."""
+    """`generate`, one character at a time as each is sampled; the settings and the prime are
+    checked here, before the first character is asked for."""
     check_sampling(length, temperature, top_k, seed)
     prime = default_prime(vocab) if prime is None else prime
     if not prime:
@@ -148,15 +150,20 @@ def stream(
         ids = vocab.encode(prime)
     except UserError as error:
         raise ConfigError(f"prime: {error} (the alphabet of the model's training text)") from None
-    device = model.head.weight.device
+    return _quietly(model, _sample(model, vocab, ids, length, temperature, top_k, seed, state))
+
+
+def _quietly(model: CharLSTM, chars: Iterator[str]) -> Iterator[str]:
+    """`chars`, sampled with `model` in evaluation mode (no dropout in what it writes, whatever
+    mode the caller left it in) and, on a CPU, one thread; both as they were after."""
     threads, training = torch.get_num_threads(), model.training
-    if device.type == "cpu":
+    if model.head.weight.device.type == "cpu":
         # One character at a time is a chain of tiny matrix products: extra threads only add
         # synchronisation (measured: 600 characters in 0.2 s on 1 thread, 8 s on 2 busy ones).
         torch.set_num_threads(1)
-    model.eval()  # no dropout in what it writes, whatever mode the caller left it in
+    model.eval()
     try:
-        yield from _sample(model, vocab, ids, length, temperature, top_k, seed, state)
+        yield from chars
     finally:
         torch.set_num_threads(threads)
         model.train(training)
@@ -219,7 +226,7 @@ def command(argv: Sequence[str] | None = None) -> int:
                    temperature=config.temperature, top_k=config.top_k, seed=config.seed,
                    state=state)  # fmt: skip
     try:  # written as it is sampled: a long sample shows as it grows, and Ctrl-C keeps it
-        for text in (prime, *_lines(chars), "\n"):
+        for text in itertools.chain([prime], _lines(chars), ["\n"]):
             sys.stdout.write(text)
             sys.stdout.flush()
     except UnicodeEncodeError as error:

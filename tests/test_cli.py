@@ -233,6 +233,31 @@ def test_demo_refuses_a_bad_corpus_anywhere_in_its_list_before_searching(
         assert not runs.exists()
 
 
+@pytest.mark.slow  # two real searches of 20 s on one local Ray, then the report
+def test_the_demo_searches_each_corpus_on_one_ray_and_ranks_them(corpus_dir, tmp_path, capsys):
+    import ray
+
+    from search.demo import main as demo_main
+
+    runs, out = tmp_path / "runs", tmp_path / "report"
+    argv = ["--corpora", "irc,monte-cristo", "--max-chars", "60000", "--time-budget", "20",
+            "--data-dir", str(corpus_dir), "--storage", str(runs), "--out", str(out)]  # fmt: skip
+    try:
+        assert demo_main(argv) == 0
+    finally:
+        if ray.is_initialized():  # the demo shuts down the Ray it started; were it not to
+            ray.shutdown()
+    assert not ray.is_initialized()
+    searches = sorted(p.name for p in runs.iterdir())
+    assert [name.split("-demo-")[0] for name in searches] == ["irc", "monte-cristo"]
+    for name in searches:
+        assert pq.read_table(runs / name / "trials.parquet").num_rows >= 1
+    table = pq.read_table(out / "predictability.parquet").to_pylist()
+    assert sorted(r["corpus"] for r in table) == ["irc", "monte-cristo"]
+    assert {r["corpus_chars"] for r in table} == {60_000}
+    assert f"report: {out}" in capsys.readouterr().out
+
+
 def test_an_interrupted_demo_says_how_to_go_on_with_the_search_it_interrupted():
     from search.demo import interrupted_text
 

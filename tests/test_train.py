@@ -452,6 +452,18 @@ def test_a_sample_is_written_as_it_grows_and_says_what_it_cannot_write(corpus, t
     assert err.startswith("error: prime: character") and "alphabet" in err, err
     assert sample_main(["--checkpoint", str(tmp_path / "nothing.pt"), "--top-k", "-1"]) == 2
     assert "top_k must be non-negative" in capsys.readouterr().err  # not "checkpoint not found"
+    class Pieces(io.StringIO):  # what reached the output, and in how many writes
+        writes = 0
+
+        def write(self, text):
+            self.writes += 1
+            return super().write(text)
+
+    pieces = Pieces()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "stdout", pieces)
+        assert sample_main(["--checkpoint", str(path), "--length", "400", "--prime", "A"]) == 0
+    assert len(pieces.getvalue()) == 1 + 400 + 1 and pieces.writes >= 2 + 400 // 80
     ascii_out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
     wide = "".join(c for c in corpus.vocab.chars if ord(c) > 127)
     assert wide, "the test needs a text with a character beyond ASCII"
