@@ -3,6 +3,7 @@ local Ray, and two small real searches that several test modules read."""
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -12,6 +13,14 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPORA = ROOT.parent / "shared" / "corpora"
 if DEFAULT_CORPORA.is_dir():  # the project's layout: shared/ beside the checkout, as in CI
     os.environ.setdefault("CHARNN_DATA_DIR", str(DEFAULT_CORPORA))
+# Here, before any test module imports ray (Ray reads it at import): single-node mode binds
+# every local Ray the suite starts, in this process or in the commands it runs, to 127.0.0.1;
+# otherwise Ray picks the outward interface. The two-node cluster test sets it back for its
+# nodes, which it puts on 127.0.0.2.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+# W&B offline and quiet also where a test does not say so (as .ci/run does).
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
 
 
 def wait_for(condition, timeout: float, what: str, process=None, every: float = 0.2) -> None:
@@ -22,6 +31,24 @@ def wait_for(condition, timeout: float, what: str, process=None, every: float = 
         assert process is None or process.poll() is None, f"the process ended before {what}"
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(every)
+
+
+@pytest.fixture
+def reaped():
+    """`reaped(subprocess.Popen(...))`: a process the test starts, killed and waited for at the
+    test's end if it still runs, also when the test failed (before the fixtures the test asked
+    for earlier, a cluster or the suite's Ray, are torn down)."""
+    processes = []
+
+    def keep(process):
+        processes.append(process)
+        return process
+
+    yield keep
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -49,13 +76,22 @@ def ray_local():
     """A real local Ray with 2 CPUs for the whole session; stopped at the end, also on failure."""
     import ray
 
-    # Single-node mode binds Ray to 127.0.0.1; otherwise it picks the outward interface.
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     context = ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
     try:
+        assert context.address_info["node_ip_address"] == "127.0.0.1", context.address_info
         yield context.address_info["gcs_address"]
     finally:
         ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def fresh_wandb():
+    """W&B reads its environment once per process, at its first run or check: after a test
+    that used it, its settings and session are dropped, so that the next test's environment
+    (monkeypatched WANDB_* variables, a HOME without credentials) is the one W&B reads."""
+    yield
+    if "wandb" in sys.modules:
+        sys.modules["wandb"].teardown()
 
 
 def raw_reports(search_dir: Path, trial_id: str) -> list[dict]:

@@ -112,7 +112,7 @@ def two_node_cluster(tmp_path):
 
 
 @pytest.mark.slow
-def test_search_spreads_over_two_nodes(two_node_cluster, corpus_dir, tmp_path):
+def test_search_spreads_over_two_nodes(two_node_cluster, corpus_dir, tmp_path, reaped):
     corpus = tmp_path / "slice.txt"  # a corpus only the driver ever reads
     corpus.write_text((corpus_dir / "monte_cristo.txt").read_text(encoding="utf-8")[:200_000])
     address, env, _, _ = two_node_cluster
@@ -150,9 +150,9 @@ def test_search_spreads_over_two_nodes(two_node_cluster, corpus_dir, tmp_path):
         assert stranger.returncode == 2, stranger.stdout + stranger.stderr
         last = stranger.stderr.strip().splitlines()[-1]
         assert last.startswith("error: ") and says in last, stranger.stderr
-    driver = subprocess.Popen(
+    driver = reaped(subprocess.Popen(
         args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    ))  # fmt: skip
     search_json = tmp_path / "runs" / "cluster" / "state" / "search.json"
 
     def loaded() -> bool:  # the settings are written right after the corpus is loaded and encoded
@@ -187,7 +187,9 @@ def trials_on(node: subprocess.Popen) -> list[psutil.Process]:
 
 
 @pytest.mark.slow
-def test_a_lost_worker_node_costs_no_trial_and_no_row(two_node_cluster, corpus_dir, tmp_path):
+def test_a_lost_worker_node_costs_no_trial_and_no_row(
+    two_node_cluster, corpus_dir, tmp_path, reaped
+):
     """The worker node's raylet and its workers are killed by PID mid-search (`ray stop` would
     stop both nodes), once the driver has a report of the trial there; then a new worker node
     joins. Two trials, one per node, under fifo, which neither stops nor pauses a trial (ASHA
@@ -214,7 +216,9 @@ def test_a_lost_worker_node_costs_no_trial_and_no_row(two_node_cluster, corpus_d
             "--range", "lr=4e-3,4e-3", "--range", "batch_size=8,8"]  # fmt: skip
     log = tmp_path / "driver.log"
     with open(log, "w") as out:
-        driver = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+        driver = reaped(
+            subprocess.Popen(args, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+        )
     search_dir = storage / "lost-node"
     from search.engine.compat import trial_id_from_folder
     from search.folder.store import SearchFolder

@@ -86,14 +86,14 @@ def search_command(tmp_path: Path, corpus_dir: Path, address: str) -> list[str]:
             "disabled", "--scheduler", "promote"]  # fmt: skip
 
 
-def test_sigkill_of_the_driver_then_resume(ray_local, corpus_dir, tmp_path):
+def test_sigkill_of_the_driver_then_resume(ray_local, corpus_dir, tmp_path, reaped):
     """SIGKILL, not SIGTERM: nothing is written on the way out. The same command plus --resume
     ends with a row for every trial that ran, those cut short continuing from their checkpoints,
     and never more than the requested trials."""
     args = search_command(tmp_path, corpus_dir, ray_local)  # promote: every trial starts early
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    driver = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)  # fmt: skip
+    driver = reaped(subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL))  # fmt: skip
     search_dir = tmp_path / "killed"
     wait_for(lambda: len(list(search_dir.glob("train_trial_*/checkpoint_*"))) >= 2, 120,
              "two checkpoints", process=driver)  # fmt: skip

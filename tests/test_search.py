@@ -311,7 +311,9 @@ def test_sigterm_while_measuring_speeds_says_so_and_leaves_nothing_to_resume(cor
     folder.release(folder.lock())  # nobody holds it
 
 
-def test_sigterm_then_resume_keeps_every_trial_within_the_bound(ray_local, corpus_dir, tmp_path):
+def test_sigterm_then_resume_keeps_every_trial_within_the_bound(
+    ray_local, corpus_dir, tmp_path, reaped
+):
     """The driver is a subprocess on the session's Ray; SIGTERM it mid-search, then --resume.
 
     The resumed run has the budget again; `--trials` is an upper bound (how many new trials fit
@@ -325,9 +327,9 @@ def test_sigterm_then_resume_keeps_every_trial_within_the_bound(ray_local, corpu
         "--range", "hidden_size=32,64",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    first = subprocess.Popen(
+    first = reaped(subprocess.Popen(
         args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    ))  # fmt: skip
     search_dir = tmp_path / "resumed"
     deadline = time.monotonic() + 120
     while not list(search_dir.glob("train_trial_*/checkpoint_*")):  # a trial has reported

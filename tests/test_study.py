@@ -62,11 +62,13 @@ def test_arms_differ_only_in_the_factor_and_the_seed():
         (["cell", "--corpus", "irc", "--address", "ray://127.0.0.1:10001"], "Ray Client"),
     ],
 )
-def test_bad_studies_are_one_line(argv, message, tmp_path, capsys):
-    """...and leave no study folder behind: the corrected command may take the same name."""
+def test_bad_studies_are_one_line(argv, message, corpus_dir, tmp_path, capsys):
+    """...and leave no study folder behind: the corrected command may take the same name. (The
+    corpora from the suite's folder: a study may download a registered one otherwise.)"""
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     before = set(tmp_path.iterdir())
-    assert main([*argv, "--storage", str(tmp_path), "--name", "s1"]) == 2
+    local = ["--data-dir", str(corpus_dir), "--storage", str(tmp_path), "--name", "s1"]
+    assert main([*argv, *local]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
     assert set(tmp_path.iterdir()) == before

@@ -196,9 +196,9 @@ def test_reports_at_training_seconds_score_a_prefix_first_then_everything(corpus
     assert [m["val_chars"] for m in history] == [500, len(corpus.val_ids), len(corpus.val_ids)]
     assert [m["end"] for m in history] == ["", "", "completed"]
     assert history[0]["train_s"] >= 0.2 and history[1]["train_s"] >= 0.4
-    # The last step's rate was set as it began, near the end of the decay to 10% (3e-4); how
-    # near depends on how long a step takes on a loaded machine.
-    assert history[-1]["train_s"] >= 0.6 and 3e-4 <= history[-1]["lr"] < 4e-4
+    # The last step's rate was set as it began, in the second half of the decay to 10% (3e-4);
+    # how near its end depends on how long a step takes on a loaded machine.
+    assert history[-1]["train_s"] >= 0.6 and 3e-4 <= history[-1]["lr"] < 0.55 * 3e-3
 
 
 def test_wsd_reports_score_a_cooled_down_model_and_the_rate_restarts_after(corpus):
@@ -452,6 +452,7 @@ def test_a_sample_is_written_as_it_grows_and_says_what_it_cannot_write(corpus, t
     assert err.startswith("error: prime: character") and "alphabet" in err, err
     assert sample_main(["--checkpoint", str(tmp_path / "nothing.pt"), "--top-k", "-1"]) == 2
     assert "top_k must be non-negative" in capsys.readouterr().err  # not "checkpoint not found"
+
     class Pieces(io.StringIO):  # what reached the output, and in how many writes
         writes = 0
 
