@@ -84,11 +84,14 @@ def ray_local():
         ray.shutdown()
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def fresh_wandb():
-    """W&B reads its environment once per process, at its first run or check: after a test
-    that used it, its settings and session are dropped, so that the next test's environment
-    (monkeypatched WANDB_* variables, a HOME without credentials) is the one W&B reads."""
+    """W&B reads its environment once per process, at its first run or check: for a test whose
+    environment W&B must read (a monkeypatched key, a HOME without credentials), its settings
+    and session are dropped before the test, and after it, for the tests that follow. (Not for
+    every test: W&B's service then starts again inside the next search that logs, on its cores.)"""
+    if "wandb" in sys.modules:
+        sys.modules["wandb"].teardown()
     yield
     if "wandb" in sys.modules:
         sys.modules["wandb"].teardown()

@@ -194,7 +194,7 @@ def test_search_refuses_bad_input_in_one_line_before_ray_starts(
     ("a" * 40, "smaller batches"),  # found (not verified): on to the next check, the corpus
 ])  # fmt: skip
 def test_online_wandb_without_credentials_is_refused_before_the_search(
-    key, message, corpus_dir, tmp_path, monkeypatch, capsys
+    key, message, corpus_dir, tmp_path, monkeypatch, capsys, fresh_wandb
 ):
     """Without credentials every trial's W&B run failed in the writer thread, said only after
     the whole search (or W&B asked for a key mid-progress). Read, never verified: no network."""

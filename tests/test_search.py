@@ -129,11 +129,18 @@ def test_validation_runs_only_where_the_schedule_needs_it(searches):
         # point that merged into the stretch before it (too near the trial's end: no cool-down
         # of its own, `model.loop.kept_stops`) has none.
         expected = len(passed) - (trials[trial_id]["status"] == "stopped")
-        assert len(middle) == expected or (
-            len(middle) == expected - 1 and trials[trial_id]["status"] in ("cut", "completed")
-        )
-        for row, point in zip(middle, passed, strict=False):
-            assert point <= row["train_s"] < point + 1.0  # right after the point, one step
+        if trials[trial_id]["status"] == "cut":
+            # The deadline's estimate of the trial's end moves with the machine's speed, and
+            # the endgame's points lie close before it: more than one of them can merge.
+            assert len(middle) <= expected, (trial_id, middle, passed)
+            for row in middle:  # each right after a point, one step
+                assert any(p <= row["train_s"] < p + 1.0 for p in passed), (row, passed)
+        else:
+            assert len(middle) == expected or (
+                len(middle) == expected - 1 and trials[trial_id]["status"] == "completed"
+            )
+            for row, point in zip(middle, passed, strict=False):
+                assert point <= row["train_s"] < point + 1.0  # right after the point, one step
         if middle:
             assert middle[0]["val_chars"] == min(config.first_rung_val_chars, last["val_chars"])
 
@@ -209,7 +216,9 @@ def test_wandb_offline_runs_are_written(searches):
     assert not (irc_config.path / "wandb").exists()  # --wandb-mode disabled
 
 
-def test_no_wandb_key_is_written_anywhere(ray_local, corpus_dir, tmp_path, monkeypatch):
+def test_no_wandb_key_is_written_anywhere(
+    ray_local, corpus_dir, tmp_path, monkeypatch, fresh_wandb
+):
     key = "0123456789abcdef" * 2 + "feedc0de"  # the shape of a W&B API key, 40 hex digits
     monkeypatch.setenv("WANDB_API_KEY", key)
     config = tiny_search(tmp_path, "monte-cristo", "keyed", corpus_dir, trials=2,
