@@ -21,6 +21,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -112,21 +113,11 @@ def check_sampling(length: int, temperature: float, top_k: int, seed: int) -> No
     check_seed(seed)
 
 
-def generate(
-    model: CharLSTM,
-    vocab: Vocab,
-    *,
-    prime: str | None = None,
-    length: int = 500,
-    temperature: float = 0.8,
-    top_k: int = 0,
-    seed: int = 0,
-    state: State | None = None,
-) -> str:
-    """`length` characters sampled after `prime` (None: `default_prime`; returned without the
-    prime), read from `state` (batch 1; zeros if None)."""
-    return "".join(stream(model, vocab, prime=prime, length=length, temperature=temperature,
-                          top_k=top_k, seed=seed, state=state))  # fmt: skip
+def generate(model: CharLSTM, vocab: Vocab, **settings: Any) -> str:
+    """The characters `stream` samples, as one string: `length` characters after `prime`
+    (None: `default_prime`; returned without the prime), read from `state` (batch 1; zeros if
+    None), at `temperature`, among the `top_k` likeliest, from `seed`."""
+    return "".join(stream(model, vocab, **settings))
 
 
 def stream(
@@ -140,8 +131,9 @@ def stream(
     seed: int = 0,
     state: State | None = None,
 ) -> Iterator[str]:
-    """`generate`, one character at a time as each is sampled; the settings and the prime are
-    checked here, before the first character is asked for."""
+    """The characters sampled after `prime` (None: `default_prime`), one at a time as each
+    is sampled, from `state` (batch 1; zeros if None). The settings and the prime are checked
+    here, before the first character is asked for."""
     check_sampling(length, temperature, top_k, seed)
     prime = default_prime(vocab) if prime is None else prime
     if not prime:
