@@ -12,7 +12,6 @@ another on one local Ray, and `search.reports.report` compares them (see
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -24,7 +23,9 @@ from model.config import parse_duration
 from model.errors import ConfigError
 from search.folder.config import SearchConfig, corpus_stem
 from search.folder.presets import PRESETS, from_preset, preset
+from search.folder.store import SearchFolder
 from search.reports.report import CompareConfig, build_report, check_out
+from search.reports.status import resume_command
 
 DEMOS = [name for name, p in PRESETS.items() if p.corpora]
 
@@ -71,7 +72,8 @@ def check_one_length(configs: Sequence[SearchConfig], lengths: Sequence[int]) ->
 def run_demo(configs: Sequence[SearchConfig]) -> list[Path]:
     """Run the demo searches one after another on one local Ray; their folders, in order.
 
-    KeyboardInterrupt if a search was interrupted (Ctrl-C, SIGTERM); finished ones stay on disk.
+    KeyboardInterrupt (with the search's folder) if a search was interrupted (Ctrl-C, SIGTERM);
+    finished ones stay on disk.
     """
     import ray  # only the demo starts searches
 
@@ -94,7 +96,7 @@ def run_demo(configs: Sequence[SearchConfig]) -> list[Path]:
                 print(f"demo: searching {config.corpus} -> {config.path}", file=sys.stderr)
                 outcome = run_search(config)
                 if outcome.interrupted:
-                    raise KeyboardInterrupt(config.name)
+                    raise KeyboardInterrupt(str(config.path))
                 paths.append(outcome.path)
         finally:
             if started:
@@ -102,14 +104,17 @@ def run_demo(configs: Sequence[SearchConfig]) -> list[Path]:
     return paths
 
 
-def interrupted_text(storage: str, name: str | None = None) -> str:
-    """What an interrupted demo says: where the finished searches are, and how to go on with
-    the search it interrupted (`name`; None: it was between searches)."""
+def interrupted_text(storage: str, path: str | None = None) -> str:
+    """What an interrupted demo says: where the finished searches are, and the command that
+    resumes the search it interrupted (in `path`; None: it was between searches), as
+    `search.status` gives it (none where that search had not yet saved its settings)."""
     text = f"interrupted; the demo searches that finished are in {storage}"
-    if name:
-        resume = shlex.join(["python", "-m", "search.run", "--resume", "--name", name,
-                             "--storage", storage])  # fmt: skip
-        text += f"; {name} was interrupted, continue it with: {resume}"
+    if path:
+        try:
+            resume = resume_command(SearchFolder(Path(path)))
+        except ConfigError:  # interrupted before it saved its settings: nothing to resume
+            return text
+        text += f"; {Path(path).name} was interrupted, continue it with: {resume}"
     return text
 
 

@@ -259,22 +259,28 @@ def test_the_demo_searches_each_corpus_on_one_ray_and_ranks_them(corpus_dir, tmp
     assert f"report: {out}" in capsys.readouterr().out
 
 
-def test_an_interrupted_demo_says_how_to_go_on_with_the_search_it_interrupted():
-    from search.demo import interrupted_text
-
-    text = interrupted_text("my runs", "demo-irc-1")
-    assert text.endswith("python -m search.run --resume --name demo-irc-1 --storage 'my runs'")
-    assert run_main_parses(text.split("continue it with: python -m search.run ")[1])
-    assert "--resume" not in interrupted_text("runs")  # between searches: nothing to go on with
-
-
-def run_main_parses(args: str) -> bool:
+def test_an_interrupted_demo_says_how_to_go_on_with_the_search_it_interrupted(tmp_path):
+    """The command `search.status` gives for the interrupted search; none before it saved its
+    settings, or between searches."""
     import shlex
 
+    from search.demo import demo_configs, interrupted_text
+    from search.folder.store import SearchFolder
+    from search.reports.status import resume_command
     from search.run import build_parser
 
-    parsed = build_parser().parse_args(shlex.split(args))
-    return parsed.resume and parsed.name == "demo-irc-1" and parsed.storage == "my runs"
+    storage = str(tmp_path / "my runs")
+    (config,) = demo_configs("demo", storage, "stamp", ["irc"])
+    assert interrupted_text(storage, str(config.path)) == interrupted_text(storage)  # no settings
+    folder = SearchFolder(config.path)
+    folder.path.mkdir(parents=True)
+    folder.write_settings(config)
+    text = interrupted_text(storage, str(config.path))
+    resume = resume_command(folder)
+    assert text.endswith(f"; {config.name} was interrupted, continue it with: {resume}")
+    parsed = build_parser().parse_args(shlex.split(resume)[3:])
+    assert parsed.resume and parsed.name == config.name and parsed.storage == storage
+    assert "--resume" not in interrupted_text(storage)  # between searches: nothing to go on with
 
 
 def test_a_sweep_run_checks_its_corpus_and_settings_before_w_and_b_starts(
