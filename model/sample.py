@@ -167,8 +167,7 @@ def sample_checkpoint(
     """`length` characters from a checkpoint's model after a neutral start (`default_prime`,
     read from the carried state): what a search or a study shows of its best models."""
     model, vocab, state = load_sampler(path)
-    return generate(model, vocab, prime=default_prime(vocab), length=length,
-                    temperature=temperature, seed=seed, state=state)  # fmt: skip
+    return generate(model, vocab, length=length, temperature=temperature, seed=seed, state=state)
 
 
 @torch.no_grad()
