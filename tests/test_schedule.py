@@ -698,6 +698,38 @@ def test_the_endgame_stops_what_is_behind_and_gives_its_cpus_to_what_is_left(tmp
     assert whole(sched, controller, t["slow"], 40.0, 1.9) == go and sched.regrow == {}
 
 
+def test_of_two_long_horizon_starts_the_endgame_keeps_the_one_ahead(tmp_path):
+    """A budget that bets on two shapes (`long_horizon_starts`): in the endgame the bet behind
+    the other stops, and a trial behind a bet stops as before; the bet ahead takes the CPUs."""
+    begin_run(tmp_path, time.time() - 100, time.time() + 100)
+    wide, deep = {"num_layers": 1, "hidden_size": 768}, {"num_layers": 2, "hidden_size": 448}
+    sched = RecordingASHA(time_attr="train_s", metric="val_bpc", mode="min", max_t=900.0,
+                          grace_period=300.0, reduction_factor=3, folder=str(tmp_path),
+                          long_horizon=[wide, deep], endgame_share=0.4, grow_to=2)  # fmt: skip
+    t = {name: Sized(name) for name in ("wide", "deep", "other")}
+    t["wide"].config, t["deep"].config = dict(wide), dict(deep)
+    t["other"].config = {"num_layers": 2, "hidden_size": 128}
+    controller = Controller(list(t.values()))
+    for trial in t.values():
+        sched.on_trial_add(controller, trial)
+    go = TrialScheduler.CONTINUE
+    # Before the endgame nothing stops; the short-budget trial is ahead of both bets here.
+    assert [whole(sched, controller, t[n], 10.0, v)
+            for n, v in (("wide", 2.0), ("deep", 1.9), ("other", 1.8))] == [go] * 3  # fmt: skip
+    sched.endgame_share = 0.6
+    # The bet behind the other stops; the one ahead goes on though the short-budget trial is
+    # ahead of it, and that one goes on while it is ahead, and stops once it is not.
+    assert whole(sched, controller, t["wide"], 20.0, 1.95) == TrialScheduler.STOP
+    assert whole(sched, controller, t["deep"], 20.0, 1.85) == go  # two live: one CPU each
+    assert whole(sched, controller, t["other"], 20.0, 1.86) == go  # its best, 1.8, is ahead
+    assert whole(sched, controller, t["deep"], 30.0, 1.75) == go
+    assert whole(sched, controller, t["other"], 30.0, 1.79) == TrialScheduler.STOP
+    assert this_run(tmp_path).stopped == {"wide", "other"}
+    # Alone, the bet ahead pauses and resumes with both CPUs.
+    assert whole(sched, controller, t["deep"], 40.0, 1.7) == TrialScheduler.PAUSE
+    assert sched.choose_trial_to_run(controller) is t["deep"] and t["deep"].cpus == 2
+
+
 def test_no_cpus_change_hands_near_the_deadline_or_on_several_machines(tmp_path):
     for case, left_s, grow_to in (("late", 50.0, 2), ("cluster", 100.0, None)):
         sched, controller, t = endgame_race(tmp_path / case, 0.9, left_s, grow_to)

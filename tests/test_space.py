@@ -14,7 +14,7 @@ from corpora import load_corpus
 from model.config import FLAT_KEYS, run_config_from_flat, run_config_to_flat
 from model.errors import ConfigError
 from search.engine.builders import trial_seconds
-from search.engine.tuning import measure_rule_speeds, passes
+from search.engine.tuning import long_horizon_line, measure_rule_speeds, passes
 from search.engine.warm import (
     DEFAULT_CHARS_PER_S,
     DEFAULT_WARM_STARTS,
@@ -23,10 +23,13 @@ from search.engine.warm import (
     WIDE_LADDER,
     WIDE_START,
     Passes,
+    deeper,
     fit_dropout,
     fit_to_space,
     grown_space,
     long_horizon_start,
+    long_horizon_starts,
+    recurrent_weights,
     rule_points,
     ruled_out,
     speed_key,
@@ -221,6 +224,30 @@ def test_the_long_horizon_start_grows_with_the_budget_and_the_default_range_with
     narrowed = space_from_mapping({"hidden_size": [64, 256]})
     assert grown_space(narrowed, bible_hour) == narrowed
     assert grown_space(space, None) == space
+
+
+def test_a_budget_that_grows_the_long_horizon_start_bets_on_a_deeper_one_of_its_weights_too():
+    bible_hour = Passes(train_chars=945_000, trial_s=3596.0)
+    grown = grown_space(SearchSpace(), bible_hour)
+    wide, deep = long_horizon_starts(grown, bible_hour)
+    assert wide == long_horizon_start(grown, bible_hour)
+    assert deep == {**wide, "num_layers": 2, "hidden_size": 448}  # dropout and rate as they are
+    # As wide as keeps the weights: 32 units more would cost more than the one layer does.
+    assert recurrent_weights(2, 448) <= recurrent_weights(1, 768) < recurrent_weights(2, 480)
+    assert warm_points(grown, defaults=True, fit=bible_hour)[:2] == [wide, deep]
+    said = "; the first 2 (1 x 768 and 2 x 448) are long-horizon starts that run unjudged"
+    assert long_horizon_line([wide, deep]) == said
+    # Twenty minutes do not grow it: one bet, as before. Nor does a range the user narrowed.
+    bible_20_min = Passes(train_chars=945_000, trial_s=1196.0)
+    assert long_horizon_starts(SearchSpace(), bible_20_min) == [WIDE_START | {"dropout": 0.28}]
+    assert long_horizon_starts(SearchSpace(), Passes(945_000, 296.0)) == []
+    assert len(long_horizon_starts(SearchSpace(), bible_hour)) == 1  # the range stops it at 512
+    # A deeper network the space cannot hold is no bet.
+    one_layer = replace(grown, num_layers=(1, 1))
+    assert long_horizon_starts(one_layer, bible_hour) == [long_horizon_start(one_layer, bible_hour)]
+    widest = {**wide, "hidden_size": 1024}
+    assert deeper(widest, grown)["hidden_size"] == 576
+    assert deeper(widest, replace(grown, hidden_size=(64, 512))) is None  # 576 units: outside
 
 
 def test_the_rule_reads_the_speeds_measured_on_this_machine():

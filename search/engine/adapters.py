@@ -285,30 +285,31 @@ class RecordingASHA(ASHAScheduler):
     Tune marks a trial ASHA stopped TERMINATED, like one that finished; this record is what
     tells "stopped" from "completed" or "cut".
 
-    A trial whose configuration is one of `long_horizon` (`search.engine.warm.long_horizon_start`: a
-    wide network the budget lets read the text many times) is not judged at the rungs, where
-    it is behind what learns fast by design; it trains to `max_t` unless it plateaus or the
-    deadline comes. With `yardstick`, its values at the rungs are written down like any
-    trial's, and a trial behind it at a rung stops: it is the slow starter, so a trial behind
-    it at equal training time is behind the budget's bet and frees its slot (without, a lone
-    trial in the other slot is first at every rung and never judged). That holds whichever of
-    the two reaches the rung first: a trial that gets there before the long-horizon start (still
-    running) pauses there, and its slot waits with it (paused trials count against the search's
-    concurrency), until the long-horizon start's value there is written down; then it stops if
-    behind it, else resumes from its checkpoint. It waits at most `WAIT_SHARE` of its training
-    seconds (at least `MIN_WAIT_S`). Without the wait it trained on to its next report, up to a
-    quarter of the budget later, before it was found behind. Its end value is never written
-    down.
+    A trial whose configuration is one of `long_horizon` (the budget's bets,
+    `search.engine.warm.long_horizon_starts`: a wide network the budget lets read the text many
+    times, and where the budget grows it, a deeper one of the same weights) is not judged at
+    the rungs, where it is behind what learns fast by design; it trains to `max_t` unless it
+    plateaus or the deadline comes. With `yardstick`, its values at the rungs are written down
+    like any trial's, and a trial behind it at a rung stops: it is the slow starter, so a trial
+    behind it at equal training time is behind the budget's bet and frees its slot (without, a
+    lone trial in the other slot is first at every rung and never judged). That holds whichever
+    of the two reaches the rung first: a trial that gets there before the long-horizon start
+    (still running) pauses there, and its slot waits with it (paused trials count against the
+    search's concurrency), until the long-horizon start's value there is written down; then it
+    stops if behind it, else resumes from its checkpoint. It waits at most `WAIT_SHARE` of its
+    training seconds (at least `MIN_WAIT_S`). Without the wait it trained on to its next
+    report, up to a quarter of the budget later, before it was found behind. Its end value is
+    never written down.
 
     The budget's last `endgame_share` goes to the best trials (no trial starts in it: the
     searcher's last start). At its next report there, a trial behind another live trial's best
-    value on the whole text stops, the long-horizon start excepted; and where the search runs on
-    one machine of `grow_to` CPUs, a trial that goes on takes its equal share of them (at least
-    `base_cpus`): it pauses at that report and resumes from its checkpoint with the new CPUs as
-    its torch threads (`trial.update_resources`, as Tune's ResourceChangingScheduler does, which
-    refuses the actor reuse this search keeps). A lone trial on two cores trains 1.3 to 2.5
-    times as fast on both (`benchmarks/bench_threads.py`). Not in the last `MIN_GROW_LEFT_S`
-    of the budget: the restart costs a few seconds.
+    value on the whole text stops, a long-horizon start only behind another one; and where the
+    search runs on one machine of `grow_to` CPUs, a trial that goes on takes its equal share of
+    them (at least `base_cpus`): it pauses at that report and resumes from its checkpoint with
+    the new CPUs as its torch threads (`trial.update_resources`, as Tune's
+    ResourceChangingScheduler does, which refuses the actor reuse this search keeps). A lone
+    trial on two cores trains 1.3 to 2.5 times as fast on both (`benchmarks/bench_threads.py`).
+    Not in the last `MIN_GROW_LEFT_S` of the budget: the restart costs a few seconds.
 
     What it writes down (the values at the rungs, each trial's best on the whole text) goes to
     the folder's `state/scheduler.json` as it changes, and a resumed search reads it back at
@@ -451,12 +452,15 @@ class RecordingASHA(ASHAScheduler):
 
     def endgame(self, tune_controller: Any, trial: Any) -> str:
         """At a report in the endgame: a trial behind another live trial's best value on the
-        whole text stops (the long-horizon start never does: it is the budget's bet), and one
-        that goes on takes its share of the CPUs (`share`)."""
+        whole text stops, and one that goes on takes its share of the CPUs (`share`). A
+        long-horizon start is the budget's bet: it stops only behind another one (a budget may
+        bet on two shapes, `search.engine.warm.long_horizon_starts`)."""
         mine = self.best.get(trial.trial_id, math.inf)  # none yet: not judged
+        bet = trial.trial_id in self.unjudged
         others = [self.best[t.trial_id] for t in live_trials(tune_controller)
-                  if t.trial_id != trial.trial_id and t.trial_id in self.best]  # fmt: skip
-        if trial.trial_id not in self.unjudged and math.inf > mine > min(others, default=mine):
+                  if t.trial_id != trial.trial_id and t.trial_id in self.best
+                  and (t.trial_id in self.unjudged or not bet)]  # fmt: skip
+        if math.inf > mine > min(others, default=mine):
             this_run(self.folder).stopped.add(trial.trial_id)
             return self.STOP
         return self.share(tune_controller, trial)

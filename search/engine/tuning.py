@@ -61,7 +61,7 @@ from search.engine.trainable import trial_run
 from search.engine.warm import (
     Passes,
     grown_space,
-    long_horizon_start,
+    long_horizon_starts,
     rule_points,
     ruled_out,
     speed_key,
@@ -422,12 +422,16 @@ def describe(
         f"after {len(warm)} warm start(s)"
         + (f" (dropout {dropouts})" if warm else "")
         + f" and {schedule.startup_trials} random trial(s)"
-        + "".join(
-            f"; the first ({p['num_layers']} x {p['hidden_size']}) is a long-horizon start "
-            "that runs unjudged"
-            for p in long_horizon[:1]
-        )  # fmt: skip
+        + long_horizon_line(long_horizon)
     )
+
+
+def long_horizon_line(bets: Sequence[dict[str, Any]]) -> str:
+    """What `describe` says of the long-horizon starts, which run first."""
+    shapes = " and ".join(f"{p['num_layers']} x {p['hidden_size']}" for p in bets)
+    if len(bets) > 1:
+        return f"; the first {len(bets)} ({shapes}) are long-horizon starts that run unjudged"
+    return f"; the first ({shapes}) is a long-horizon start that runs unjudged" if bets else ""
 
 
 def run_schedule(config: SearchConfig, folder: SearchFolder, restore: bool) -> Schedule:
@@ -520,10 +524,9 @@ def _prepare_and_run(config: SearchConfig, resume: bool) -> SearchOutcome:
             top=config.warm_start_top,
             fit=fit,
         )
-        wide = long_horizon_start(config.space, fit) if config.warm_start_defaults else None
+        bets = long_horizon_starts(config.space, fit) if config.warm_start_defaults else []
         restore = resume and tune.Tuner.can_restore(str(folder.path))
-        return _run(config, folder, corpus, warm, [wide] if wide else [], restore, started,
-                    started_wall)  # fmt: skip
+        return _run(config, folder, corpus, warm, bets, restore, started, started_wall)
 
 
 def check_same_folder(folder: SearchFolder) -> None:

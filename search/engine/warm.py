@@ -8,7 +8,8 @@ Two sources, in this order:
 1. `--warm-start FOLDER`: the `top` best configurations of an earlier search (any corpus),
    read from its trials.parquet.
 2. The documented defaults below, unless `--no-warm-start-defaults`; a budget that lets a
-   trial read the text many times puts a wider network before them (`long_horizon_start`).
+   trial read the text many times puts a wider network before them (`long_horizon_start`), and
+   a budget that grows it, a deeper one of the same weights too (`long_horizon_starts`).
 
 Both are fitted to the text and the budget (`fit_dropout`): what a configuration needs against
 overfitting depends on how many passes over the training text a trial can make, which the
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from model.errors import ConfigError
+from model.lstm import ModelConfig
 from search.folder.space import HYPERPARAMETERS, PARAMETERS, SearchSpace
 from search.folder.store import TRIALS, SearchFolder
 
@@ -87,6 +89,17 @@ WIDE_LADDER: tuple[tuple[int, int, float], ...] = (
 # and ended 0.12 bpc below it, at 1.662 against 1.780, after 6.6 M (2.8 passes); on the 0.95 M
 # of the Bible 1 x 512 with dropout 0.35 overtook after about 4 M (4 passes).
 WIDE_MIN_CHARS = 4_000_000
+# Where the budget grows the long-horizon start wider than the ladder's first width (it can still
+# read the text GROW_PASSES times as a wider network: what the network can hold limits it, not
+# how fast it learns), the budget bets on two shapes: the same recurrent weights in one more
+# layer (`deeper`) run beside it from the start, and the endgame gives the cores to whichever
+# leads (search.engine.adapters.RecordingASHA). Measured on the Spanish Bible at an hour
+# (benchmarks/bench_width.py --budget 3600): 2 x 512 learnt sooner than 1 x 1024 (0.02 to 0.13
+# ahead until the last quarter) and ended level on one thread each (1.696 against 1.698); on
+# both threads for the hour 2 x 512 ended at 1.678, where 1 x 1024 overfitted from 2,076 s on
+# and ended at 1.723 (best 1.705). At 20 minutes, where the ladder does not grow, one layer was
+# ahead: 1.674 against 2 x 384's 1.805 on Monte Cristo, level (1.867 both) on the Python library.
+DEEPER_ROUND = 32  # the deeper bet's width is a multiple of this
 GROW_PASSES = 6.0  # a wider one replaces it when it can still read the text this often
 WIDE_CAPACITY = 4.0  # parameters against 1 x 256: it overfits in about a quarter of the passes
 FREE_PASSES = 4.0  # up to this many passes over the training text: no dropout
@@ -209,6 +222,33 @@ def long_horizon_start(space: SearchSpace, fit: Passes | None) -> dict[str, Any]
     return fit_to_space({**wide_point(width, lr), "dropout": dropout}, space)
 
 
+def recurrent_weights(layers: int, width: int, embed: int = ModelConfig.embed_dim) -> int:
+    """Weights of `layers` stacked LSTM layers of `width` units over an `embed`-wide input:
+    what a character costs to train, about."""
+    return 4 * width * (embed + width) + (layers - 1) * 8 * width * width
+
+
+def deeper(point: dict[str, Any], space: SearchSpace) -> dict[str, Any] | None:
+    """`point` with one more layer, as wide as keeps its recurrent weights (rounded down to
+    `DEEPER_ROUND`), the rest as it is; None outside `space`."""
+    layers = point["num_layers"] + 1
+    limit = recurrent_weights(point["num_layers"], point["hidden_size"])
+    width = point["hidden_size"] - point["hidden_size"] % DEEPER_ROUND
+    while width > DEEPER_ROUND and recurrent_weights(layers, width) > limit:
+        width -= DEEPER_ROUND
+    return fit_to_space({**point, "num_layers": layers, "hidden_size": width}, space)
+
+
+def long_horizon_starts(space: SearchSpace, fit: Passes | None) -> list[dict[str, Any]]:
+    """The budget's long-horizon bets: `long_horizon_start`, and where the budget grew it wider
+    than the ladder's first width, the same weights one layer deeper (`deeper`) beside it."""
+    wide = long_horizon_start(space, fit)
+    if wide is None:
+        return []
+    deep = deeper(wide, space) if wide["hidden_size"] > WIDE_LADDER[0][0] else None
+    return [wide, deep] if deep else [wide]
+
+
 def grown_space(space: SearchSpace, fit: Passes | None) -> SearchSpace:
     """`space` with the default width range grown to the widest network the budget can train
     (`wide_network`), so that the long-horizon start and the sampler can both go there. A range
@@ -302,16 +342,17 @@ def warm_points(
     top: int = 3,
     fit: Passes | None = None,
 ) -> list[dict[str, Any]]:
-    """The configurations to run first: the long-horizon start if the budget allows it, an
-    earlier search's best, then the defaults, each with the dropout that fits the passes over
-    the text it can make (`fit`; None: as they are, and no long-horizon start)."""
+    """The configurations to run first: the long-horizon starts if the budget allows them
+    (`long_horizon_starts`), an earlier search's best, then the defaults, each with the dropout
+    that fits the passes over the text it can make (`fit`; None: as they are, and no
+    long-horizon start)."""
     rows = top_rows(folder, top) if folder else []
-    wide = long_horizon_start(space, fit) if defaults else None
+    bets = long_horizon_starts(space, fit) if defaults else []
     candidates: Sequence[tuple[dict[str, Any], float | None]] = [
         *(({k: r[k] for k in WARM_KEYS if r[k] is not None}, r.get("chars_per_s")) for r in rows),
         *(zip(DEFAULT_WARM_STARTS, DEFAULT_CHARS_PER_S, strict=True) if defaults else []),
     ]
-    points: list[dict[str, Any]] = [wide] if wide else []
+    points: list[dict[str, Any]] = list(bets)
     for candidate, chars_per_s in candidates:
         measured = fit is not None and speed_key(candidate) in fit.speeds
         if fit is not None and (chars_per_s or measured):  # inside the range --range gave
