@@ -79,8 +79,8 @@ def corpus_args(corpus: str, data_dir: str | None) -> list[str]:
 
 def warm_starts(corpus: str, data_dir: str | None, budget: float) -> int:
     """How many warm starts the search of `corpus` at `budget` makes (arm d runs them alone):
-    the defaults, and the long-horizon start where the budget gives it (at the speeds measured
-    here, as the search measures them)."""
+    the defaults, and the long-horizon starts where the budget gives them (at the speeds
+    measured here, as the search measures them)."""
     from corpora import load_corpus
     from search.engine.tuning import measure_rule_speeds, passes
     from search.engine.warm import grown_space, rule_points, warm_points

@@ -236,7 +236,9 @@ def test_a_budget_that_grows_the_long_horizon_start_bets_on_a_deeper_one_of_its_
     assert recurrent_weights(2, 448) <= recurrent_weights(1, 768) < recurrent_weights(2, 480)
     assert warm_points(grown, defaults=True, fit=bible_hour)[:2] == [wide, deep]
     said = "; the first 2 (1 x 768 and 2 x 448) are long-horizon starts that run unjudged"
-    assert long_horizon_line([wide, deep]) == said
+    assert long_horizon_line([wide, deep], slots=4) == said
+    assert long_horizon_line([wide, deep], 2) == f"{said}, holding all 2 slots to the endgame"
+    assert deeper({**wide, "hidden_size": 10}, grown) is None  # no multiple of 32 fits
     # Twenty minutes do not grow it: one bet, as before. Nor does a range the user narrowed.
     bible_20_min = Passes(train_chars=945_000, trial_s=1196.0)
     assert long_horizon_starts(SearchSpace(), bible_20_min) == [WIDE_START | {"dropout": 0.28}]

@@ -279,7 +279,7 @@ class LogSavingPBT(PopulationBasedTraining):
 
 class RecordingASHA(ASHAScheduler):
     """ASHA that notes the trials it stops early (in the driver's record of this run of the
-    search in `folder`, `search.engine.driver`), and leaves the search's long-horizon start
+    search in `folder`, `search.engine.driver`), and leaves the search's long-horizon starts
     unjudged.
 
     Tune marks a trial ASHA stopped TERMINATED, like one that finished; this record is what
@@ -289,12 +289,13 @@ class RecordingASHA(ASHAScheduler):
     `search.engine.warm.long_horizon_starts`: a wide network the budget lets read the text many
     times, and where the budget grows it, a deeper one of the same weights) is not judged at
     the rungs, where it is behind what learns fast by design; it trains to `max_t` unless it
-    plateaus or the deadline comes. With `yardstick`, its values at the rungs are written down
-    like any trial's, and a trial behind it at a rung stops: it is the slow starter, so a trial
-    behind it at equal training time is behind the budget's bet and frees its slot (without, a
-    lone trial in the other slot is first at every rung and never judged). That holds whichever
-    of the two reaches the rung first: a trial that gets there before the long-horizon start
-    (still running) pauses there, and its slot waits with it (paused trials count against the
+    plateaus, the deadline comes or (two bets) the endgame finds it behind the other. With
+    `yardstick`, its values at the rungs are written down like any trial's, and a trial behind
+    it at a rung stops (behind the better, with two): it is the slow starter, so a trial behind
+    it at equal training time is behind the budget's bet and frees its slot (without, a lone
+    trial in the other slot is first at every rung and never judged). That holds whichever of
+    the two reaches the rung first: a trial that gets there before a long-horizon start (still
+    running) pauses there, and its slot waits with it (paused trials count against the
     search's concurrency), until the long-horizon start's value there is written down; then it
     stops if behind it, else resumes from its checkpoint. It waits at most `WAIT_SHARE` of its
     training seconds (at least `MIN_WAIT_S`). Without the wait it trained on to its next
@@ -411,7 +412,7 @@ class RecordingASHA(ASHAScheduler):
         return action
 
     def verdict(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        """ASHA's verdict, the long-horizon start left unjudged and the others judged by it."""
+        """ASHA's verdict, the long-horizon starts left unjudged and the others judged by them."""
         if trial.trial_id in self.unjudged:
             if self.yardstick:  # written down at the rung; its own verdict is ignored
                 super().on_trial_result(tune_controller, trial, result)

@@ -60,7 +60,7 @@ from search.folder.store import SearchFolder
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial: ProgressLines has it
 
 PBT_INTERVALS = 12  # PBT perturbs every budget / PBT_INTERVALS training seconds
-# The schedulers built on RecordingASHA: they run the long-horizon start unjudged and have the
+# The schedulers built on RecordingASHA: they run the long-horizon starts unjudged and have the
 # endgame.
 RECORDING_ASHA = ("asha", "hyperband")
 ENDGAME_STEP = 1 / 20  # share of a trial's time between its two reports as the endgame begins

@@ -42,6 +42,7 @@ from search.engine.builders import (
     make_tuner,
     restore_tuner,
     trial_seconds,
+    unjudged,
 )
 from search.engine.cluster import (
     default_concurrency,
@@ -422,16 +423,17 @@ def describe(
         f"after {len(warm)} warm start(s)"
         + (f" (dropout {dropouts})" if warm else "")
         + f" and {schedule.startup_trials} random trial(s)"
-        + long_horizon_line(long_horizon)
+        + long_horizon_line(unjudged(config, long_horizon), schedule.slots)
     )
 
 
-def long_horizon_line(bets: Sequence[dict[str, Any]]) -> str:
-    """What `describe` says of the long-horizon starts, which run first."""
+def long_horizon_line(bets: Sequence[dict[str, Any]], slots: int) -> str:
+    """What `describe` says of the long-horizon starts the scheduler runs unjudged (first)."""
     shapes = " and ".join(f"{p['num_layers']} x {p['hidden_size']}" for p in bets)
-    if len(bets) > 1:
-        return f"; the first {len(bets)} ({shapes}) are long-horizon starts that run unjudged"
-    return f"; the first ({shapes}) is a long-horizon start that runs unjudged" if bets else ""
+    if len(bets) < 2:
+        return f"; the first ({shapes}) is a long-horizon start that runs unjudged" if bets else ""
+    held = f", holding all {slots} slots to the endgame" if len(bets) >= slots else ""
+    return f"; the first {len(bets)} ({shapes}) are long-horizon starts that run unjudged{held}"
 
 
 def run_schedule(config: SearchConfig, folder: SearchFolder, restore: bool) -> Schedule:

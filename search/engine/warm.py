@@ -223,19 +223,21 @@ def long_horizon_start(space: SearchSpace, fit: Passes | None) -> dict[str, Any]
 
 
 def recurrent_weights(layers: int, width: int, embed: int = ModelConfig.embed_dim) -> int:
-    """Weights of `layers` stacked LSTM layers of `width` units over an `embed`-wide input:
-    what a character costs to train, about."""
+    """Weights of `layers` stacked LSTM layers of `width` units over an `embed`-wide input,
+    input and recurrent (biases left out): what a character costs to train, about."""
     return 4 * width * (embed + width) + (layers - 1) * 8 * width * width
 
 
 def deeper(point: dict[str, Any], space: SearchSpace) -> dict[str, Any] | None:
-    """`point` with one more layer, as wide as keeps its recurrent weights (rounded down to
-    `DEEPER_ROUND`), the rest as it is; None outside `space`."""
+    """`point` with one more layer, the widest multiple of `DEEPER_ROUND` units whose weights
+    are no more than its own (`recurrent_weights`), the rest as it is; None if there is none
+    or it is outside `space`."""
     layers = point["num_layers"] + 1
     limit = recurrent_weights(point["num_layers"], point["hidden_size"])
-    width = point["hidden_size"] - point["hidden_size"] % DEEPER_ROUND
-    while width > DEEPER_ROUND and recurrent_weights(layers, width) > limit:
-        width -= DEEPER_ROUND
+    widths = range(point["hidden_size"] // DEEPER_ROUND * DEEPER_ROUND, 0, -DEEPER_ROUND)
+    width = next((w for w in widths if recurrent_weights(layers, w) <= limit), None)
+    if width is None:
+        return None
     return fit_to_space({**point, "num_layers": layers, "hidden_size": width}, space)
 
 

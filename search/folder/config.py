@@ -47,8 +47,8 @@ class SearchConfig:
     warm_start_top: int = 3  # how many of them
     warm_start_defaults: bool = True  # run the documented known-good configurations first
     fit_warm_starts: bool = True  # give warm starts the dropout the passes over the text need
-    long_horizon_yardstick: bool = True  # the long-horizon start's values at the rungs judge
-    # the other trials (it is never judged itself; search.engine.adapters.RecordingASHA)
+    long_horizon_yardstick: bool = True  # the long-horizon starts' values at the rungs judge
+    # the other trials (never judged there themselves; search.engine.adapters.RecordingASHA)
     mutate_every: int = 2  # every this many new trials, one mutates the best so far (0: never)
     plateau_share: float = 1 / 3  # a trial not improving over this last share of its training
     # (in characters) ends itself (plateaued; 0: never)
