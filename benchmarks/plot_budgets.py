@@ -1,11 +1,12 @@
 """One picture per text with the search (arm a) at every budget: does a longer budget end lower?
 
     python benchmarks/plot_budgets.py benchmarks/results/anytime-T300.json \
-        benchmarks/results/anytime-T1200.json [--arms a d]
+        benchmarks/results/anytime-T1200.json [--arms a d] [--name budgets]
 
 Reads `bench_anytime.py` result files (any budgets, any texts) and draws, for each text found
 in them, the chosen arms' best-so-far curves at every budget on one figure (log time axis),
-each ending at its arm's wall time: docs/anytime-CORPUS-budgets.png. Prints each final value.
+each ending at its arm's wall time: docs/anytime-CORPUS-NAME.png (NAME: `--name`, "budgets").
+Prints each final value.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def curves(files: list[Path], arms: list[str]) -> dict[str, list[tuple[str, floa
     return {c: sorted(rows, key=lambda r: (r[1], r[0])) for c, rows in found.items()}
 
 
-def plot(corpus: str, rows: list[tuple[str, float, dict]]) -> Path:
+def plot(corpus: str, rows: list[tuple[str, float, dict]], name: str = "budgets") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,7 +52,7 @@ def plot(corpus: str, rows: list[tuple[str, float, dict]]) -> Path:
     axes.grid(alpha=0.3, which="both")
     axes.legend()
     DOCS.mkdir(exist_ok=True)
-    path = DOCS / f"anytime-{corpus}-budgets.png"
+    path = DOCS / f"anytime-{corpus}-{name}.png"
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -62,11 +63,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("files", type=Path, nargs="+", help="bench_anytime.py result files")
     parser.add_argument("--arms", nargs="+", default=["a"], help="arms to draw (default: a)")
+    parser.add_argument("--name", default="budgets", help="the figure's name after the text's")
     args = parser.parse_args()
     for corpus, rows in curves(args.files, args.arms).items():
         for arm, budget, result in rows:
             print(f"{corpus} {arm} at {budget:.0f} s: {result['curve'][-1][1]:.3f}")
-        print(f"wrote {plot(corpus, rows)}")
+        print(f"wrote {plot(corpus, rows, args.name)}")
 
 
 if __name__ == "__main__":
