@@ -2,6 +2,7 @@
 with Tune's actor reuse on as the search runs it."""
 
 import json
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -19,8 +20,11 @@ STEPS = 30
 
 
 def steady(config):
-    """Reports a fixed `quality` (lower is better) every 0.2 s with a checkpoint, and the CPUs
-    Ray gave its process, for `steps` reports; restored, it goes on from its checkpoint."""
+    """Reports a fixed `quality` (lower is better; `later` from report `turn` on) every
+    `period` seconds (0.2) with a checkpoint, and the CPUs Ray gave its process, for `steps`
+    reports; restored, it goes on from its checkpoint. With `lead`, a folder, it leaves a file
+    there as it makes each report; with `follow`, it makes each report `period` after the
+    trial that leads there made the same one."""
     config, step = config["q"], 0
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -28,11 +32,20 @@ def steady(config):
             step = json.loads((Path(folder) / "step.json").read_text())["step"]
     while step < config["steps"]:
         step += 1
-        time.sleep(0.2)
+        if "follow" in config:
+            led = Path(config["follow"]) / str(step)
+            for _ in range(300):
+                if led.exists():
+                    break
+                time.sleep(0.05)
+        time.sleep(config.get("period", 0.2))
+        if "lead" in config:
+            (Path(config["lead"]) / str(step)).touch()
+        quality = config["later"] if step >= config.get("turn", math.inf) else config["quality"]
         with tempfile.TemporaryDirectory() as folder:
             (Path(folder) / "step.json").write_text(json.dumps({"step": step}))
             tune.report(
-                {"train_s": float(step), "val_bpc": config["quality"], "val_chars": 10,
+                {"train_s": float(step), "val_bpc": quality, "val_chars": 10,
                  "val_total": 10, "cpus": assigned_cpus()},
                 checkpoint=tune.Checkpoint.from_directory(folder),
             )  # fmt: skip
@@ -56,6 +69,7 @@ def race(path, configs, **scheduler):
             run_config=tune.RunConfig(storage_path=str(path), name="race", verbose=0),
         )
         results = {r.config["q"]["quality"]: r.metrics_dataframe for r in tuner.fit()}
+        assert all(len(frame) for frame in results.values())
         return results, set(this_run(folder).stopped)
     finally:
         end_run(folder)
@@ -77,3 +91,19 @@ def test_once_the_last_trial_is_made_a_trial_left_alone_trains_on_every_cpu(ray_
     assert len(short) == STEPS // 3 and not stopped
     assert best["train_s"].max() == STEPS
     assert best["cpus"].iloc[0] == 1 and best["cpus"].iloc[-1] == 2
+
+
+def test_in_the_endgame_the_trial_ahead_waits_for_its_rival_and_takes_its_cpu(ray_local, tmp_path):
+    """The budget's bet turns ahead at its 4th report, made just before its rival's 4th: it
+    waits there for the rival's report, which stops the rival, and trains on both CPUs from its
+    5th report on (without the wait, from its 6th: its 5th on one CPU, the other idle)."""
+    lead = tmp_path / "lead"
+    lead.mkdir()
+    bet = {"quality": 2.0, "later": 1.0, "turn": 4, "steps": 12, "period": 0.4, "lead": str(lead)}
+    rival = {"quality": 1.5, "steps": 12, "follow": str(lead)}
+    results, stopped = race(tmp_path, [bet, rival], endgame_share=0.99, long_horizon=[{"q": bet}],
+                            hold_s=5.0)  # fmt: skip
+    ahead, behind = results[2.0], results[1.5]
+    assert len(behind) == 4 and len(stopped) == 1  # stopped at its 4th report, behind the bet
+    assert ahead["train_s"].max() == 12
+    assert list(ahead["cpus"]) == [1] * 4 + [2] * 8

@@ -730,6 +730,60 @@ def test_of_two_long_horizon_starts_the_endgame_keeps_the_one_ahead(tmp_path):
     assert sched.choose_trial_to_run(controller) is t["deep"] and t["deep"].cpus == 2
 
 
+def bets_in_the_endgame(tmp_path, hold_s):
+    """Two long-horizon starts, RUNNING on one CPU each, both reported at 10 s of training,
+    with the endgame begun."""
+    begin_run(tmp_path, time.time() - 100, time.time() + 100)
+    wide, deep = {"num_layers": 1, "hidden_size": 768}, {"num_layers": 2, "hidden_size": 448}
+    sched = RecordingASHA(time_attr="train_s", metric="val_bpc", mode="min", max_t=900.0,
+                          grace_period=300.0, reduction_factor=3, folder=str(tmp_path),
+                          long_horizon=[wide, deep], endgame_share=0.9, grow_to=2,
+                          hold_s=hold_s)  # fmt: skip
+    t = {"wide": Sized("wide"), "deep": Sized("deep")}
+    t["wide"].config, t["deep"].config = dict(wide), dict(deep)
+    controller = Controller(list(t.values()))
+    for trial in t.values():
+        sched.on_trial_add(controller, trial)
+        assert whole(sched, controller, trial, 10.0, 2.0) == TrialScheduler.CONTINUE
+    return sched, controller, t
+
+
+def test_in_the_endgame_the_trial_ahead_waits_for_its_rivals_report_to_take_its_cpus(tmp_path):
+    """The trial that reports first goes on; where its rival, due to report there soon, may
+    stop and leave it both CPUs, it waits for that report instead of training on one CPU to its
+    next report (on an hour, three minutes of a core idle)."""
+    sched, controller, t = bets_in_the_endgame(tmp_path / "ahead", hold_s=15.0)
+    assert whole(sched, controller, t["deep"], 20.0, 1.8) == TrialScheduler.PAUSE  # waits
+    assert sched.choose_trial_to_run(controller) is None and t["deep"].cpus == 1
+    assert whole(sched, controller, t["wide"], 20.0, 1.9) == TrialScheduler.STOP  # behind
+    assert sched.choose_trial_to_run(controller) is t["deep"] and t["deep"].cpus == 2
+    assert sched.held == {} and this_run(tmp_path / "ahead").stopped == {"wide"}
+
+    # The rival's report can put the waiting trial behind: it stops, the rival takes the CPUs.
+    sched, controller, t = bets_in_the_endgame(tmp_path / "behind", hold_s=15.0)
+    assert whole(sched, controller, t["deep"], 20.0, 1.8) == TrialScheduler.PAUSE
+    assert whole(sched, controller, t["wide"], 20.0, 1.7) == TrialScheduler.CONTINUE
+    assert sched.choose_trial_to_run(controller) is None
+    assert t["deep"].status == Trial.TERMINATED and controller.stopped == ["deep"]
+    assert this_run(tmp_path / "behind").stopped == {"deep"}
+
+    # It waits at most hold_s: then it goes on with the CPUs it had.
+    sched, controller, t = bets_in_the_endgame(tmp_path / "late", hold_s=15.0)
+    assert whole(sched, controller, t["deep"], 20.0, 1.8) == TrialScheduler.PAUSE
+    since, rivals = sched.held["deep"]
+    sched.held["deep"] = (since - 16.0, rivals)
+    assert sched.choose_trial_to_run(controller) is t["deep"] and t["deep"].cpus == 1
+
+    # A rival not due within hold_s at this trial's pace (10 s of training to go, not 5): no
+    # wait, and nothing to wait for where no CPU would come free (near the deadline).
+    sched, controller, t = bets_in_the_endgame(tmp_path / "far", hold_s=5.0)
+    assert whole(sched, controller, t["deep"], 20.0, 1.8) == TrialScheduler.CONTINUE
+    sched, controller, t = bets_in_the_endgame(tmp_path / "deadline", hold_s=15.0)
+    begin_run(tmp_path / "deadline", time.time() - 100, time.time() + 30)
+    assert whole(sched, controller, t["deep"], 20.0, 1.8) == TrialScheduler.CONTINUE
+    assert sched.held == {}
+
+
 def test_no_cpus_change_hands_near_the_deadline_or_on_several_machines(tmp_path):
     for case, left_s, grow_to in (("late", 50.0, 2), ("cluster", 100.0, None)):
         sched, controller, t = endgame_race(tmp_path / case, 0.9, left_s, grow_to)

@@ -312,6 +312,14 @@ class RecordingASHA(ASHAScheduler):
     trial on two cores trains 1.3 to 2.5 times as fast on both (`benchmarks/bench_threads.py`).
     Not in the last `MIN_GROW_LEFT_S` of the budget: the restart costs a few seconds.
 
+    Which report comes first decides nothing, but a trial ahead that reported before a rival
+    trained on with its old CPUs after the rival stopped, to its next report (a twentieth of
+    the budget: on an hour, three minutes of one core idle). So a trial that goes on in the
+    endgame, and would take more CPUs were the rivals still to report there to stop, pauses at
+    its report for them (those that have not reached its training seconds and will, at its
+    pace, within `hold_s`), at most `hold_s`; then it resumes with its share of the CPUs, or
+    stops if a rival's report put it behind.
+
     What it writes down (the values at the rungs, each trial's best on the whole text) goes to
     the folder's `state/scheduler.json` as it changes, and a resumed search reads it back at
     its first trial: Tune restores a scheduler as it was made, without its records, and the
@@ -336,6 +344,7 @@ class RecordingASHA(ASHAScheduler):
         base_cpus: float = 1.0,
         last_start_s: float | None = None,
         trials: int | None = None,
+        hold_s: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -347,18 +356,23 @@ class RecordingASHA(ASHAScheduler):
         self.base_cpus = base_cpus
         self.last_start_s = last_start_s
         self.trials = trials
+        self.hold_s = hold_s
         self.unjudged: set[str] = set()  # trial ids of long-horizon trials
         self.waiting: dict[str, float] = {}  # trial id -> until when it waits for the yardstick
         self.best: dict[str, float] = {}  # trial id -> its best value on the whole text
         self.regrow: dict[str, float] = {}  # trial id -> the CPUs it resumes with (endgame)
+        # trial id -> (its report before the last, its last): (training seconds, time.time())
+        self.reported: dict[str, tuple[tuple[float, float] | None, tuple[float, float]]] = {}
+        self.held: dict[str, tuple[float, set[str]]] = {}  # trial id -> (since, rivals awaited)
         self.brackets_before: dict[str, int] | None = None  # read at the first trial
         self.written: dict[str, Any] | None = None  # what state/scheduler.json holds
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """A scheduler pickled by an earlier version (a resumed search) has no endgame."""
         defaults = {"endgame_share": 0.0, "grow_to": None, "base_cpus": 1.0, "best": {},
-                    "regrow": {}, "last_start_s": None, "trials": None,
-                    "brackets_before": None, "written": None}  # fmt: skip
+                    "regrow": {}, "last_start_s": None, "trials": None, "hold_s": 0.0,
+                    "reported": {}, "held": {}, "brackets_before": None,
+                    "written": None}  # fmt: skip
         self.__dict__.update({**defaults, **state})
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
@@ -399,6 +413,9 @@ class RecordingASHA(ASHAScheduler):
         self.written = records
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        if TIME_ATTR in result:
+            last = self.reported.get(trial.trial_id, (None, None))[1]
+            self.reported[trial.trial_id] = (last, (result[TIME_ATTR], time.time()))
         if "val_total" in result and result.get("val_chars") == result["val_total"]:
             mine = self.best.get(trial.trial_id, math.inf)
             self.best[trial.trial_id] = min(mine, result[METRIC])
@@ -452,28 +469,80 @@ class RecordingASHA(ASHAScheduler):
         return this_run(self.folder).past(self.last_start_s)
 
     def endgame(self, tune_controller: Any, trial: Any) -> str:
-        """At a report in the endgame: a trial behind another live trial's best value on the
-        whole text stops, and one that goes on takes its share of the CPUs (`share`). A
-        long-horizon start is the budget's bet: it stops only behind another one (a budget may
+        """At a report in the endgame: a trial behind (`behind_in_endgame`) stops; one that goes
+        on waits for the rivals about to report where that could give it more CPUs (`hold`),
+        else takes its share of the CPUs (`share`)."""
+        if self.behind_in_endgame(tune_controller, trial):
+            this_run(self.folder).stopped.add(trial.trial_id)
+            return self.STOP
+        due = self.due_rivals(tune_controller, trial)
+        if due and self.grows_without(tune_controller, trial, due):
+            self.held[trial.trial_id] = (time.time(), due)
+            return self.PAUSE
+        return self.share(tune_controller, trial)
+
+    def behind_in_endgame(self, tune_controller: Any, trial: Any) -> bool:
+        """Whether `trial` is behind another live trial's best value on the whole text. A
+        long-horizon start is the budget's bet: it is behind only another one (a budget may
         bet on two shapes, `search.engine.warm.long_horizon_starts`)."""
         mine = self.best.get(trial.trial_id, math.inf)  # none yet: not judged
         bet = trial.trial_id in self.unjudged
         others = [self.best[t.trial_id] for t in live_trials(tune_controller)
                   if t.trial_id != trial.trial_id and t.trial_id in self.best
                   and (t.trial_id in self.unjudged or not bet)]  # fmt: skip
-        if math.inf > mine > min(others, default=mine):
-            this_run(self.folder).stopped.add(trial.trial_id)
-            return self.STOP
-        return self.share(tune_controller, trial)
+        return math.inf > mine > min(others, default=mine)
+
+    def due_rivals(self, tune_controller: Any, trial: Any) -> set[str]:
+        """The other running trials that `trial`'s best value could stop at their next report
+        (behind it now; of the long-horizon starts, only where `trial` is one), that have not
+        reached the training seconds of its last report and will, at its pace since its report
+        before, within `hold_s`."""
+        previous, (train_s, now) = self.reported[trial.trial_id]
+        bet, mine = trial.trial_id in self.unjudged, self.best.get(trial.trial_id, math.inf)
+        pace = 1.0  # wall seconds per training second: at least 1
+        if previous is not None and train_s > previous[0]:
+            pace = max(pace, (now - previous[1]) / (train_s - previous[0]))
+        due = set()
+        for other in tune_controller.get_trials():
+            last = self.reported.get(other.trial_id, (None, None))[1]
+            if other is trial or other.status != Trial.RUNNING or last is None:
+                continue
+            stoppable = bet or other.trial_id not in self.unjudged
+            if not stoppable or not self.best.get(other.trial_id, -math.inf) > mine:
+                continue
+            if last[0] < train_s and last[1] + (train_s - last[0]) * pace <= now + self.hold_s:
+                due.add(other.trial_id)
+        return due
+
+    def grows_without(self, tune_controller: Any, trial: Any, rivals: set[str]) -> bool:
+        """Whether `trial` would take more CPUs were `rivals` to stop (on one machine, not near
+        the deadline)."""
+        if not self.may_grow():
+            return False
+        left = [t for t in self.going_on(tune_controller) if t.trial_id not in rivals]
+        return self.cpus_among(len(left)) > trial_cpus(trial)
+
+    def going_on(self, tune_controller: Any) -> list[Any]:
+        """The live trials but those this run stopped (Tune may not have ended them yet)."""
+        stopped = this_run(self.folder).stopped
+        return [t for t in live_trials(tune_controller) if t.trial_id not in stopped]
+
+    def may_grow(self) -> bool:
+        """Whether trials take freed CPUs now: on one machine, not near the deadline."""
+        left_s = this_run(self.folder).deadline - time.time()
+        return self.grow_to is not None and left_s >= MIN_GROW_LEFT_S
+
+    def cpus_among(self, live: int) -> float:
+        """A trial's share of the machine's CPUs among `live` trials (at least `base_cpus`)."""
+        return max(self.base_cpus, float(int(self.grow_to // max(1, live))))
 
     def share(self, tune_controller: Any, trial: Any) -> str:
         """On one machine, a trial that goes on pauses to resume with its equal share of the
         machine's CPUs among the live trials (at least `base_cpus`) where that changed
         (`choose_trial_to_run`); not near the deadline."""
-        if self.grow_to is None or this_run(self.folder).deadline - time.time() < MIN_GROW_LEFT_S:
+        if not self.may_grow():
             return self.CONTINUE
-        live = live_trials(tune_controller)
-        cpus = max(self.base_cpus, float(int(self.grow_to // max(1, len(live)))))
+        cpus = self.cpus_among(len(self.going_on(tune_controller)))
         if cpus == trial_cpus(trial):
             return self.CONTINUE
         self.regrow[trial.trial_id] = cpus
@@ -481,10 +550,12 @@ class RecordingASHA(ASHAScheduler):
 
     @saving_logs
     def choose_trial_to_run(self, tune_controller: Any) -> Any:
-        """A trial paused in the endgame resumes at once with its new CPUs. A trial that waited
-        for the yardstick is stopped once found behind it, and resumed once it is not (or has
-        waited long enough); while it waits, its slot does too. Then Tune's order: a new trial
-        first, then a paused one."""
+        """A trial paused in the endgame resumes at once with its new CPUs, or, where it waits
+        for its rivals' reports (`endgame`), once they reported, ended, or `hold_s` passed: with
+        its share of the CPUs, or stopped if now behind. A trial that waited for the yardstick
+        is stopped once found behind it, and resumed once it is not (or has waited long
+        enough); while it waits, its slot does too. Then Tune's order: a new trial first, then
+        a paused one."""
         trials = list(tune_controller.get_trials())
         for trial in trials:
             cpus = self.regrow.get(trial.trial_id)
@@ -493,6 +564,9 @@ class RecordingASHA(ASHAScheduler):
                 if trial.status == Trial.PAUSED:
                     trial.update_resources(with_cpus(trial.placement_group_factory, cpus))
                     return trial
+        for trial in trials:
+            if trial.trial_id in self.held and self.released(tune_controller, trial):
+                return trial
         for trial in trials:
             until = self.waiting.get(trial.trial_id)
             if until is None:
@@ -510,13 +584,39 @@ class RecordingASHA(ASHAScheduler):
                 return trial
         for status in (Trial.PENDING, Trial.PAUSED):
             for trial in trials:
-                if trial.status == status and trial.trial_id not in self.waiting:
+                waits = trial.trial_id in self.waiting or trial.trial_id in self.held
+                if trial.status == status and not waits:
                     return trial
         return None
+
+    def released(self, tune_controller: Any, trial: Any) -> bool:
+        """Whether `trial`, held in the endgame for its rivals' reports, resumes now (with its
+        share of the CPUs); stopped if a rival's report put it behind, it is no longer held."""
+        since, rivals = self.held[trial.trial_id]
+        if trial.status in (Trial.TERMINATED, Trial.ERROR):  # stopped meanwhile
+            del self.held[trial.trial_id]
+            return False
+        if trial.status != Trial.PAUSED:  # Tune is still pausing it
+            return False
+        awaited = [t for t in tune_controller.get_trials()
+                   if t.trial_id in rivals and t.status == Trial.RUNNING
+                   and self.reported[t.trial_id][1][1] < since]  # fmt: skip
+        if awaited and time.time() < since + self.hold_s:
+            return False
+        del self.held[trial.trial_id]
+        if self.behind_in_endgame(tune_controller, trial):
+            this_run(self.folder).stopped.add(trial.trial_id)
+            tune_controller.stop_trial(trial)
+            return False
+        cpus = self.cpus_among(len(self.going_on(tune_controller)))
+        if self.may_grow() and cpus != trial_cpus(trial):
+            trial.update_resources(with_cpus(trial.placement_group_factory, cpus))
+        return True
 
     def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
         self.waiting.pop(trial.trial_id, None)
         self.regrow.pop(trial.trial_id, None)
+        self.held.pop(trial.trial_id, None)
         super().on_trial_remove(tune_controller, trial)
 
     def behind_yardstick(self, trial_id: str) -> bool:

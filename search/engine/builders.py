@@ -64,6 +64,10 @@ PBT_INTERVALS = 12  # PBT perturbs every budget / PBT_INTERVALS training seconds
 # endgame.
 RECORDING_ASHA = ("asha", "hyperband")
 ENDGAME_STEP = 1 / 20  # share of a trial's time between its two reports as the endgame begins
+# In the endgame a trial that could take a rival's CPUs waits for the rival's report at most
+# this share of the training seconds between those two reports (what it stands to train on
+# more CPUs): RecordingASHA's `hold_s`.
+HOLD_SHARE = 1 / 4
 MAX_REPORT_GAP = 1 / 4  # share of the budget: the longest a trial trains between two reports
 PROGRESS_ENV = "CHARNN_PROGRESS_S"  # seconds between progress lines when stdout is no terminal
 
@@ -234,6 +238,7 @@ def make_scheduler(
         base_cpus=config.cpus_per_trial,
         last_start_s=last_start(config, schedule),
         trials=config.trials,
+        hold_s=HOLD_SHARE * ENDGAME_STEP * schedule.max_t_s,
     )
 
 
