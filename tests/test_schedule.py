@@ -762,7 +762,9 @@ def test_in_the_endgame_the_trial_ahead_waits_for_its_rivals_report_to_take_its_
     # The rival's report can put the waiting trial behind: it stops, the rival takes the CPUs.
     sched, controller, t = bets_in_the_endgame(tmp_path / "behind", hold_s=15.0)
     assert whole(sched, controller, t["deep"], 20.0, 1.8) == TrialScheduler.PAUSE
-    assert whole(sched, controller, t["wide"], 20.0, 1.7) == TrialScheduler.CONTINUE
+    assert whole(sched, controller, t["wide"], 20.0, 1.7) == TrialScheduler.PAUSE  # to grow
+    assert sched.choose_trial_to_run(controller) is t["wide"] and t["wide"].cpus == 2
+    t["wide"].status = Trial.RUNNING
     assert sched.choose_trial_to_run(controller) is None
     assert t["deep"].status == Trial.TERMINATED and controller.stopped == ["deep"]
     assert this_run(tmp_path / "behind").stopped == {"deep"}
@@ -775,8 +777,12 @@ def test_in_the_endgame_the_trial_ahead_waits_for_its_rivals_report_to_take_its_
     assert sched.choose_trial_to_run(controller) is t["deep"] and t["deep"].cpus == 1
 
     # A rival not due within hold_s at this trial's pace (10 s of training to go, not 5): no
-    # wait, and nothing to wait for where no CPU would come free (near the deadline).
+    # wait, and nothing to wait for where no CPU would come free (near the deadline), or
+    # without hold_s (a scheduler pickled before it).
     sched, controller, t = bets_in_the_endgame(tmp_path / "far", hold_s=5.0)
+    assert whole(sched, controller, t["deep"], 20.0, 1.8) == TrialScheduler.CONTINUE
+    sched, controller, t = bets_in_the_endgame(tmp_path / "none", hold_s=0.0)
+    sched.reported["wide"] = (None, (10.0, time.time() - 20.0))  # its report is overdue
     assert whole(sched, controller, t["deep"], 20.0, 1.8) == TrialScheduler.CONTINUE
     sched, controller, t = bets_in_the_endgame(tmp_path / "deadline", hold_s=15.0)
     begin_run(tmp_path / "deadline", time.time() - 100, time.time() + 30)

@@ -470,8 +470,8 @@ class RecordingASHA(ASHAScheduler):
 
     def endgame(self, tune_controller: Any, trial: Any) -> str:
         """At a report in the endgame: a trial behind (`behind_in_endgame`) stops; one that goes
-        on waits for the rivals about to report where that could give it more CPUs (`hold`),
-        else takes its share of the CPUs (`share`)."""
+        on waits for the rivals about to report where their stopping would give it more CPUs
+        (`due_rivals`, `released`), else takes its share of the CPUs (`share`)."""
         if self.behind_in_endgame(tune_controller, trial):
             this_run(self.folder).stopped.add(trial.trial_id)
             return self.STOP
@@ -497,6 +497,8 @@ class RecordingASHA(ASHAScheduler):
         (behind it now; of the long-horizon starts, only where `trial` is one), that have not
         reached the training seconds of its last report and will, at its pace since its report
         before, within `hold_s`."""
+        if self.hold_s <= 0:
+            return set()
         previous, (train_s, now) = self.reported[trial.trial_id]
         bet, mine = trial.trial_id in self.unjudged, self.best.get(trial.trial_id, math.inf)
         pace = 1.0  # wall seconds per training second: at least 1
@@ -523,9 +525,12 @@ class RecordingASHA(ASHAScheduler):
         return self.cpus_among(len(left)) > trial_cpus(trial)
 
     def going_on(self, tune_controller: Any) -> list[Any]:
-        """The live trials but those this run stopped (Tune may not have ended them yet)."""
+        """The live trials but those this run stopped (Tune may not have ended them yet) and
+        those held for a report that put them behind (`released` stops them)."""
         stopped = this_run(self.folder).stopped
-        return [t for t in live_trials(tune_controller) if t.trial_id not in stopped]
+        return [t for t in live_trials(tune_controller) if t.trial_id not in stopped
+                and not (t.trial_id in self.held
+                         and self.behind_in_endgame(tune_controller, t))]  # fmt: skip
 
     def may_grow(self) -> bool:
         """Whether trials take freed CPUs now: on one machine, not near the deadline."""
@@ -590,8 +595,9 @@ class RecordingASHA(ASHAScheduler):
         return None
 
     def released(self, tune_controller: Any, trial: Any) -> bool:
-        """Whether `trial`, held in the endgame for its rivals' reports, resumes now (with its
-        share of the CPUs); stopped if a rival's report put it behind, it is no longer held."""
+        """Whether `trial`, held in the endgame for its rivals' reports, resumes now: once they
+        reported or ended, or `hold_s` passed, it resumes with its share of the CPUs, or stops
+        if a rival's report put it behind."""
         since, rivals = self.held[trial.trial_id]
         if trial.status in (Trial.TERMINATED, Trial.ERROR):  # stopped meanwhile
             del self.held[trial.trial_id]
@@ -608,9 +614,10 @@ class RecordingASHA(ASHAScheduler):
             this_run(self.folder).stopped.add(trial.trial_id)
             tune_controller.stop_trial(trial)
             return False
-        cpus = self.cpus_among(len(self.going_on(tune_controller)))
-        if self.may_grow() and cpus != trial_cpus(trial):
-            trial.update_resources(with_cpus(trial.placement_group_factory, cpus))
+        if self.may_grow():
+            cpus = self.cpus_among(len(self.going_on(tune_controller)))
+            if cpus != trial_cpus(trial):
+                trial.update_resources(with_cpus(trial.placement_group_factory, cpus))
         return True
 
     def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
