@@ -730,7 +730,7 @@ def test_of_two_long_horizon_starts_the_endgame_keeps_the_one_ahead(tmp_path):
     assert sched.choose_trial_to_run(controller) is t["deep"] and t["deep"].cpus == 2
 
 
-def bets_in_the_endgame(tmp_path, hold_s):
+def bets_in_the_endgame(tmp_path, hold_s, report_s=()):
     """Two long-horizon starts, RUNNING on one CPU each, both reported at 10 s of training,
     with the endgame begun."""
     begin_run(tmp_path, time.time() - 100, time.time() + 100)
@@ -738,7 +738,7 @@ def bets_in_the_endgame(tmp_path, hold_s):
     sched = RecordingASHA(time_attr="train_s", metric="val_bpc", mode="min", max_t=900.0,
                           grace_period=300.0, reduction_factor=3, folder=str(tmp_path),
                           long_horizon=[wide, deep], endgame_share=0.9, grow_to=2,
-                          hold_s=hold_s)  # fmt: skip
+                          hold_s=hold_s, report_s=report_s)  # fmt: skip
     t = {"wide": Sized("wide"), "deep": Sized("deep")}
     t["wide"].config, t["deep"].config = dict(wide), dict(deep)
     controller = Controller(list(t.values()))
@@ -781,6 +781,9 @@ def test_in_the_endgame_the_trial_ahead_waits_for_its_rivals_report_to_take_its_
     # without hold_s (a scheduler pickled before it).
     sched, controller, t = bets_in_the_endgame(tmp_path / "far", hold_s=5.0)
     assert whole(sched, controller, t["deep"], 20.0, 1.8) == TrialScheduler.CONTINUE
+    # Unless the rival reports sooner, at its own next point (a trial started later).
+    sched, controller, t = bets_in_the_endgame(tmp_path / "near", hold_s=5.0, report_s=(10, 13))
+    assert whole(sched, controller, t["deep"], 20.0, 1.8) == TrialScheduler.PAUSE
     sched, controller, t = bets_in_the_endgame(tmp_path / "none", hold_s=0.0)
     sched.reported["wide"] = (None, (10.0, time.time() - 20.0))  # its report is overdue
     assert whole(sched, controller, t["deep"], 20.0, 1.8) == TrialScheduler.CONTINUE

@@ -315,10 +315,10 @@ class RecordingASHA(ASHAScheduler):
     Which report comes first decides nothing, but a trial ahead that reported before a rival
     trained on with its old CPUs after the rival stopped, to its next report (a twentieth of
     the budget: on an hour, three minutes of one core idle). So a trial that goes on in the
-    endgame, and would take more CPUs were the rivals still to report there to stop, pauses at
-    its report for them (those that have not reached its training seconds and will, at its
-    pace, within `hold_s`), at most `hold_s`; then it resumes with its share of the CPUs, or
-    stops if a rival's report put it behind.
+    endgame, and would take more CPUs were the rivals behind it to stop, pauses at its report
+    for those whose next report (at their next point of `report_s`) comes, at its pace, within
+    `hold_s`, at most `hold_s`; then it resumes with its share of the CPUs, or stops if a
+    rival's report put it behind.
 
     What it writes down (the values at the rungs, each trial's best on the whole text) goes to
     the folder's `state/scheduler.json` as it changes, and a resumed search reads it back at
@@ -345,6 +345,7 @@ class RecordingASHA(ASHAScheduler):
         last_start_s: float | None = None,
         trials: int | None = None,
         hold_s: float = 0.0,
+        report_s: Sequence[float] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -357,6 +358,7 @@ class RecordingASHA(ASHAScheduler):
         self.last_start_s = last_start_s
         self.trials = trials
         self.hold_s = hold_s
+        self.report_s = tuple(sorted(report_s))  # training seconds at which every trial reports
         self.unjudged: set[str] = set()  # trial ids of long-horizon trials
         self.waiting: dict[str, float] = {}  # trial id -> until when it waits for the yardstick
         self.best: dict[str, float] = {}  # trial id -> its best value on the whole text
@@ -371,7 +373,7 @@ class RecordingASHA(ASHAScheduler):
         """A scheduler pickled by an earlier version (a resumed search) has no endgame."""
         defaults = {"endgame_share": 0.0, "grow_to": None, "base_cpus": 1.0, "best": {},
                     "regrow": {}, "last_start_s": None, "trials": None, "hold_s": 0.0,
-                    "reported": {}, "held": {}, "brackets_before": None,
+                    "report_s": (), "reported": {}, "held": {}, "brackets_before": None,
                     "written": None}  # fmt: skip
         self.__dict__.update({**defaults, **state})
 
@@ -494,9 +496,9 @@ class RecordingASHA(ASHAScheduler):
 
     def due_rivals(self, tune_controller: Any, trial: Any) -> set[str]:
         """The other running trials that `trial`'s best value could stop at their next report
-        (behind it now; of the long-horizon starts, only where `trial` is one), that have not
-        reached the training seconds of its last report and will, at its pace since its report
-        before, within `hold_s`."""
+        (behind it now; of the long-horizon starts, only where `trial` is one) that will make
+        it, at `trial`'s pace since its report before, within `hold_s`: at their next point of
+        `report_s` (without, the training seconds of `trial`'s last report)."""
         if self.hold_s <= 0:
             return set()
         previous, (train_s, now) = self.reported[trial.trial_id]
@@ -512,7 +514,12 @@ class RecordingASHA(ASHAScheduler):
             stoppable = bet or other.trial_id not in self.unjudged
             if not stoppable or not self.best.get(other.trial_id, -math.inf) > mine:
                 continue
-            if last[0] < train_s and last[1] + (train_s - last[0]) * pace <= now + self.hold_s:
+            ahead = [p for p in self.report_s if p > last[0]]
+            reports_at = ahead[0] if ahead else train_s
+            if (
+                last[0] < reports_at
+                and last[1] + (reports_at - last[0]) * pace <= now + self.hold_s
+            ):
                 due.add(other.trial_id)
         return due
 

@@ -239,6 +239,7 @@ def make_scheduler(
         last_start_s=last_start(config, schedule),
         trials=config.trials,
         hold_s=HOLD_SHARE * ENDGAME_STEP * schedule.max_t_s,
+        report_s=report_points(config, schedule),
     )
 
 
