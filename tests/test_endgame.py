@@ -13,6 +13,7 @@ from ray import tune
 from search.engine.adapters import RecordingASHA
 from search.engine.driver import begin_run, end_run, this_run
 from search.engine.trainable import assigned_cpus
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.slow  # a real Tune run on a local Ray
 
@@ -34,9 +35,11 @@ def steady(config):
     while step < config["steps"]:
         step += 1
         if "follow" in config:
-            wait_for(Path(config["follow"]) / str(step))
+            led = Path(config["follow"]) / str(step)
+            wait_for(led.exists, 30.0, f"report {step} of the trial it follows", every=0.05)
         if "after" in config and 1 < step <= config.get("turn", math.inf):
-            wait_for(Path(config["after"]) / str(step - 1))
+            led = Path(config["after"]) / str(step - 1)
+            wait_for(led.exists, 30.0, f"report {step - 1} of the trial it waits for", every=0.05)
         time.sleep(config.get("period", 0.2))
         if "lead" in config:
             (Path(config["lead"]) / str(step)).touch()
@@ -48,13 +51,6 @@ def steady(config):
                  "val_total": 10, "cpus": assigned_cpus()},
                 checkpoint=tune.Checkpoint.from_directory(folder),
             )  # fmt: skip
-
-
-def wait_for(path, timeout_s=30.0):
-    """Until `path` exists (at most `timeout_s`)."""
-    until = time.time() + timeout_s
-    while not path.exists() and time.time() < until:
-        time.sleep(0.05)
 
 
 def race(path, configs, **scheduler):
