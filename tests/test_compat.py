@@ -222,3 +222,31 @@ def test_a_restored_search_grows_its_trials_to_this_runs_machine(tmp_path):
     assert tuner_scheduler(restore_tuner(cpu, tmp_path / "s", trainable, 16.0)).grow_to == 16.0
     assert tuner_scheduler(restore_tuner(cpu, tmp_path / "s", trainable, None)).grow_to is None
     assert tuner_scheduler(restore_tuner(gpu, tmp_path / "s", trainable, 16.0)).grow_to is None
+
+
+def test_a_restored_search_says_the_long_horizon_starts_its_scheduler_runs(tmp_path):
+    """A search started before the budget bet on two shapes runs the one its scheduler was
+    made with; the line a resume prints names that one, not the two this version would choose."""
+    from search.engine.adapters import RecordingASHA
+    from search.engine.builders import restore_tuner, running_long_horizon
+    from search.engine.tuning import long_horizon_line
+    from search.folder.config import SearchConfig
+
+    def trainable(config):
+        pass
+
+    wide = {"num_layers": 1, "hidden_size": 1024, "dropout": 0.3}
+    deep = {"num_layers": 2, "hidden_size": 576, "dropout": 0.3}
+    sched = RecordingASHA(time_attr="train_s", metric="val_bpc", mode="min", max_t=900.0,
+                          grace_period=300.0, folder=str(tmp_path),
+                          long_horizon=[wide])  # fmt: skip
+    tune.Tuner(trainable, tune_config=tune.TuneConfig(scheduler=sched),
+               run_config=tune.RunConfig(name="s", storage_path=str(tmp_path)))  # fmt: skip
+    tuner = restore_tuner(SearchConfig(corpus="irc"), tmp_path / "s", trainable, None)
+    bets = running_long_horizon(tuner, [wide, deep])
+    assert bets == [wide]
+    assert long_horizon_line(bets, 2) == (
+        "; the first (1 x 1024) is a long-horizon start that runs unjudged"
+    )
+    plain = tune.Tuner(trainable, run_config=tune.RunConfig(name="f", storage_path=str(tmp_path)))
+    assert running_long_horizon(plain, [wide, deep]) == [wide, deep]  # no RecordingASHA

@@ -324,6 +324,16 @@ def restore_tuner(
     return tuner
 
 
+def running_long_horizon(tuner: tune.Tuner, planned: Sequence[dict[str, Any]]) -> list[dict]:
+    """The long-horizon starts a restored search's scheduler runs unjudged: those it was made
+    with (a search started before the budget bet on two shapes runs one), not `planned`, those
+    this version would choose for it now. Another scheduler judges them all: `planned`."""
+    scheduler = tuner_scheduler(tuner)
+    if isinstance(scheduler, RecordingASHA):
+        return [dict(p) for p in scheduler.long_horizon]
+    return list(planned)
+
+
 def check_not_moved(tuner: tune.Tuner, path: Path) -> None:
     """A ConfigError if the search was started in another folder than `path` (copied from a
     cluster, say): Tune's saved state holds its searcher, schedulers and callbacks as they were

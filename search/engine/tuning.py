@@ -41,6 +41,7 @@ from search.engine.builders import (
     make_trainable,
     make_tuner,
     restore_tuner,
+    running_long_horizon,
     trial_seconds,
     unjudged,
 )
@@ -568,10 +569,6 @@ def _run(
         folder.write_settings(config)
         folder.write_schedule(schedule)
         folder.write_sweep(wandb_sweep(config.space, METRIC, sweep_command(config, schedule)))
-        print(describe(config, schedule, warm, long_horizon), flush=True)
-        if restore and schedule.budget_s != config.time_budget_s:
-            print(f"this run: {config.time_budget_s:.0f} s; the schedule is the one the search "
-                  f"started with, for {schedule.budget_s:.0f} s", flush=True)  # fmt: skip
         request_workers(config)
         clock = time.time()  # the budget starts now: start-up is not charged to it
         deadline = clock + config.time_budget_s
@@ -581,9 +578,14 @@ def _run(
         if restore:
             set_aside_unsaved_trials(folder)
             tuner = restore_tuner(config, folder.path, trainable, one_machine_cpus())
+            long_horizon = running_long_horizon(tuner, long_horizon)
         else:
             tuner = make_tuner(config, trainable, schedule, warm, long_horizon,
                                grow_to=one_machine_cpus())  # fmt: skip
+        print(describe(config, schedule, warm, long_horizon), flush=True)
+        if restore and schedule.budget_s != config.time_budget_s:
+            print(f"this run: {config.time_budget_s:.0f} s; the schedule is the one the search "
+                  f"started with, for {schedule.budget_s:.0f} s", flush=True)  # fmt: skip
         with sigterm_stops_gracefully() as signalled:
             grid = fit(tuner)
         records = collect_trials(grid, run.stopped, len(corpus.val_ids))
