@@ -4,7 +4,6 @@ Adding a hyperparameter is one entry in PARAMETERS (and its training setting in 
 walks the table and checks each place that must know of it.
 """
 
-import os
 from dataclasses import replace
 
 import pyarrow as pa
@@ -15,18 +14,12 @@ from corpora import load_corpus
 from model.config import FLAT_KEYS, run_config_from_flat, run_config_to_flat
 from model.errors import ConfigError
 from search.engine.builders import trial_seconds
-from search.engine.tuning import (
-    endgame_bonus_s,
-    long_horizon_line,
-    measure_rule_speeds,
-    passes,
-)
+from search.engine.tuning import long_horizon_line, measure_rule_speeds, passes
 from search.engine.warm import (
     DEFAULT_CHARS_PER_S,
     DEFAULT_WARM_STARTS,
     FREE_PASSES,
     MAX_DROPOUT,
-    WIDE_CAPACITY,
     WIDE_LADDER,
     WIDE_START,
     Passes,
@@ -259,48 +252,6 @@ def test_a_budget_that_grows_the_long_horizon_start_bets_on_a_deeper_one_of_its_
     assert deeper(widest, replace(grown, hidden_size=(64, 512))) is None  # 576 units: outside
 
 
-def test_each_long_horizon_bet_gets_the_dropout_of_the_passes_it_makes_itself():
-    """The deeper bet trains faster than the wide one of its weights (its speed measured here),
-    and where the two hold every slot, the one ahead at the endgame trains on the other's core
-    from there: more passes, more dropout. A lone bet shares the machine with other trials."""
-    bible_hour = Passes(train_chars=945_000, trial_s=3596.0)
-    grown = grown_space(SearchSpace(), bible_hour)
-    wide, deep = long_horizon_starts(grown, bible_hour)
-    assert wide["dropout"] == deep["dropout"]  # the deeper one's speed not measured: the wide's
-    deep_speed = 1.32 * dict((w, c) for w, c, _ in WIDE_LADDER)[wide["hidden_size"]]
-    measured = replace(bible_hour, speeds={speed_key(deep): deep_speed})
-    assert long_horizon_starts(grown, measured) == [
-        wide,
-        {**deep, "dropout": fit_dropout(WIDE_CAPACITY * measured.of(deep_speed))},
-    ]
-    assert long_horizon_starts(grown, measured)[1]["dropout"] > wide["dropout"]
-    endgame = replace(measured, endgame_s=3596.0 / 3)
-    with_cores = long_horizon_starts(grown, endgame)
-    assert [b["hidden_size"] for b in with_cores] == [wide["hidden_size"], deep["hidden_size"]]
-    lead = replace(measured, trial_s=3596.0 * 4 / 3)
-    assert [b["dropout"] for b in with_cores] == [
-        fit_dropout(WIDE_CAPACITY * lead.of(WIDE_LADDER[1][1])),
-        fit_dropout(WIDE_CAPACITY * lead.of(deep_speed)),
-    ]
-    assert with_cores[0]["dropout"] > wide["dropout"]
-    bible_20_min = Passes(train_chars=945_000, trial_s=1196.0, endgame_s=400.0)
-    assert long_horizon_starts(SearchSpace(), bible_20_min) == [WIDE_START | {"dropout": 0.28}]
-
-
-def test_the_endgame_core_counts_on_a_two_slot_machine_under_asha_only(monkeypatch):
-    asha = SearchConfig(corpus="irc")
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    assert endgame_bonus_s(asha, 3000.0) == pytest.approx(1000.0)
-    assert endgame_bonus_s(replace(asha, scheduler="hyperband"), 3000.0) == pytest.approx(1000.0)
-    assert endgame_bonus_s(replace(asha, scheduler="pbt"), 3000.0) == 0.0
-    assert endgame_bonus_s(replace(asha, endgame_share=0.0), 3000.0) == 0.0
-    assert endgame_bonus_s(replace(asha, concurrency=1), 3000.0) == 0.0
-    assert endgame_bonus_s(replace(asha, address="127.0.0.1:6379"), 3000.0) == 0.0
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
-    assert endgame_bonus_s(asha, 3000.0) == 0.0  # four slots: two bets do not hold them
-    assert endgame_bonus_s(replace(asha, cpus_per_trial=2.0), 3000.0) == pytest.approx(1000.0)
-
-
 def test_the_rule_reads_the_speeds_measured_on_this_machine():
     space = SearchSpace()
     probes = rule_points(defaults=True)
@@ -328,9 +279,8 @@ def test_the_search_measures_the_ladder_only_as_far_as_it_can_climb(corpus_dir, 
     speeds = measure_rule_speeds(smoke, corpus, [*ladder, small])
     assert set(speeds) == {speed_key(ladder[0]), speed_key(small)} and min(speeds.values()) > 0
     assert "measuring the training speed" in capsys.readouterr().out
-    trial_s = trial_seconds(smoke, plan_schedule(75.0, 1))
     assert passes(smoke, len(corpus.train_ids), speeds) == Passes(
-        len(corpus.train_ids), trial_s, speeds, endgame_s=endgame_bonus_s(smoke, trial_s)
+        len(corpus.train_ids), trial_seconds(smoke, plan_schedule(75.0, 1)), speeds
     )
 
 

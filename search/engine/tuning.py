@@ -37,7 +37,6 @@ from model.loop import chars_per_second, check_corpus_fits
 from model.sample import LATEST, sample_checkpoint
 from search.engine.adapters import HEARTBEAT_S, METRIC
 from search.engine.builders import (
-    RECORDING_ASHA,
     check_started_in,
     make_trainable,
     make_tuner,
@@ -132,7 +131,9 @@ def measure_speeds(
     import torch
 
     threads = max(1, int(config.cpus_per_trial))
-    copies = local_slots(config)
+    copies = max(1, (os.cpu_count() or 1) // threads)
+    if config.concurrency:
+        copies = min(copies, config.concurrency)
     base = config.base_run(1.0)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -157,37 +158,15 @@ def measure_rule_speeds(
     for point in points:
         if not ruled_out(point, passes(config, len(corpus.train_ids), speeds)):
             speeds.update(measure_speeds(config, corpus, [point]))
-    if config.warm_start_defaults:  # a deeper bet beside the wide one: its own speed too
-        fit = passes(config, len(corpus.train_ids), speeds)
-        for bet in long_horizon_starts(grown_space(config.space, fit), fit)[1:]:
-            if speed_key(bet) not in speeds:
-                speeds.update(measure_speeds(config, corpus, [bet]))
     return speeds
 
 
 def passes(config: SearchConfig, train_chars: int, speeds: dict[str, float]) -> Passes:
     """What decides the passes over `train_chars` characters a trial of the search in `config`
     makes, at the `speeds` measured for it (`measure_rule_speeds`). A trial's time does not
-    depend on the number of slots: one slot's schedule tells it. On a machine of two slots,
-    where two long-horizon bets hold both, the endgame gives the one ahead the other's core for
-    its last share (`endgame_bonus_s`)."""
-    trial_s = trial_seconds(config, plan_schedule(config.time_budget_s, 1))
-    return Passes(train_chars, trial_s, speeds, endgame_s=endgame_bonus_s(config, trial_s))
-
-
-def endgame_bonus_s(config: SearchConfig, trial_s: float) -> float:
-    """The training seconds, at one core's pace, that a long-horizon bet ahead at the endgame
-    gains from the one other slot of a two-slot machine (`RecordingASHA` gives it that slot's
-    CPUs); 0 on a cluster, whose slots the search does not know before Ray starts."""
-    if config.address or config.scheduler not in RECORDING_ASHA or not config.endgame_share:
-        return 0.0
-    return config.endgame_share * trial_s if local_slots(config) == 2 else 0.0
-
-
-def local_slots(config: SearchConfig) -> int:
-    """How many trials at once this machine holds for `config`, one trial's CPU threads each."""
-    slots = max(1, (os.cpu_count() or 1) // max(1, int(config.cpus_per_trial)))
-    return min(slots, config.concurrency) if config.concurrency else slots
+    depend on the number of slots: one slot's schedule tells it."""
+    return Passes(train_chars, trial_seconds(config, plan_schedule(config.time_budget_s, 1)),
+                  speeds)  # fmt: skip
 
 
 def check_test_split(config: SearchConfig, corpus: Corpus) -> None:

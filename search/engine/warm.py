@@ -116,9 +116,6 @@ class Passes:
     # Training characters a second of each configuration on this machine, by `speed_key`
     # (measured by the search before its budget starts); one missing: its reference speed.
     speeds: Mapping[str, float] = field(default_factory=dict)
-    # Where the long-horizon bets hold every slot: the training seconds, at one core's pace,
-    # that the bet ahead at the endgame gains from the cores the other frees there.
-    endgame_s: float = 0.0
 
     def chars(self, chars_per_s: float) -> float:
         """Characters a trial trains on at `chars_per_s`."""
@@ -219,15 +216,10 @@ def long_horizon_start(space: SearchSpace, fit: Passes | None) -> dict[str, Any]
     if wide is None:
         return None
     width, chars_per_s, lr = wide
-    point = wide_point(width, lr)
-    return fit_to_space({**point, "dropout": bet_dropout(point, fit, chars_per_s, space)}, space)
-
-
-def bet_dropout(point: dict[str, Any], fit: Passes, reference: float, space: SearchSpace) -> float:
-    """The dropout a long-horizon bet needs, inside `space`: that of a network with
-    `WIDE_CAPACITY` times the passes it makes at its own speed (else `reference`)."""
     low, high = space.dropout
-    return min(high, max(low, fit_dropout(WIDE_CAPACITY * fit.of_point(point, reference))))
+    passes = fit.of_point(wide_point(width, lr), chars_per_s)
+    dropout = min(high, max(low, fit_dropout(WIDE_CAPACITY * passes)))
+    return fit_to_space({**wide_point(width, lr), "dropout": dropout}, space)
 
 
 def recurrent_weights(layers: int, width: int, embed: int = ModelConfig.embed_dim) -> int:
@@ -251,21 +243,12 @@ def deeper(point: dict[str, Any], space: SearchSpace) -> dict[str, Any] | None:
 
 def long_horizon_starts(space: SearchSpace, fit: Passes | None) -> list[dict[str, Any]]:
     """The budget's long-horizon bets: `long_horizon_start`, and where the budget grew it wider
-    than the ladder's first width, the same weights one layer deeper (`deeper`) beside it, each
-    then with the dropout of the passes it makes itself (`bet_dropout`)."""
+    than the ladder's first width, the same weights one layer deeper (`deeper`) beside it."""
     wide = long_horizon_start(space, fit)
-    if wide is None or wide["hidden_size"] <= WIDE_LADDER[0][0]:
-        return [wide] if wide else []
-    deep = deeper(wide, space)
-    if deep is None:
-        return [wide]
-    # Each bet's dropout fits the passes it makes itself: the deeper one trains faster (measured
-    # by the search, else at the wide one's speed), and where the two hold every slot, the one
-    # ahead at the endgame trains on both cores from there (`Passes.endgame_s`).
-    assert fit is not None  # a wide network needs one
-    lead = replace(fit, trial_s=fit.trial_s + fit.endgame_s)
-    reference = fit.speed(wide, {w: c for w, c, _ in WIDE_LADDER}[wide["hidden_size"]])
-    return [{**bet, "dropout": bet_dropout(bet, lead, reference, space)} for bet in (wide, deep)]
+    if wide is None:
+        return []
+    deep = deeper(wide, space) if wide["hidden_size"] > WIDE_LADDER[0][0] else None
+    return [wide, deep] if deep else [wide]
 
 
 def grown_space(space: SearchSpace, fit: Passes | None) -> SearchSpace:
