@@ -1,4 +1,4 @@
-"""Rebuild two benchmark corpora the project had never used, from Debian and CPython files.
+"""Rebuild three benchmark corpora the project had never used, from Debian and CPython files.
 
     python benchmarks/texts.py [--out /work/texts]
 
@@ -17,6 +17,9 @@
   files in sorted name order, from __future__.py until the total reaches 2,500,000 characters,
   which is through os.py (92 files). Each file ends with exactly one newline and files are
   separated by one blank line. The text is otherwise unchanged, as in the bundled nginx corpus.
+- `cpython_stdlib_1m.txt`: the same Python source at the Bible's size, 1,099,499 characters:
+  `cpython_stdlib.txt` cut after the last blank line that starts before character 1,100,000
+  (mid-file: a small text of another kind than the Bible, for the budgets that overfit).
 
 Both files are UTF-8 with LF line endings. Before writing, the script checks each text against
 the sha256 recorded below, so a different package version fails instead of quietly changing the
@@ -40,9 +43,11 @@ SWORD_MODULE = Path("/usr/share/sword/modules/texts/ztext/spaRV1909eb")
 BIBLE_STOP = "2 Samuel"  # title of the first book left out
 PYTHON_VERSION = (3, 11, 7)
 STDLIB_CHARS = 2_500_000
+SMALL_STDLIB_CHARS = 1_100_000
 EXPECTED = {
     "reina_valera_1909.txt": "07c83c390219b62a39808e63b3a3b7b81e8bd161d2700dad244d27aa3645d4c5",
     "cpython_stdlib.txt": "fa25878b8bb82b3510ed630a245a00c354f4a169a5d8bdf166c4f494b52650eb",
+    "cpython_stdlib_1m.txt": "f117597db9aa5195faec485d3c06f40c9852705fd280fae9981c706d511941cf",
 }
 # An OSIS book title, a chapter start, or any other tag (dropped).
 OSIS_TOKEN = re.compile(r'<title[^>]*>(.*?)</title>|<chapter [^>]*\bn="(\d+)"[^>]*/>|<[^>]*>')
@@ -114,9 +119,15 @@ def cpython_stdlib() -> str:
     return "\n".join(texts)
 
 
+def cpython_stdlib_small() -> str:
+    text = cpython_stdlib()
+    return text[: text.rfind("\n\n", 0, SMALL_STDLIB_CHARS) + 1]
+
+
 BUILDERS: dict[str, Callable[[], str]] = {
     "reina_valera_1909.txt": reina_valera,
     "cpython_stdlib.txt": cpython_stdlib,
+    "cpython_stdlib_1m.txt": cpython_stdlib_small,
 }
 
 
