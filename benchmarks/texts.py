@@ -21,7 +21,7 @@
   `cpython_stdlib.txt` cut after the last blank line that starts before character 1,100,000
   (mid-file: a small text of another kind than the Bible, for the budgets that overfit).
 
-Both files are UTF-8 with LF line endings. Before writing, the script checks each text against
+All three files are UTF-8 with LF line endings. Before writing, the script checks each text against
 the sha256 recorded below, so a different package version fails instead of quietly changing the
 benchmark.
 """
