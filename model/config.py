@@ -58,6 +58,8 @@ class TrainConfig:
     decay: str = "none"  # learning-rate decay after warm-up: none | cosine (to 10% at the end)
     # | wsd (warmup-stable-decay, cooled down to 10% before every report: see model.loop)
     cooldown: float = 0.5  # wsd: share of each stretch between two reports spent cooling down
+    restart_share: float = 0.5  # wsd: a stretch shorter than this share of the training before
+    # it restarts below the full rate, in proportion (model.loop.restart_peak); 0: never
     max_train_chars: int = 5_000_000  # training budget in characters (targets), over all epochs
     max_train_s: float = 0.0  # training budget in seconds of training steps; 0: none. Training
     # ends at whichever budget is used up first, and cosine decay follows the one further along.
@@ -80,6 +82,7 @@ class TrainConfig:
             "max_train_s",
             "eval_every_chars",
             "train_chars",
+            "restart_share",
         ):
             if not getattr(self, name) >= 0:  # also refuses NaN
                 raise ConfigError(f"{name} must be non-negative, got {getattr(self, name)}")

@@ -15,8 +15,9 @@ position, hidden state, RNG state, vocab, config, and the validations so far.
 The `wsd` learning-rate schedule (warmup-stable-decay) makes a run good at every point where
 it may be stopped: the reports. Each stretch between two reports trains at the full rate and
 cools down to 10% over its last `cooldown` share, so every report scores a cooled-down model,
-as a run planned to end there would be; the next stretch starts at the full rate again. The
-last stretch ends at the run's budget or, given a deadline, when training must stop for it.
+as a run planned to end there would be; the next stretch starts at the full rate again, or
+lower where it is short next to the training behind it (`restart_peak`). The last stretch ends
+at the run's budget or, given a deadline, when training must stop for it.
 A run given a plateau share stops itself ("plateaued") once its best validation has not
 improved over that last share of its training, counted in characters trained (its own
 progress: a run slowed by a busy node is not judged on time it did not train): overfitting or
@@ -64,6 +65,7 @@ FINAL_REPORT_MARGIN_S = 1.0
 # rest: reports, checkpoints, the loop itself): better cooled down a little early than cut hot.
 DEADLINE_SHARE = 0.95
 COOLED = 0.2  # wsd: a report after a step at no more than this share of the rate is cooled down
+FLOOR = 0.1  # cosine and wsd decay to this share of the rate
 
 Metrics = dict[str, Any]
 
@@ -98,19 +100,21 @@ def learning_rate(
     decay: str,
     progress: float,
     cooldown: float = 0.5,
+    peak: float = 1.0,
 ) -> float:
     """Linear warm-up over `warmup_chars`, then constant; or cosine decay to 10% of `base_lr`
-    as `progress` (the share of the budget used, 0 to 1) reaches 1; or, for `wsd`, constant
-    until `progress` (then the share of the current stretch used) enters its last `cooldown`
-    share, and linear decay to 10% over that share."""
+    as `progress` (the share of the budget used, 0 to 1) reaches 1; or, for `wsd`, constant at
+    `peak` times `base_lr` (never below 10%) until `progress` (then the share of the current
+    stretch used) enters its last `cooldown` share, and linear decay to 10% over that share."""
     if chars_seen < warmup_chars:
         return base_lr * (chars_seen + 1) / warmup_chars
     progress = min(1.0, max(0.0, progress))
     if decay == "cosine":
-        return base_lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+        return base_lr * (FLOOR + (1 - FLOOR) * 0.5 * (1.0 + math.cos(math.pi * progress)))
     if decay == "wsd":
         cooled = max(0.0, progress - (1.0 - cooldown)) / cooldown
-        return base_lr * (1.0 - 0.9 * cooled)
+        top = max(FLOOR, min(1.0, peak))
+        return base_lr * (top - (top - FLOOR) * cooled)
     return base_lr
 
 
@@ -128,12 +132,31 @@ def stretch_progress(t: float, stops: Sequence[float], end: float) -> float:
     """How far training second `t` is through its stretch (0 to 1): from the last of the
     `kept_stops` at or before `t` (or 0) to the next one after it, the last stretch ending at
     `end`."""
-    stops = kept_stops(stops, end)
-    start = max((s for s in stops if s <= t), default=0.0)
-    stop = min(min((s for s in stops if s > t), default=end), end)
+    start, stop = stretch_bounds(t, stops, end)
     if stop <= start:
         return 1.0
     return min(1.0, (t - start) / (stop - start))
+
+
+def stretch_bounds(t: float, stops: Sequence[float], end: float) -> tuple[float, float]:
+    """Where the stretch of training second `t` starts and stops (see `stretch_progress`)."""
+    stops = kept_stops(stops, end)
+    start = max((s for s in stops if s <= t), default=0.0)
+    return start, min(min((s for s in stops if s > t), default=end), end)
+
+
+def restart_peak(start: float, stop: float, share: float) -> float:
+    """The share of the full rate a `wsd` stretch from `start` to `stop` (training seconds)
+    restarts at: the full rate for the first stretch and for one at least `share` times as long
+    as the training before it (0: always), less in proportion for a shorter one.
+
+    A restart at the full rate costs a cooled-down model a rise it must train back, while what
+    a second of training gains shrinks as training goes on: a stretch short next to the training
+    behind it (the endgame's reports, late in a trial) ends worse than it began. Measured from
+    the checkpoints of two hour-long searches in docs/benchmarks.md."""
+    if start <= 0 or share <= 0:
+        return 1.0
+    return min(1.0, (stop - start) / (share * start))
 
 
 def plateaued(history: Sequence[tuple[float, float]], share: float) -> bool:
@@ -224,11 +247,12 @@ class Trainer:
         the whole run is one stretch."""
         tc = self.run.train
         progress = self.progress()
-        end = self.stretch_end(end_s)
+        end, peak = self.stretch_end(end_s), 1.0
         if tc.decay == "wsd" and math.isfinite(end):
             progress = stretch_progress(self.train_s, stops, end)
+            peak = restart_peak(*stretch_bounds(self.train_s, stops, end), tc.restart_share)
         return learning_rate(self.chars_seen, tc.lr, tc.warmup_chars, tc.decay, progress,
-                             tc.cooldown)  # fmt: skip
+                             tc.cooldown, peak)  # fmt: skip
 
     def cooled_stops(self, stops: Sequence[float], end_s: float) -> list[float]:
         """Of `stops`, those the rate cools down to (`scheduled_lr`): for `wsd`, a stop that

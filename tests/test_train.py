@@ -24,6 +24,7 @@ from model.loop import (
     load_checkpoint,
     nats_to_bits,
     plateaued,
+    restart_peak,
     run_together,
     save_checkpoint,
     stretch_progress,
@@ -148,6 +149,21 @@ def test_wsd_holds_the_rate_then_cools_down_over_the_last_share_of_a_stretch():
     assert learning_rate(50, 1.0, 100, "wsd", 1.0) == pytest.approx(0.51)  # warm-up first
 
 
+def test_wsd_restarts_at_its_peak_share_and_cools_to_a_tenth_whatever_the_peak():
+    assert learning_rate(500, 1.0, 0, "wsd", 0.2, peak=0.5) == 0.5
+    assert learning_rate(500, 1.0, 0, "wsd", 0.75, peak=0.5) == pytest.approx(0.3)
+    assert learning_rate(500, 1.0, 0, "wsd", 1.0, peak=0.5) == pytest.approx(0.1)
+    assert learning_rate(500, 1.0, 0, "wsd", 0.2, peak=0.02) == pytest.approx(0.1)  # floor
+
+
+def test_a_stretch_short_next_to_the_training_behind_it_restarts_lower():
+    assert restart_peak(0.0, 10.0, 0.5) == 1.0  # the first stretch
+    assert restart_peak(100.0, 160.0, 0.5) == 1.0  # at least half the training before it
+    assert restart_peak(2076.0, 2398.0, 0.5) == pytest.approx(322 / 1038)
+    assert restart_peak(2398.0, 2577.0, 0.5) == pytest.approx(179 / 1199)
+    assert restart_peak(2398.0, 2577.0, 0.0) == 1.0  # restart_share 0: always the full rate
+
+
 def test_stretches_run_from_stop_to_stop_and_the_last_to_the_end():
     stops = (10.0, 30.0)
     assert stretch_progress(5.0, stops, 90.0) == 0.5
@@ -221,6 +237,29 @@ def test_wsd_reports_score_a_cooled_down_model_and_the_rate_restarts_after(corpu
         assert report["lr"] < 0.25 * 3e-3
     after_first = [lr for t, lr in rates if t > history[0]["train_s"]]
     assert after_first[0] == pytest.approx(3e-3)  # the next stretch starts at the full rate
+
+
+def test_a_short_stretch_restarts_below_the_full_rate_in_a_run(corpus):
+    run = small_run(corpus, max_train_s=0.9, decay="wsd", cooldown=0.5)
+    run = replace(run, train=replace(run.train, max_train_chars=10**9, eval_every_chars=0))
+    trainer, history, rates = Trainer(run, corpus), [], []
+    step = trainer.train_step
+
+    def recorded(lr=None):  # a clock on which every step takes 10 ms
+        rates.append((trainer.train_s, lr))
+        before = trainer.train_s
+        loss = step(lr)
+        trainer.train_s = before + 0.01
+        return loss
+
+    trainer.train_step = recorded
+    fit(trainer, history.append, report_s=(0.4, 0.5))
+    assert [round(r["train_s"], 2) for r in history] == [0.4, 0.5, 0.9]
+    assert all(r["lr"] < 0.25 * 3e-3 for r in history)  # every report still cooled down
+    first = [next(lr for t, lr in rates if t >= r["train_s"]) for r in history[:2]]
+    assert rates[0][1] == pytest.approx(3e-3)
+    assert first[0] == pytest.approx(0.5 * 3e-3)  # 0.1 s after 0.4 s of training: half
+    assert first[1] == pytest.approx(3e-3)  # 0.4 s after 0.5 s: the full rate
 
 
 def test_no_report_falls_inside_the_stretch_a_last_short_one_merges_into(corpus):

@@ -56,6 +56,8 @@ class SearchConfig:
     # trials: none starts in it, one behind the best stops at its next report, and on one machine
     # the CPUs it frees go to those left (0: off)
     decay: str = "wsd"  # trials' learning rate: wsd (cooled before every report) | cosine
+    restart_share: float = 0.5  # wsd: a stretch between two reports shorter than this share of
+    # the training before it restarts below the full rate, in proportion (0: never lower)
     concurrency: int = 0  # trials at once; 0 means as many as the cluster's CPUs allow
     cpus_per_trial: float = 1.0  # CPU threads given to each trial (torch.set_num_threads)
     gpus_per_trial: float = 0.0  # GPUs per trial (fractions share a GPU)
@@ -87,6 +89,8 @@ class SearchConfig:
                 raise ConfigError(f"{name} must be non-negative, got {getattr(self, name)}")
         if not 0 < self.first_rung_share < 1:
             raise ConfigError(f"first_rung_share must be in (0, 1), got {self.first_rung_share}")
+        if not 0 <= self.restart_share < math.inf:
+            raise ConfigError(f"restart_share must be non-negative, got {self.restart_share:g}")
         for name in ("plateau_share", "endgame_share"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name):g}")
@@ -151,6 +155,7 @@ class SearchConfig:
             "max_train_chars": MAX_TRIAL_CHARS,
             "max_train_s": max_train_s,
             "decay": self.decay,
+            "restart_share": self.restart_share,
             "eval_every_chars": 0,
             "seed": self.seed,
             "device": "cuda" if self.gpus_per_trial > 0 else "cpu",
