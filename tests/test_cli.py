@@ -163,6 +163,7 @@ def test_corpora_cli_lists_and_refuses_in_one_line(corpus_dir, capsys):
         (["--corpus", "no-such-corpus"], "unknown corpus"),
         (["--corpus", "irc", "--trials", "-1"], "trials must be non-negative, got -1"),
         (["--corpus", "irc", "--plateau-share", "2"], "plateau_share must be in [0, 1), got 2"),
+        (["--corpus", "irc", "--restart-share", "nan"], "restart_share must be non-negative"),
         (["--corpus", "irc", "--time-budget", "ten minutes"], "cannot read duration"),
         (["--corpus", "irc", "--time-budget", "0"], "must be positive"),
         (["--corpus", "irc", "--time-budget", "-5m"], "is given as --time-budget=VALUE"),
