@@ -217,20 +217,28 @@ def test_reports_at_training_seconds_score_a_prefix_first_then_everything(corpus
     assert history[-1]["train_s"] >= 0.6 and 3e-4 <= history[-1]["lr"] < 0.55 * 3e-3
 
 
-def test_wsd_reports_score_a_cooled_down_model_and_the_rate_restarts_after(corpus):
+def wsd_trainer_on_a_10_ms_clock(corpus) -> tuple[Trainer, list[tuple[float, float]]]:
+    """A 0.9 s wsd run on a clock on which every step takes 10 ms, however busy the machine, and
+    the (training seconds, rate) of every step it takes."""
     run = small_run(corpus, max_train_s=0.9, decay="wsd", cooldown=0.5)
     run = replace(run, train=replace(run.train, max_train_chars=10**9, eval_every_chars=0))
-    trainer, history, rates = Trainer(run, corpus), [], []
+    trainer, rates = Trainer(run, corpus), []
     step = trainer.train_step
 
-    def recorded(lr=None):  # and a clock on which every step takes 10 ms, however busy the machine
+    def timed(lr=None):
         rates.append((trainer.train_s, lr))
         before = trainer.train_s
         loss = step(lr)
         trainer.train_s = before + 0.01
         return loss
 
-    trainer.train_step = recorded
+    trainer.train_step = timed
+    return trainer, rates
+
+
+def test_wsd_reports_score_a_cooled_down_model_and_the_rate_restarts_after(corpus):
+    trainer, rates = wsd_trainer_on_a_10_ms_clock(corpus)
+    history = []
     fit(trainer, history.append, report_s=(0.3, 0.6))
     assert len(history) == 3
     for report in history:  # every report follows steps at about a tenth of the rate
@@ -240,19 +248,8 @@ def test_wsd_reports_score_a_cooled_down_model_and_the_rate_restarts_after(corpu
 
 
 def test_a_short_stretch_restarts_below_the_full_rate_in_a_run(corpus):
-    run = small_run(corpus, max_train_s=0.9, decay="wsd", cooldown=0.5)
-    run = replace(run, train=replace(run.train, max_train_chars=10**9, eval_every_chars=0))
-    trainer, history, rates = Trainer(run, corpus), [], []
-    step = trainer.train_step
-
-    def recorded(lr=None):  # a clock on which every step takes 10 ms
-        rates.append((trainer.train_s, lr))
-        before = trainer.train_s
-        loss = step(lr)
-        trainer.train_s = before + 0.01
-        return loss
-
-    trainer.train_step = recorded
+    trainer, rates = wsd_trainer_on_a_10_ms_clock(corpus)
+    history = []
     fit(trainer, history.append, report_s=(0.4, 0.5))
     assert [round(r["train_s"], 2) for r in history] == [0.4, 0.5, 0.9]
     assert all(r["lr"] < 0.25 * 3e-3 for r in history)  # every report still cooled down
@@ -265,18 +262,8 @@ def test_a_short_stretch_restarts_below_the_full_rate_in_a_run(corpus):
 def test_no_report_falls_inside_the_stretch_a_last_short_one_merges_into(corpus):
     """A last stop closer to the end than to the stop before it ends no stretch (the rate does
     not cool down to it), so no report is made there: it would score a model at full rate."""
-    run = small_run(corpus, max_train_s=0.9, decay="wsd", cooldown=0.5)
-    run = replace(run, train=replace(run.train, max_train_chars=10**9, eval_every_chars=0))
-    trainer, history = Trainer(run, corpus), []
-    step = trainer.train_step
-
-    def timed(lr=None):  # a clock on which every step takes 10 ms
-        before = trainer.train_s
-        loss = step(lr)
-        trainer.train_s = before + 0.01
-        return loss
-
-    trainer.train_step = timed
+    trainer, _ = wsd_trainer_on_a_10_ms_clock(corpus)
+    history = []
     fit(trainer, history.append, report_s=(0.3, 0.6, 0.8))  # 0.9 - 0.8 < 0.8 - 0.6: merged
     assert [round(r["train_s"], 2) for r in history] == [0.3, 0.6, 0.9]
     assert all(r["lr"] < 0.25 * 3e-3 for r in history)
