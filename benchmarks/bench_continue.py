@@ -58,8 +58,8 @@ def continue_run(
     flat = {**saved["run_config"], **settings, "max_train_s": end}
     if data_dir:
         flat["data_dir"] = data_dir
-    saved["run_config"] = run_config_to_flat(run_config_from_flat(flat))  # checked, coerced
-    run = run_config_from_flat(saved["run_config"])
+    run = run_config_from_flat(flat)  # checked and coerced
+    saved["run_config"] = run_config_to_flat(run)
     text = load_corpus(CorpusConfig(name=run.corpus.name, data_dir=run.corpus.data_dir,
                                     max_chars=run.corpus.max_chars,
                                     val_fraction=run.corpus.val_fraction))  # fmt: skip

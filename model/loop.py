@@ -132,7 +132,11 @@ def stretch_progress(t: float, stops: Sequence[float], end: float) -> float:
     """How far training second `t` is through its stretch (0 to 1): from the last of the
     `kept_stops` at or before `t` (or 0) to the next one after it, the last stretch ending at
     `end`."""
-    start, stop = stretch_bounds(t, stops, end)
+    return share_through(t, *stretch_bounds(t, stops, end))
+
+
+def share_through(t: float, start: float, stop: float) -> float:
+    """How far `t` is from `start` to `stop` (0 to 1; 1 for an empty span)."""
     if stop <= start:
         return 1.0
     return min(1.0, (t - start) / (stop - start))
@@ -249,8 +253,9 @@ class Trainer:
         progress = self.progress()
         end, peak = self.stretch_end(end_s), 1.0
         if tc.decay == "wsd" and math.isfinite(end):
-            progress = stretch_progress(self.train_s, stops, end)
-            peak = restart_peak(*stretch_bounds(self.train_s, stops, end), tc.restart_share)
+            start, stop = stretch_bounds(self.train_s, stops, end)  # once a step: found once
+            progress = share_through(self.train_s, start, stop)
+            peak = restart_peak(start, stop, tc.restart_share)
         return learning_rate(self.chars_seen, tc.lr, tc.warmup_chars, tc.decay, progress,
                              tc.cooldown, peak)  # fmt: skip
 
