@@ -216,10 +216,10 @@ def long_horizon_start(space: SearchSpace, fit: Passes | None) -> dict[str, Any]
     if wide is None:
         return None
     width, chars_per_s, lr = wide
+    point = wide_point(width, lr)
     low, high = space.dropout
-    passes = fit.of_point(wide_point(width, lr), chars_per_s)
-    dropout = min(high, max(low, fit_dropout(WIDE_CAPACITY * passes)))
-    return fit_to_space({**wide_point(width, lr), "dropout": dropout}, space)
+    dropout = min(high, max(low, fit_dropout(WIDE_CAPACITY * fit.of_point(point, chars_per_s))))
+    return fit_to_space({**point, "dropout": dropout}, space)
 
 
 def recurrent_weights(layers: int, width: int, embed: int = ModelConfig.embed_dim) -> int:
