@@ -13,6 +13,7 @@ from ray import tune
 from search.engine.adapters import RecordingASHA
 from search.engine.driver import begin_run, end_run, this_run
 from search.engine.trainable import assigned_cpus
+from search.folder.results import resumes
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.slow  # a real Tune run on a local Ray
@@ -84,6 +85,7 @@ def test_a_trial_left_alone_in_the_endgame_trains_on_every_cpu(ray_local, tmp_pa
     assert len(behind) < STEPS and len(stopped) == 1  # stopped at a report behind the best
     assert best["train_s"].max() == STEPS  # it went on to its end, from its checkpoints
     assert best["cpus"].iloc[0] == 1 and best["cpus"].iloc[-1] == 2
+    assert resumes(best.to_dict("records")) >= 1  # its row says it went on from a checkpoint
 
 
 def test_once_the_last_trial_is_made_a_trial_left_alone_trains_on_every_cpu(ray_local, tmp_path):

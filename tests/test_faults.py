@@ -136,6 +136,8 @@ def test_sigkill_of_the_driver_then_resume(ray_local, corpus_dir, tmp_path, reap
             went_on += 1  # a restart would report Tune's number 1 and the first characters again
             assert later[0]["training_iteration"] > 1, (trial_id, later[0])
             assert later[0]["chars_seen"] > raw[0]["chars_seen"], (trial_id, raw)
+            row = next(r for r in rows if r["trial_id"] == trial_id)
+            assert row["resumes"] >= 1, (trial_id, row["resumes"], raw)
     assert went_on, "no trial with a checkpoint trained again after --resume"
 
 

@@ -66,6 +66,17 @@ def test_a_restored_trial_keeps_the_reports_of_the_line_that_went_on():
     assert [r["chars_seen"] for r in resumed_history(reports)] == [100, 150, 250]
 
 
+def test_a_row_counts_the_times_the_trial_went_on_from_its_checkpoint():
+    """Tune numbers the reports since a trial's last restore; the line that went on counts."""
+    since = [1, 2, 1, 1, 2]  # restored after its second report, and again after its third
+    history = [{**report(100 * i, 2.0), "iterations_since_restore": n, "training_iteration": i}
+               for i, n in enumerate(since, start=1)]  # fmt: skip
+    assert trial_row(record(history), "s", CORPUS, "completed")["resumes"] == 2
+    assert trial_row(record(history[:2]), "s", CORPUS, "completed")["resumes"] == 0
+    assert trial_row(record(history[2:]), "s", CORPUS, "completed")["resumes"] == 1
+    assert trial_row(record([report(100, 2.0)]), "s", CORPUS, "completed")["resumes"] == 0
+
+
 def test_a_report_point_read_again_after_a_restore_is_kept_once():
     """Restored from the first checkpoint, the trial reports its second point again, at the
     same training second but a few characters further than the first time."""

@@ -45,6 +45,7 @@ TRIALS_SCHEMA = pa.schema(
         ("final_train_bpc", pa.float64()),
         ("chars_trained", pa.int64()),
         ("iterations", pa.int32()),
+        ("resumes", pa.int32()),  # times it went on from its checkpoint in a new process
         ("wall_s", pa.float64()),  # training wall time of the trial, over all resumes
         ("train_s", pa.float64()),  # of which in training steps
         ("eval_s", pa.float64()),  # of which validating
@@ -114,6 +115,14 @@ def resumed_history(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return line
 
 
+def resumes(history: list[dict[str, Any]]) -> int:
+    """How often a trial went on from its checkpoint in a new process of its trainable: after
+    `--resume`, a lost node or a failure, a pause at a rung (`promote`) or for more CPUs (the
+    endgame). Tune numbers a trial's reports since its last restore
+    (`iterations_since_restore`); every report after the first that it numbers 1 began one."""
+    return sum(1 for report in history[1:] if report.get("iterations_since_restore") == 1)
+
+
 def trial_status(record: TrialRecord) -> str:
     """completed (its whole schedule), cut (by the search's deadline, after a last validation),
     plateaued (it ended itself, no longer improving), stopped (by the scheduler), diverged,
@@ -179,6 +188,7 @@ def trial_row(
         "final_train_bpc": as_finite(last.get("train_bpc")),
         "chars_trained": chars,
         "iterations": len(history),
+        "resumes": resumes(history),
         "wall_s": wall,
         "train_s": last.get("train_s"),
         "eval_s": last.get("eval_s"),
