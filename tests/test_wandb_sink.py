@@ -47,7 +47,7 @@ def test_a_runs_summary_is_the_trials_row_of_trials_parquet(status):
     for name, value in summary.items():  # every figure under its trials.parquet name
         if name != "val_bpc":
             assert value == row[name], name
-    for name in ("best_val_bpc", "final_val_bpc", "chars_trained", "train_s", "origin"):
+    for name in ("best_val_bpc", "final_val_bpc", "chars_trained", "train_s", "origin", "resumes"):
         assert summary.get(name) == row[name], name  # and none left out that the row has
     # val_bpc, the sweep's metric: the value the search ranks the trial by.
     assert summary.get("val_bpc") == (row["best_val_bpc"] or row["final_val_bpc"])
@@ -55,7 +55,7 @@ def test_a_runs_summary_is_the_trials_row_of_trials_parquet(status):
 
 def test_a_runs_summary_leaves_out_what_a_trial_does_not_have():
     summary = run_summary("t1", {"lr": 0.01}, [], error="it never started")
-    assert summary == {"status": "failed", "iterations": 0}
+    assert summary == {"status": "failed", "iterations": 0, "resumes": 0}
 
 
 def test_a_report_replayed_after_a_restore_counts_once_in_the_summary(tmp_path):
@@ -65,15 +65,16 @@ def test_a_report_replayed_after_a_restore_counts_once_in_the_summary(tmp_path):
     from search.folder.results import resumed_history
 
     reports = [
-        report(3.0, 1000, training_iteration=1),
-        report(2.6, 2000, training_iteration=2),
-        report(2.61, 2010, training_iteration=2),
-        report(2.5, 3000, training_iteration=3),
+        report(3.0, 1000, training_iteration=1, iterations_since_restore=1),
+        report(2.6, 2000, training_iteration=2, iterations_since_restore=2),
+        report(2.61, 2010, training_iteration=2, iterations_since_restore=1),
+        report(2.5, 3000, training_iteration=3, iterations_since_restore=2),
     ]
     kept = earlier_reports(tune_log(tmp_path / "t1", reports))
     line = resumed_history(kept)
     assert [r["chars_seen"] for r in line] == [1000, 2010, 3000]
-    assert run_summary("t1", {}, line)["iterations"] == 3
+    summary = run_summary("t1", {}, line)
+    assert summary["iterations"] == 3 and summary["resumes"] == 1
 
 
 def trial(trial_id, local_path=None, **config):

@@ -43,6 +43,7 @@ from search.folder.results import (
     as_finite,
     report_bpc,
     resumed_history,
+    resumes,
     trial_status,
 )
 
@@ -53,7 +54,7 @@ LOGGED = (  # numeric report fields logged to W&B
 KEPT = (  # report fields the summary is computed from, kept per trial by the writer; Tune's
     # report number tells a report replayed after a restore from its first (`resumed_history`)
     "val_bpc", "val_chars", "val_total", "train_bpc", "chars_seen", "train_s", "elapsed_s",
-    "num_params", "diverged", "end", "training_iteration",
+    "num_params", "diverged", "end", "training_iteration", "iterations_since_restore",
 )  # fmt: skip
 X_AXIS = "chars_seen"  # what the curves are drawn against
 RANKED = "val_bpc"  # in the summary: the value the search ranks the trial by (`run_summary`)
@@ -93,6 +94,7 @@ def run_summary(
         "train_s": last.get("train_s"),
         "wall_s": last.get("elapsed_s"),
         "iterations": len(reports),
+        "resumes": resumes(reports),
         "num_params": last.get("num_params"),
     }
     summary["val_bpc"] = summary["best_val_bpc"] if whole else summary["final_val_bpc"]
