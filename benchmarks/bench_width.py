@@ -36,7 +36,9 @@ CONFIGS = [
 
 
 def name(config: dict) -> str:
-    return f"{config['num_layers']}x{config['hidden_size']} d{config['dropout']:g}"
+    extra = "".join(f" {key}={config[key]:g}" for key in ("input_dropout", "weight_decay")
+                    if config.get(key))  # fmt: skip
+    return f"{config['num_layers']}x{config['hidden_size']} d{config['dropout']:g}{extra}"
 
 
 def main() -> None:

@@ -52,7 +52,7 @@ class TrainConfig:
     batch_size: int = 64  # B: parallel streams, each a contiguous slice of the training text
     seq_len: int = 128  # T: characters per stream per step (truncated BPTT length)
     lr: float = 2e-3  # Adam learning rate after warm-up
-    weight_decay: float = 0.0  # Adam L2 penalty
+    weight_decay: float = 0.0  # AdamW's decoupled weight decay
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
     warmup_chars: int = 0  # linear learning-rate warm-up, in training characters
     decay: str = "none"  # learning-rate decay after warm-up: none | cosine (to 10% at the end)

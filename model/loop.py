@@ -205,7 +205,7 @@ class Trainer:
         self.device = resolve_device(tc.device)
         torch.manual_seed(tc.seed)
         self.model = CharLSTM(run.model).to(self.device)
-        self.optimizer = torch.optim.Adam(
+        self.optimizer = torch.optim.AdamW(  # decoupled weight decay; none: Adam
             self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay
         )
         self.train_streams = stream_views(train_ids, tc.batch_size)  # views: no copy
