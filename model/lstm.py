@@ -36,7 +36,6 @@ class ModelConfig:
     hidden_size: int = 256  # units per recurrent layer
     num_layers: int = 2  # stacked recurrent layers
     dropout: float = 0.0  # on each recurrent layer's output (between layers, before the head)
-    input_dropout: float = 0.0  # on the character embeddings, the first layer's input
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -46,9 +45,8 @@ class ModelConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.vocab_size < 0:
             raise ConfigError(f"vocab_size must be non-negative, got {self.vocab_size}")
-        for name in ("dropout", "input_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
 class CharLSTM(nn.Module):
@@ -67,7 +65,6 @@ class CharLSTM(nn.Module):
             batch_first=True,
         )
         self.drop = nn.Dropout(config.dropout)  # no weights: checkpoints are unchanged
-        self.input_drop = nn.Dropout(config.input_dropout)
         self.head = nn.Linear(config.hidden_size, config.vocab_size)
 
     def init_state(self, batch_size: int) -> State:
@@ -78,8 +75,7 @@ class CharLSTM(nn.Module):
         return tuple(weight.new_zeros(shape) for _ in range(n))
 
     def forward(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        inputs = self.input_drop(self.embed(ids))
-        out, new_state = self.rnn(inputs, state if len(state) == 2 else state[0])
+        out, new_state = self.rnn(self.embed(ids), state if len(state) == 2 else state[0])
         if not isinstance(new_state, tuple):
             new_state = (new_state,)
         return self.head(self.drop(out)), new_state

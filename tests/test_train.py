@@ -303,6 +303,18 @@ def test_a_deadline_ends_training_in_time_for_a_last_whole_validation(corpus):
     assert last["chars_seen"] > 0 and math.isfinite(last["val_bpc"])
 
 
+def test_weight_decay_is_decoupled_from_the_gradient(corpus):
+    """AdamW: with no gradient a step shrinks every weight by lr x weight_decay exactly (Adam's
+    L2 penalty would instead move each by about lr, whatever its size)."""
+    trainer = Trainer(small_run(corpus, weight_decay=0.1), corpus)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    for p in trainer.model.parameters():
+        p.grad = torch.zeros_like(p)
+    trainer.optimizer.step()
+    for old, new in zip(before, trainer.model.parameters(), strict=True):
+        torch.testing.assert_close(new.detach(), old * (1 - 3e-3 * 0.1))
+
+
 def test_training_is_deterministic_on_cpu(corpus):
     runs = []
     for _ in range(2):
