@@ -36,9 +36,8 @@ CONFIGS = [
 
 
 def name(config: dict) -> str:
-    extra = "".join(f" {key}={config[key]:g}" for key in ("input_dropout", "weight_decay")
-                    if config.get(key))  # fmt: skip
-    return f"{config['num_layers']}x{config['hidden_size']} d{config['dropout']:g}{extra}"
+    decay = f" weight_decay={config['weight_decay']:g}" if config.get("weight_decay") else ""
+    return f"{config['num_layers']}x{config['hidden_size']} d{config['dropout']:g}{decay}"
 
 
 def main() -> None:

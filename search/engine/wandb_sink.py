@@ -52,7 +52,8 @@ LOGGED = (  # numeric report fields logged to W&B
     "elapsed_s", "lr", "epoch",
 )  # fmt: skip
 KEPT = (  # report fields the summary is computed from, kept per trial by the writer; Tune's
-    # report number tells a report replayed after a restore from its first (`resumed_history`)
+    # report number tells a report replayed after a restore from its first (`resumed_history`),
+    # its number since the last restore where the trial went on from a checkpoint (`resumes`)
     "val_bpc", "val_chars", "val_total", "train_bpc", "chars_seen", "train_s", "elapsed_s",
     "num_params", "diverged", "end", "training_iteration", "iterations_since_restore",
 )  # fmt: skip
