@@ -1,7 +1,11 @@
 """Result rows from what trials reported: statuses, best values, origins, curves, ranking."""
 
+import json
+
 import pyarrow as pa
 
+from corpora.files import write_parquet
+from search.folder.config import SearchConfig, load_search_config
 from search.folder.results import (
     CURVES_SCHEMA,
     TRIALS_SCHEMA,
@@ -13,6 +17,8 @@ from search.folder.results import (
     trial_row,
     trial_status,
 )
+from search.folder.space import SearchSpace
+from search.folder.store import SETTINGS, TRIALS, SearchFolder
 
 CORPUS = {"name": "c", "sha256": "ab", "verified": True, "n_chars": 1000, "val_chars": 100,
           "vocab_size": 20}  # fmt: skip
@@ -106,3 +112,23 @@ def test_the_kept_trial_is_the_best_with_a_checkpoint():
              "best_checkpoint": "/runs/s/train_trial_prefix/checkpoint_000000"}]  # fmt: skip
     assert kept_trial(pa.Table.from_pylist(rows))["trial_id"] == "kept"
     assert kept_trial(pa.Table.from_pylist(rows[:1])) is None
+
+
+def test_a_table_and_settings_from_before_weight_decay_read_as_trained_without_it(tmp_path):
+    folder = SearchFolder(tmp_path)
+    row = trial_row(record([report(1000, 2.0)]), "s", CORPUS, "completed")
+    older = pa.Table.from_pylist([row], schema=TRIALS_SCHEMA).drop_columns(["weight_decay"])
+    write_parquet(older, tmp_path / TRIALS)
+    table = folder.trials()
+    assert table.schema.field("weight_decay") == TRIALS_SCHEMA.field("weight_decay")
+    assert table.column("weight_decay").to_pylist() == [0.0]
+    assert table.drop_columns(["weight_decay"]) == older
+    # Its settings: the space it searched had no weight decay, so a resume searches none.
+    folder.write_settings(SearchConfig(corpus="c"))
+    file = folder.state_file(SETTINGS)
+    settings = json.loads(file.read_text())
+    del settings["space"]["weight_decay"]
+    file.write_text(json.dumps(settings))
+    space = load_search_config(tmp_path).space
+    assert space.weight_decay == (0.0, 0.0)
+    assert space.dropout == SearchSpace().dropout  # what it saved stays

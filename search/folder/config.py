@@ -20,7 +20,13 @@ from corpora import CorpusConfig
 from corpora.dataset import lasting
 from model.errors import ConfigError
 from search.folder.schedule import GRACE_SHARE, MIN_BUDGET_S
-from search.folder.space import GPU_SPACE, SearchSpace, space_from_mapping, space_to_mapping
+from search.folder.space import (
+    GPU_SPACE,
+    SearchSpace,
+    saved_space,
+    space_from_mapping,
+    space_to_mapping,
+)
 
 WANDB_MODES = ("offline", "online", "disabled")
 SCHEDULERS = ("asha", "promote", "hyperband", "pbt", "fifo")
@@ -191,7 +197,8 @@ def load_search_config(path: Path, overrides: dict[str, Any] | None = None) -> S
     folder = SearchFolder(path)
     saved = folder.read_settings()
     try:
-        saved["space"] = space_from_mapping(saved.get("space", {}))
+        if "space" in saved:
+            saved["space"] = saved_space(saved["space"])
         return replace(SearchConfig(**saved), **(overrides or {}))
     except (ConfigError, TypeError) as error:  # TypeError: unknown or missing fields
         file = folder.state_file(SETTINGS)

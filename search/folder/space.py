@@ -61,6 +61,8 @@ PARAMETERS: tuple[Param, ...] = (
           gpu_default=(128, 2048)),
     Param("dropout", "float", (0.0, 0.5), "dropout on each layer's output", fixed=0.0,
           fmt="{:.2f}"),
+    Param("weight_decay", "float", (0.0, 0.2), "AdamW's decoupled weight decay", fixed=0.0,
+          fmt="{:.3f}"),
     Param("seq_len", "int", (32, 256), "characters per step (backpropagation length)", log=True),
     Param("lr", "float", (1e-3, 3e-2), "Adam learning rate", log=True, fmt="{:.2e}"),
     Param("batch_size", "int", (16, 128), "parallel streams", log=True, gpu_default=(32, 256)),
@@ -75,6 +77,9 @@ ARROW_TYPES = {
 FORMATS = {p.name: p.fmt for p in PARAMETERS}
 ALIASES = {"cells": "cell"}  # older search.json files and --space files
 GPU_SPACE: dict[str, tuple] = {p.name: p.gpu_default for p in PARAMETERS if p.gpu_default}
+# The value of each parameter that can be switched off, off: what a trial of a version that did
+# not have it yet trained with (results tables and search settings from before it existed).
+OFF: dict[str, Any] = {p.name: p.fixed for p in PARAMETERS if p.fixed is not None}
 
 
 def _check(self: Any) -> None:
@@ -177,6 +182,22 @@ def space_from_mapping(overrides: dict[str, Any], base: SearchSpace | None = Non
             raise ConfigError(f"search range {name} must be [low, high], got {list(value)}")
         values[name] = tuple(value)
     return replace(base, **values)
+
+
+def saved_space(mapping: dict[str, Any]) -> SearchSpace:
+    """The space a search saved in its settings; a parameter it does not name (the search is
+    from before the parameter existed) stays off, as it was in that search."""
+    return space_from_mapping({**{k: [v, v] for k, v in OFF.items()}, **mapping})
+
+
+def with_absent_columns(table: pa.Table) -> pa.Table:
+    """A results table with a column for every parameter in `OFF`: a table from before one
+    existed gets it, holding the value its trials trained with (off)."""
+    for name, value in OFF.items():
+        if name not in table.schema.names:
+            column = pa.array([value] * table.num_rows, type=ARROW_TYPES[name])
+            table = table.append_column(pa.field(name, ARROW_TYPES[name]), column)
+    return table
 
 
 def space_to_mapping(space: SearchSpace) -> dict[str, list]:

@@ -55,6 +55,7 @@ from filelock import FileLock, Timeout
 from corpora.files import atomic_path, atomic_write, read_parquet, write_parquet
 from model.errors import ConfigError
 from search.folder.schedule import Schedule
+from search.folder.space import with_absent_columns
 
 STATE = "state"  # the search's own JSON files (see the module docstring)
 SETTINGS, SCHEDULE, CLOCK, SPEEDS = "search.json", "schedule.json", "clock.json", "speeds.json"
@@ -232,7 +233,8 @@ class SearchFolder:
         return (self.path / TRIALS).is_file()
 
     def trials(self) -> pa.Table:
-        return read_parquet(self.path / TRIALS)
+        """The trials table; one from before a hyperparameter existed gets its column, off."""
+        return with_absent_columns(read_parquet(self.path / TRIALS))
 
     def curves(self) -> pa.Table:
         return read_parquet(self.path / CURVES)

@@ -6,14 +6,15 @@
         --values 64,128,256 --time-budget 60
     python -m search.study max_chars --corpus irc --values 250000,1000000,4000000
 
-A search answers "what is best"; a study answers "what does this factor do, other things
-equal". FACTOR is any hyperparameter of the search space (`search.folder.space.PARAMETERS`: cell,
-num_layers, hidden_size, dropout, seq_len, lr, batch_size) or `max_chars`, the length of the
-training text (its first N characters; the validation text stays the same). Everything else
-comes from the best configuration of an earlier search (`--base`) or from `BASE` and `--set`.
-Each value runs with several seeds, every arm with the same training-character budget (or the
-same time), reporting on the whole validation text ten times on the way; wall time and
-chars/s are recorded too, so "faster per character" and "faster per second" can both be read.
+A search answers "what is best"; a study answers "what does this factor do, other things equal".
+FACTOR is any hyperparameter of the search space (`search.folder.space.PARAMETERS`: cell,
+num_layers, hidden_size, dropout, weight_decay, seq_len, lr, batch_size) or `max_chars`, the
+length of the training text (its first N characters; the validation text stays the same).
+Everything else comes from the best configuration of an earlier search (`--base`) or from `BASE`
+and `--set`. Each value runs with several seeds, every arm with the same training-character
+budget (or the same time), reporting on the whole validation text ten times on the way; wall
+time and chars/s are recorded too, so "faster per character" and "faster per second" can both be
+read.
 
 The arms run on Ray Tune as a grid (`tune.grid_search`, no early stopping) of the search's own
 trainable, locally or on a cluster (`--address`). The study folder holds the search tables
@@ -53,13 +54,15 @@ from search.folder.store import LOCK, STATE, STUDY_TABLE, SearchFolder, write_pa
 # Everything a study holds fixed unless --base or --set says otherwise: char-rnn's 2 x 128 LSTM
 # at a learning rate fit for short budgets (the project's first warm start).
 BASE: dict[str, Any] = {"cell": "lstm", "num_layers": 2, "hidden_size": 128, "dropout": 0.0,
-                        "seq_len": 64, "batch_size": 32, "lr": 4e-3}  # fmt: skip
+                        "weight_decay": 0.0, "seq_len": 64, "batch_size": 32,
+                        "lr": 4e-3}  # fmt: skip
 FACTORS = (*HYPERPARAMETERS, "max_chars")
 DEFAULT_VALUES: dict[str, tuple] = {
     "cell": ("lstm", "gru", "rnn"),
     "num_layers": (1, 2, 3),
     "hidden_size": (64, 128, 256),
     "dropout": (0.0, 0.25, 0.5),
+    "weight_decay": (0.0, 0.1, 0.2),
     "seq_len": (16, 64, 256),
     "batch_size": (8, 32, 128),
     "lr": (1e-3, 3e-3, 1e-2),
