@@ -315,6 +315,16 @@ def test_weight_decay_is_decoupled_from_the_gradient(corpus):
         torch.testing.assert_close(new.detach(), old * (1 - 3e-3 * 0.1))
 
 
+def test_a_restored_trainer_decays_as_its_config_says(corpus):
+    """Population Based Training clones a checkpoint under a mutated weight decay: the clone
+    trains with the config's, not the one its optimizer state was saved with."""
+    saved = Trainer(small_run(corpus, weight_decay=0.1), corpus).checkpoint()
+    mutated = {**saved, "run_config": {**saved["run_config"], "weight_decay": 0.02}}
+    for checkpoint, decay in ((saved, 0.1), (mutated, 0.02)):
+        restored = Trainer.restore(checkpoint, corpus)
+        assert [g["weight_decay"] for g in restored.optimizer.param_groups] == [decay]
+
+
 def test_training_is_deterministic_on_cpu(corpus):
     runs = []
     for _ in range(2):

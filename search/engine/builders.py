@@ -15,8 +15,8 @@ the comparison in docs/search.md ("Choosing the scheduler"):
 - `hyperband`: asynchronous Hyperband, Tune's ASHA with one bracket per rung, each bracket
   starting at a later rung, so fewer trials are judged on their earliest results.
 - `pbt`: Population Based Training. The architecture stays fixed (the first warm-start
-  configuration); the learning rate and dropout of a population of `slots` trials adapt, the
-  worst quarter cloning the best quarter's checkpoints.
+  configuration); the learning rate, dropout and weight decay of a population of `slots` trials
+  adapt, the worst quarter cloning the best quarter's checkpoints.
 - `fifo`: no early stopping; every trial trains for a ninth of the budget. With `--sampler
   random` this is plain random search, the benchmark's baseline.
 """
@@ -50,7 +50,7 @@ from search.engine.adapters import (
 )
 from search.engine.compat import tuner_scheduler, tuner_stopper
 from search.engine.promotion import PromotionScheduler
-from search.engine.trainable import SCORE, TrialPlan, train_trial
+from search.engine.trainable import MUTABLE, SCORE, TrialPlan, train_trial
 from search.engine.wandb_sink import WandbSink
 from search.folder.config import SearchConfig
 from search.folder.schedule import Schedule
@@ -251,14 +251,15 @@ def growing_to(config: SearchConfig, machine_cpus: float | None) -> float | None
 
 def pbt_mutations(config: SearchConfig) -> dict[str, Any]:
     mutations: dict[str, Any] = {"lr": tune.loguniform(*config.space.lr)}
-    if config.space.dropout[1] > 0:
-        mutations["dropout"] = tune.uniform(*config.space.dropout)
+    for name in ("dropout", "weight_decay"):
+        if getattr(config.space, name)[1] > 0:
+            mutations[name] = tune.uniform(*getattr(config.space, name))
     return mutations
 
 
 def pbt_space(config: SearchConfig, architecture: dict[str, Any]) -> dict[str, Any]:
-    """Tune's param_space for PBT: the architecture fixed, lr and dropout sampled."""
-    space = {k: v for k, v in architecture.items() if k not in ("lr", "dropout")}
+    """Tune's param_space for PBT: the architecture fixed, lr and the regularisers sampled."""
+    space = {k: v for k, v in architecture.items() if k not in MUTABLE}
     space["cell"] = architecture.get("cell", config.space.cell[0])
     space.update(pbt_mutations(config))
     return space

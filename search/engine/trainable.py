@@ -38,7 +38,7 @@ SCORE = "whole_val_bpc"  # Tune keeps the checkpoints best by this, and always t
 # (those stay below DIVERGED_FACTOR * log2(V) <= 3 * 20 bits, V at most all of Unicode). NaN
 # would never be stopped by ASHA and would poison its rung cutoffs, and Optuna rejects it.
 DIVERGED_BPC = 100.0
-MUTABLE = ("lr", "dropout")  # settings a restored trial takes from its (mutated) config
+MUTABLE = ("lr", "dropout", "weight_decay")  # what a restored trial takes from its (mutated) config
 ORIGIN = "origin"  # a trial's config key saying where it came from (warm, sampled, mutated)
 
 
@@ -72,8 +72,9 @@ def build_trainer(
     """A fresh trainer for a sampled `config`, or the one Tune's last checkpoint holds.
 
     A fresh trial that cannot reach `max_train_s` before the deadline plans its learning-rate
-    schedule for the training seconds it has. A restored trial takes its learning rate and
-    dropout from `config`: Population Based Training changes them when it clones a checkpoint.
+    schedule for the training seconds it has. A restored trial takes its learning rate, dropout
+    and weight decay from `config`: Population Based Training changes them when it clones a
+    checkpoint.
     """
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
