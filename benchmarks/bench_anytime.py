@@ -280,7 +280,7 @@ def arm_name(arm: str) -> str:
 
 def slug(arm: str) -> str:
     """The arm as part of a file name."""
-    return arm.replace(":", "-").replace("=", "-").replace(".", "p")
+    return arm.replace(":", "-").replace("=", "-").replace(",", "_").replace(".", "p")
 
 
 def arm_order(arm: str) -> tuple[str, str]:

@@ -13,11 +13,13 @@ from optuna.trial import FixedTrial
 from corpora import load_corpus
 from model.config import FLAT_KEYS, run_config_from_flat, run_config_to_flat
 from model.errors import ConfigError
-from search.engine.builders import trial_seconds
+from search.engine.builders import pbt_mutations, pbt_space, trial_seconds
+from search.engine.trainable import MUTABLE
 from search.engine.tuning import long_horizon_line, measure_rule_speeds, passes
 from search.engine.warm import (
     DEFAULT_CHARS_PER_S,
     DEFAULT_WARM_STARTS,
+    FIT_WEIGHT_DECAY,
     FREE_PASSES,
     MAX_DROPOUT,
     WIDE_LADDER,
@@ -26,6 +28,7 @@ from search.engine.warm import (
     deeper,
     fit_dropout,
     fit_to_space,
+    fit_weight_decay,
     grown_space,
     long_horizon_start,
     long_horizon_starts,
@@ -60,8 +63,8 @@ WIDEST_FOR_AN_HOUR = 768  # one-layer width of an hour's long-horizon start on 0
 
 # A space where every parameter varies (two cells, up to three layers).
 WIDE = space_from_mapping({"cell": ["lstm", "gru"], "num_layers": [1, 3]})
-POINT = {"num_layers": 2, "hidden_size": 100, "dropout": 0.2, "seq_len": 64, "lr": 3e-3,
-         "batch_size": 32, "cell": "gru"}  # fmt: skip
+POINT = {"num_layers": 2, "hidden_size": 100, "dropout": 0.2, "weight_decay": 0.05,
+         "seq_len": 64, "lr": 3e-3, "batch_size": 32, "cell": "gru"}  # fmt: skip
 
 
 def test_the_point_covers_the_table():
@@ -178,6 +181,12 @@ def test_dropout_grows_with_the_passes_a_trial_can_make_over_the_text():
     assert fit_dropout(1.0) == fit_dropout(FREE_PASSES) == 0.0
     assert 0 < fit_dropout(2 * FREE_PASSES) < fit_dropout(8 * FREE_PASSES) <= MAX_DROPOUT
     assert fit_dropout(1e6) == MAX_DROPOUT
+
+
+def test_weight_decay_starts_where_dropout_does():
+    assert fit_weight_decay(1.0) == fit_weight_decay(FREE_PASSES) == 0.0
+    assert fit_weight_decay(1.01 * FREE_PASSES) == fit_weight_decay(1e6) == FIT_WEIGHT_DECAY
+    assert 0 < FIT_WEIGHT_DECAY <= SearchSpace().weight_decay[1]  # the rule's value is searched
     # 20k characters a second for 300 s over 1 M characters: six passes.
     assert Passes(train_chars=1_000_000, trial_s=300.0).of(20_000) == pytest.approx(6.0)
 
@@ -186,16 +195,18 @@ def test_a_budget_that_reads_the_text_many_times_starts_a_wider_regularised_netw
     space = SearchSpace()
     bible_20_min = Passes(train_chars=945_000, trial_s=1196.0)  # 7 passes at 1 x 512's speed
     wide = long_horizon_start(space, bible_20_min)
-    assert wide == {**WIDE_START, "dropout": pytest.approx(0.28, abs=0.01)}
+    regularised = {"dropout": pytest.approx(0.28, abs=0.01), "weight_decay": FIT_WEIGHT_DECAY}
+    assert wide == {**WIDE_START, **regularised}
     assert long_horizon_start(space, Passes(945_000, 3600.0))["dropout"] > wide["dropout"]
     assert long_horizon_start(space, Passes(945_000, 296.0)) is None  # 5 minutes: 1.6 M chars
     # Characters trained decide whether it runs, not passes: 20 minutes on Monte Cristo's 2.34 M
     # training characters are 2.8 passes at 1 x 512's speed (6.6 M characters), so it runs,
     # with the dropout of those passes; 5 minutes are not enough on any text.
     novel_20_min = long_horizon_start(space, Passes(2_340_000, 1196.0))
-    assert novel_20_min == {**WIDE_START, "dropout": pytest.approx(0.15, abs=0.01)}
+    assert novel_20_min == {**WIDE_START, **regularised, "dropout": pytest.approx(0.15, abs=0.01)}
     assert long_horizon_start(space, Passes(100_000_000, 296.0)) is None
-    assert long_horizon_start(space, Passes(100_000_000, 1196.0))["dropout"] == 0.0
+    unregularised = long_horizon_start(space, Passes(100_000_000, 1196.0))  # under 4 passes x 4
+    assert unregularised["dropout"] == unregularised["weight_decay"] == 0.0
     assert long_horizon_start(space, None) is None  # not fitted: as documented, no bet
     assert long_horizon_start(space_from_mapping({"hidden_size": [64, 256]}), bible_20_min) is None
     assert warm_points(space, defaults=False, fit=bible_20_min) == []  # a default too
@@ -219,6 +230,7 @@ def test_the_long_horizon_start_grows_with_the_budget_and_the_default_range_with
     assert long_horizon_start(grown_space(space, bible_20_min), bible_20_min) == {
         **WIDE_START,
         "dropout": pytest.approx(0.28, abs=0.01),
+        "weight_decay": FIT_WEIGHT_DECAY,
     }
     # A range the user set stays; so does everything without a fitted budget.
     narrowed = space_from_mapping({"hidden_size": [64, 256]})
@@ -241,7 +253,9 @@ def test_a_budget_that_grows_the_long_horizon_start_bets_on_a_deeper_one_of_its_
     assert deeper({**wide, "hidden_size": 10}, grown) is None  # no multiple of 32 fits
     # Twenty minutes do not grow it: one bet, as before. Nor does a range the user narrowed.
     bible_20_min = Passes(train_chars=945_000, trial_s=1196.0)
-    assert long_horizon_starts(SearchSpace(), bible_20_min) == [WIDE_START | {"dropout": 0.28}]
+    assert long_horizon_starts(SearchSpace(), bible_20_min) == [
+        WIDE_START | {"dropout": 0.28, "weight_decay": FIT_WEIGHT_DECAY}
+    ]
     assert long_horizon_starts(SearchSpace(), Passes(945_000, 296.0)) == []
     assert len(long_horizon_starts(SearchSpace(), bible_hour)) == 1  # the range stops it at 512
     # A deeper network the space cannot hold is no bet.
@@ -317,15 +331,30 @@ def test_warm_starts_fit_the_text_and_the_budget():
                                                    DEFAULT_WARM_STARTS]  # fmt: skip
     big_text = warm_points(space, defaults=True, fit=Passes(100_000_000, 300.0))
     small_text = warm_points(space, defaults=True, fit=Passes(500_000, 3600.0))
-    assert all(p["dropout"] == 0.0 for p in big_text)  # every character seen once: no dropout
-    assert all(p["dropout"] > 0.2 for p in small_text)  # seen dozens of times: regularised
-    narrowed = space_from_mapping({"dropout": [0.0, 0.1]})  # --range: within it, none dropped
-    fitted = warm_points(narrowed, defaults=True, fit=Passes(500_000, 3600.0))
-    assert [p["dropout"] for p in fitted] == [0.1] * 4
+    # Every character seen once: neither dropout nor weight decay.
+    assert all(p["dropout"] == p["weight_decay"] == 0.0 for p in big_text)
+    # Seen dozens of times: regularised, both ways.
+    assert all(p["dropout"] > 0.2 and p["weight_decay"] == FIT_WEIGHT_DECAY for p in small_text)
+    narrowed = space_from_mapping({"dropout": [0.0, 0.1], "weight_decay": [0.0, 0.05]})
+    fitted = warm_points(narrowed, defaults=True, fit=Passes(500_000, 3600.0))  # within --range,
+    assert [(p["dropout"], p["weight_decay"]) for p in fitted] == [(0.1, 0.05)] * 4  # none dropped
+    switched_off = space_from_mapping({"weight_decay": [0.0, 0.0]})  # not searched: not set
+    assert all("weight_decay" not in p for p in warm_points(
+        switched_off, defaults=True, fit=Passes(500_000, 3600.0)))  # fmt: skip
     # Dozens of passes: a wider network first, the long-horizon start.
     assert small_text[0] == long_horizon_start(space, Passes(500_000, 3600.0))
     assert small_text[0]["hidden_size"] == 2 * small_text[2]["hidden_size"] == 512
-    for big, small in zip(big_text, small_text[1:], strict=True):  # only dropout changes
-        assert {k: v for k, v in big.items() if k != "dropout"} == {
-            k: v for k, v in small.items() if k != "dropout"
+    regularisers = ("dropout", "weight_decay")
+    for big, small in zip(big_text, small_text[1:], strict=True):  # only the regularisers change
+        assert {k: v for k, v in big.items() if k not in regularisers} == {
+            k: v for k, v in small.items() if k not in regularisers
         }
+
+
+def test_population_based_training_mutates_the_regularisers_the_space_searches():
+    assert set(pbt_mutations(SearchConfig())) == set(MUTABLE) == {"lr", "dropout", "weight_decay"}
+    off = SearchConfig(space=space_from_mapping({"weight_decay": [0, 0]}))
+    assert set(pbt_mutations(off)) == {"lr", "dropout"}
+    architecture = {**DEFAULT_WARM_STARTS[0], "weight_decay": 0.0}
+    fixed = {k: v for k, v in pbt_space(off, architecture).items() if k not in MUTABLE}
+    assert fixed == {k: v for k, v in architecture.items() if k not in MUTABLE} | {"cell": "lstm"}

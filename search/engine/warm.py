@@ -11,14 +11,14 @@ Two sources, in this order:
    trial read the text many times puts a wider network before them (`long_horizon_start`), and
    a budget that grows it, a deeper one of the same weights too (`long_horizon_starts`).
 
-Both are fitted to the text and the budget (`fit_dropout`): what a configuration needs against
-overfitting depends on how many passes over the training text a trial can make, which the
-text's length, a trial's time and the configuration's speed decide. A network that sees every
-character once cannot overfit and learns fastest without dropout; one that sees it twenty
-times memorises it without. The speeds are measured on the machine the search runs on, before
-its budget starts (`rule_points` lists what to measure, `Passes.speeds` holds the result;
-`search.engine.tuning.measure_speeds`): the same budget is three times the passes on a machine
-three times as fast. Without a measurement the rule reads the speeds of the machine its
+Both are fitted to the text and the budget (`fit_regularisers`): what a configuration needs
+against overfitting depends on how many passes over the training text a trial can make, which
+the text's length, a trial's time and the configuration's speed decide. A network that sees
+every character once cannot overfit and learns fastest without dropout or weight decay; one that
+sees it twenty times memorises it without. The speeds are measured on the machine the search
+runs on, before its budget starts (`rule_points` lists what to measure, `Passes.speeds` holds
+the result; `search.engine.tuning.measure_speeds`): the same budget is three times the passes on
+a machine three times as fast. Without a measurement the rule reads the speeds of the machine its
 constants were chosen on (`DEFAULT_CHARS_PER_S`, `WIDE_LADDER`), or, for an earlier search's
 configuration, the speed that search recorded.
 
@@ -41,7 +41,7 @@ from typing import Any
 
 from model.errors import ConfigError
 from model.lstm import ModelConfig
-from search.folder.space import HYPERPARAMETERS, PARAMETERS, SearchSpace
+from search.folder.space import HYPERPARAMETERS, OFF, PARAMETERS, SearchSpace
 from search.folder.store import TRIALS, SearchFolder
 
 # Known-good starting points (see docs/search.md, "How the defaults were chosen"). The first is
@@ -105,6 +105,12 @@ WIDE_CAPACITY = 4.0  # parameters against 1 x 256: it overfits in about a quarte
 FREE_PASSES = 4.0  # up to this many passes over the training text: no dropout
 DROPOUT_PER_DOUBLING = 0.1  # then this much more for every doubling of the passes
 MAX_DROPOUT = 0.5
+# Where dropout begins, weight decay too (AdamW's, decoupled from the gradient). Measured
+# (benchmarks/bench_width.py --budget 1800, three networks side by side on 2 cores, 83a8d11):
+# 1 x 512 with the rule's dropout ended at 1.742 bpc on the Spanish Bible and at 1.650 on the
+# Python library's 1 M cut; with weight decay 0.1 besides, at 1.725 and 1.608. It is the only
+# regulariser a one-layer network has besides the dropout on its output.
+FIT_WEIGHT_DECAY = 0.1
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,23 @@ def fit_dropout(passes: float) -> float:
     return round(min(MAX_DROPOUT, DROPOUT_PER_DOUBLING * math.log2(passes / FREE_PASSES)), 2)
 
 
+def fit_weight_decay(passes: float) -> float:
+    """Weight decay for a network that can read its training text `passes` times in a trial:
+    none up to `FREE_PASSES` (nothing overfits yet, and it would only slow), then
+    `FIT_WEIGHT_DECAY`."""
+    return 0.0 if passes <= FREE_PASSES else FIT_WEIGHT_DECAY
+
+
+def fit_regularisers(point: dict[str, Any], passes: float, space: SearchSpace) -> dict[str, Any]:
+    """`point` with the dropout and weight decay that fit `passes` (`fit_dropout`,
+    `fit_weight_decay`), each inside the space's range."""
+    fitted = {"dropout": fit_dropout(passes), "weight_decay": fit_weight_decay(passes)}
+    for name, value in fitted.items():
+        low, high = getattr(space, name)
+        fitted[name] = min(high, max(low, value))
+    return {**point, **fitted}
+
+
 def wide_network(fit: Passes, widest: int | None = None) -> tuple[int, int, float] | None:
     """The network of `WIDE_LADDER` (up to `widest` units) for a trial of `fit`: the first if
     it can train on `WIDE_MIN_CHARS` characters (else None), and each wider one in turn while
@@ -205,8 +228,8 @@ def ruled_out(point: dict[str, Any], fit: Passes) -> bool:
 
 def long_horizon_start(space: SearchSpace, fit: Passes | None) -> dict[str, Any] | None:
     """The budget's long-horizon bet, or None: `WIDE_START` as wide as the budget can train
-    (`wide_network`), with the dropout its size needs at the passes it makes (that of a
-    network with `WIDE_CAPACITY` times the passes), inside `space`.
+    (`wide_network`), with the dropout and weight decay its size needs at the passes it makes
+    (those of a network with `WIDE_CAPACITY` times the passes), inside `space`.
 
     Successive halving judges it at its first rung, where it is far behind what learns fast;
     the scheduler runs it to the end of the budget instead (`search.engine.adapters.RecordingASHA`),
@@ -217,9 +240,8 @@ def long_horizon_start(space: SearchSpace, fit: Passes | None) -> dict[str, Any]
         return None
     width, chars_per_s, lr = wide
     point = wide_point(width, lr)
-    low, high = space.dropout
-    dropout = min(high, max(low, fit_dropout(WIDE_CAPACITY * fit.of_point(point, chars_per_s))))
-    return fit_to_space({**point, "dropout": dropout}, space)
+    passes = WIDE_CAPACITY * fit.of_point(point, chars_per_s)
+    return fit_to_space(fit_regularisers(point, passes, space), space)
 
 
 def recurrent_weights(layers: int, width: int, embed: int = ModelConfig.embed_dim) -> int:
@@ -266,11 +288,11 @@ def fit_to_space(point: dict[str, Any], space: SearchSpace) -> dict[str, Any] | 
     """`point` as the space's define-by-run function would suggest it, or None if outside it.
 
     Only the parameters the space samples are kept (the cell only when more than one is
-    searched); a constant must match the space's. A point without a dropout (from before every
-    network could use one) has none.
+    searched); a constant must match the space's. A point without a dropout or weight decay
+    (from a version before it) has none (`OFF`).
     """
     out: dict[str, Any] = {}
-    point = {"dropout": 0.0, **{k: v for k, v in point.items() if v is not None}}
+    point = {**OFF, **{k: v for k, v in point.items() if v is not None}}
     for p in PARAMETERS:
         value = point.get(p.name)
         if not p.sampled(space):
@@ -346,8 +368,8 @@ def warm_points(
 ) -> list[dict[str, Any]]:
     """The configurations to run first: the long-horizon starts if the budget allows them
     (`long_horizon_starts`), an earlier search's best, then the defaults, each with the dropout
-    that fits the passes over the text it can make (`fit`; None: as they are, and no
-    long-horizon start)."""
+    and weight decay that fit the passes over the text it can make (`fit`; None: as they are,
+    and no long-horizon start)."""
     rows = top_rows(folder, top) if folder else []
     bets = long_horizon_starts(space, fit) if defaults else []
     candidates: Sequence[tuple[dict[str, Any], float | None]] = [
@@ -358,9 +380,8 @@ def warm_points(
     for candidate, chars_per_s in candidates:
         measured = fit is not None and speed_key(candidate) in fit.speeds
         if fit is not None and (chars_per_s or measured):  # inside the range --range gave
-            low, high = space.dropout
-            dropout = min(high, max(low, fit_dropout(fit.of_point(candidate, chars_per_s or 0.0))))
-            candidate = {**candidate, "dropout": dropout}
+            passes = fit.of_point(candidate, chars_per_s or 0.0)
+            candidate = fit_regularisers(candidate, passes, space)
         point = fit_to_space(candidate, space)
         if point is not None and not any(_same(point, p) for p in points):
             points.append(point)
