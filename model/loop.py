@@ -457,8 +457,8 @@ class Trainer:
             trainer.optimizer.load_state_dict(checkpoint["optimizer"])
         except (ValueError, KeyError, TypeError) as error:
             raise ConfigError(f"checkpoint optimizer state does not fit: {error}") from None
-        for group in trainer.optimizer.param_groups:  # the state dict holds the saved decay,
-            group["weight_decay"] = trainer.run.train.weight_decay  # the config PBT's clone
+        for group in trainer.optimizer.param_groups:  # the state dict set the saved decay;
+            group["weight_decay"] = trainer.run.train.weight_decay  # the config's wins (PBT)
         trainer.state = tuple(s.to(trainer.device) for s in checkpoint["hidden"])
         progress = checkpoint["progress"]
         trainer.position = progress["position"]

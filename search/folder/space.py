@@ -77,8 +77,8 @@ ARROW_TYPES = {
 FORMATS = {p.name: p.fmt for p in PARAMETERS}
 ALIASES = {"cells": "cell"}  # older search.json files and --space files
 GPU_SPACE: dict[str, tuple] = {p.name: p.gpu_default for p in PARAMETERS if p.gpu_default}
-# The value of each parameter that can be switched off, off: what a trial of a version that did
-# not have it yet trained with (results tables and search settings from before it existed).
+# Each parameter that can be switched off, at its value when off: what the trials of a version
+# without it trained with (for result tables and search settings from before it existed).
 OFF: dict[str, Any] = {p.name: p.fixed for p in PARAMETERS if p.fixed is not None}
 
 
