@@ -417,11 +417,9 @@ def describe(
 ) -> str:
     """One line on what the search is about to do."""
     rungs = ", ".join(f"{r:.0f}" for r in schedule.rungs_s[:-1]) or "none"
-    dropouts = ", ".join(
-        f"{w.get('dropout', 0.0):.2f}"
-        + (f" with weight decay {w['weight_decay']:g}" if w.get("weight_decay") else "")
-        for w in warm
-    )
+    dropouts = ", ".join(f"{w.get('dropout', 0.0):.2f}" for w in warm)
+    if any(w.get("weight_decay") for w in warm):
+        dropouts += "; weight decay " + ", ".join(f"{w.get('weight_decay', 0.0):g}" for w in warm)
     return (
         f"search {config.name}: {schedule.budget_s:.0f} s on {schedule.slots} slot(s), "
         f"{config.scheduler} (rungs at {rungs} s of training), {config.sampler} sampler "
