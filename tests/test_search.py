@@ -20,7 +20,7 @@ from model.errors import ConfigError
 from model.sample import generate, load_model
 from search.engine.builders import report_points
 from search.engine.tuning import run_search
-from search.engine.warm import Passes, fit_dropout, speed_key
+from search.engine.warm import Passes, fit_dropout, fit_weight_decay, speed_key
 from search.folder.config import MAX_TRIAL_CHARS
 from search.folder.results import TRIALS_SCHEMA
 from search.folder.store import HOLDER, STATE_FILES, STUDY, SearchFolder
@@ -283,10 +283,12 @@ def test_warm_start_runs_an_earlier_searchs_best_configurations_first(
     passes = Passes(new["corpus_chars"] - new["val_chars"], trial_s, speeds)
     for trial, row in zip(first, best, strict=True):
         assert trial.user_attrs["origin"] == "warm"
-        same = [k for k in trial.params if k != "dropout"]
+        same = [k for k in trial.params if k not in ("dropout", "weight_decay")]
         assert {k: trial.params[k] for k in same} == {k: row[k] for k in same}, (trial.params, row)
-        # Its dropout fits this text and budget, at the speed measured here.
-        assert trial.params["dropout"] == fit_dropout(passes.of(speeds[speed_key(row)]))
+        # Its dropout and weight decay fit this text and budget, at the speed measured here.
+        fitted = passes.of(speeds[speed_key(row)])
+        assert trial.params["dropout"] == fit_dropout(fitted)
+        assert trial.params["weight_decay"] == fit_weight_decay(fitted)
 
 
 def test_sigterm_while_measuring_speeds_says_so_and_leaves_nothing_to_resume(corpus_dir, tmp_path):
